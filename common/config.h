@@ -1,0 +1,84 @@
+// The configuration model shared by logging-proxy and log-server, and its loader.
+// One YAML file configures both processes; the Go tool's config.yaml loads unchanged.
+// Loading is strict: any unknown key, wrong type or invalid value throws ConfigError whose
+// message names the file, the line (when known), the route (when relevant) and the problem.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/url.h"
+
+namespace lp {
+
+struct RouteConfig {
+  std::string name;         // the key under `routes:`
+  std::string pattern;      // Go ServeMux pattern, validated by the proxy's router
+  Url destination;          // absolute http(s) URL
+  std::optional<bool> logging;  // unset: follow logging.default
+  std::string ca_file;      // PEM bundle to verify this destination's TLS certificate
+  bool insecure_skip_verify = false;  // disables TLS verification (loud warning at start)
+  int line = 0;             // 1-based line of the route in the file, 0 when unknown
+};
+
+struct ServerConfig {
+  std::string host = "localhost";
+  int port = 5601;
+  std::string not_found = "/404/";
+  // Longest silence allowed while waiting on upstream (headers or the next body bytes);
+  // zero disables it. There is deliberately no total timeout: LLM streams run long.
+  std::chrono::milliseconds upstream_timeout = std::chrono::minutes(5);
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+  // How long an idle client keep-alive connection is kept open.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // How long a client may take to send a complete request head (slowloris bound).
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(30);
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_connections = 10000;  // concurrent client connections; more are refused with 503
+};
+
+struct LoggingConfig {
+  bool console = true;
+  std::string server_url = "http://localhost:8080";
+  bool default_capture = true;  // YAML key `default`
+};
+
+struct LogServerConfig {
+  std::string host = "localhost";
+  int port = 8080;
+  std::string data_dir = "logs";
+};
+
+struct Config {
+  std::string source;  // the file name used in error messages
+  ServerConfig server;
+  LoggingConfig logging;
+  std::vector<RouteConfig> routes;  // in file order
+  LogServerConfig log_server;
+
+  // Whether exchanges on `route` (nullptr: no route matched) are captured.
+  bool captures(const RouteConfig* route) const {
+    if (route && route->logging) return *route->logging;
+    return logging.default_capture;
+  }
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses YAML text; `source` names it in error messages (usually the file path).
+Config parse_config(const std::string& yaml_text, const std::string& source);
+// Reads and parses a file; a missing or unreadable file is a ConfigError too.
+Config load_config_file(const std::string& path);
+
+// "300ms", "30s", "5m", "1h", a bare number of seconds, or "0" (disabled).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "64KiB", "1MiB", "1GiB", "512KB", a bare number of bytes.
+std::optional<size_t> parse_byte_size(std::string_view text);
+
+}  // namespace lp

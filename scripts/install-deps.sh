@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages needed to build, run and test logging-proxy.
+# One list, used by the README's set-up commands, .ci/run and the Dockerfile.
+# Usage: scripts/install-deps.sh [build|runtime|test]   (default: test = build + test tools)
+set -euo pipefail
+what=${1:-test}
+build_pkgs=(g++ cmake make pkg-config libcpp-httplib-dev libssl-dev libyaml-cpp-dev
+  nlohmann-json3-dev libsqlite3-dev zlib1g-dev libbrotli-dev libzstd-dev doctest-dev)
+runtime_pkgs=(libcpp-httplib0.11 libssl3 libyaml-cpp0.7 libsqlite3-0 zlib1g libbrotli1 libzstd1 ca-certificates)
+test_pkgs=(curl openssl clang-format procps)
+case "$what" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|runtime|test]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,2 @@
+#include <httplib.h>
+int main() { return 0; }
