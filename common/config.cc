@@ -1,1 +1,505 @@
-// placeholder
+#include "common/config.h"
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace lp {
+namespace {
+
+// Where a problem is, so every message has the same `FILE:LINE: route 'NAME': PROBLEM` shape.
+struct Context {
+  const std::string& source;
+  std::string route;  // empty when the problem is not about a route
+};
+
+[[noreturn]] void fail(const Context& ctx, int line, const std::string& problem) {
+  std::string msg = ctx.source;
+  if (line > 0) msg += ":" + std::to_string(line);
+  msg += ": ";
+  if (!ctx.route.empty()) msg += "route '" + ctx.route + "': ";
+  msg += problem;
+  // The message must stay on one line; a YAML scalar can carry newlines into it.
+  for (char& c : msg) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  throw ConfigError(msg);
+}
+
+int line_of(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? 0 : mark.line + 1;
+}
+
+// One entry of a mapping. A null or collection value's mark points past the key (yaml-cpp puts
+// an empty value on the next token), so errors about those are reported at the key's line.
+struct Entry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+
+  int line() const { return value.IsScalar() ? line_of(value) : line_of(key_node); }
+};
+
+std::string in_quotes(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return in_quotes(node.Scalar());
+    default:
+      return "nothing";
+  }
+}
+
+std::string join_keys(std::initializer_list<std::string_view> keys) {
+  std::string out;
+  size_t i = 0;
+  for (std::string_view k : keys) {
+    if (i > 0) out += (i + 1 == keys.size()) ? " or " : ", ";
+    out += k;
+    ++i;
+  }
+  return out;
+}
+
+// Walks a mapping once in file order. yaml-cpp 0.7 keeps both entries of a duplicated key and
+// lookups would silently pick one, so duplicates and unknown keys are rejected here instead.
+// `where` names the mapping in messages ("in server"); empty inside a route, whose name the
+// context already carries. An empty `known` accepts any key (the route names).
+void for_each_entry(const Context& ctx, const YAML::Node& map, const std::string& where,
+                    std::initializer_list<std::string_view> known,
+                    const std::function<void(const Entry&)>& handle) {
+  const std::string suffix = where.empty() ? "" : " " + where;
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    Entry entry{"", it->first, it->second};
+    if (!entry.key_node.IsScalar()) {
+      fail(ctx, line_of(entry.key_node),
+           "keys must be plain names, got " + describe(entry.key_node) + " as a key" + suffix);
+    }
+    entry.key = entry.key_node.Scalar();
+    if (!seen.insert(entry.key).second) {
+      fail(ctx, line_of(entry.key_node), "duplicate key '" + entry.key + "'" + suffix);
+    }
+    if (known.size() > 0) {
+      bool ok = false;
+      for (std::string_view k : known) ok = ok || k == entry.key;
+      if (!ok) {
+        fail(ctx, line_of(entry.key_node),
+             "unknown key '" + entry.key + "'" + suffix + " (expected " + join_keys(known) + ")");
+      }
+    }
+    handle(entry);
+  }
+}
+
+// A section may be left empty (`server:` with nothing under it) to keep its defaults.
+bool section_present(const Context& ctx, const Entry& e, std::string_view what) {
+  if (e.value.IsNull()) return false;
+  if (!e.value.IsMap()) {
+    fail(ctx, e.line(),
+         e.key + ": expected a mapping of " + std::string(what) + ", got " + describe(e.value));
+  }
+  return true;
+}
+
+std::string get_string(const Context& ctx, const Entry& e, const std::string& label) {
+  if (!e.value.IsScalar()) {
+    fail(ctx, e.line(), label + ": expected a string, got " + describe(e.value));
+  }
+  std::string s = e.value.Scalar();
+  if (s.empty()) fail(ctx, e.line(), label + ": must not be empty");
+  return s;
+}
+
+bool get_bool(const Context& ctx, const Entry& e, const std::string& label) {
+  bool b = false;
+  if (!e.value.IsScalar() || !YAML::convert<bool>::decode(e.value, b)) {
+    fail(ctx, e.line(), label + ": expected true or false, got " + describe(e.value));
+  }
+  return b;
+}
+
+// Parsed by hand rather than with YAML::convert<int>, which also takes "0x10", "1e3" and
+// leading whitespace; a port or a limit should read exactly as written.
+long long get_int(const Context& ctx, const Entry& e, const std::string& label, long long min,
+                  long long max) {
+  if (!e.value.IsScalar()) {
+    fail(ctx, e.line(), label + ": expected an integer, got " + describe(e.value));
+  }
+  const std::string& s = e.value.Scalar();
+  long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || end != s.data() + s.size() ||
+      (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+    fail(ctx, e.line(), label + ": expected an integer, got " + in_quotes(s));
+  }
+  if (ec == std::errc::result_out_of_range || v < min || v > max) {
+    fail(ctx, e.line(),
+         label + ": " + s + " is out of range (" + std::to_string(min) + "-" + std::to_string(max) +
+             ")");
+  }
+  return v;
+}
+
+std::chrono::milliseconds get_duration(const Context& ctx, const Entry& e, const std::string& label,
+                                       bool allow_zero) {
+  if (!e.value.IsScalar()) {
+    fail(ctx, e.line(), label + ": expected a duration, got " + describe(e.value));
+  }
+  std::optional<std::chrono::milliseconds> d = parse_duration(e.value.Scalar());
+  if (!d) {
+    fail(ctx, e.line(),
+         label + ": " + in_quotes(e.value.Scalar()) +
+             " is not a duration (use e.g. \"300ms\", \"30s\", \"5m\", \"1h\" or seconds)");
+  }
+  if (d->count() == 0 && !allow_zero) {
+    fail(ctx, e.line(), label + ": must be greater than 0");
+  }
+  return *d;
+}
+
+size_t get_byte_size(const Context& ctx, const Entry& e, const std::string& label, size_t min,
+                     size_t max, const std::string& range_text) {
+  if (!e.value.IsScalar()) {
+    fail(ctx, e.line(), label + ": expected a size, got " + describe(e.value));
+  }
+  std::optional<size_t> n = parse_byte_size(e.value.Scalar());
+  if (!n) {
+    fail(ctx, e.line(),
+         label + ": " + in_quotes(e.value.Scalar()) +
+             " is not a size (use e.g. \"64KiB\", \"1MiB\" or a number of bytes)");
+  }
+  if (*n < min || *n > max) {
+    fail(ctx, e.line(), label + ": " + e.value.Scalar() + " is out of range (" + range_text + ")");
+  }
+  return *n;
+}
+
+// parse_url's sentences start with the quoted URL, so the key reads as the subject:
+// `destination "ftp://x" has scheme "ftp"; ...`.
+Url get_url(const Context& ctx, const Entry& e, const std::string& label) {
+  std::string text = get_string(ctx, e, label);
+  std::string error;
+  std::optional<Url> url = parse_url(text, &error);
+  if (!url) fail(ctx, e.line(), label + " " + error);
+  return *url;
+}
+
+// Checked at load time so a typo fails at startup, not on the first HTTPS request.
+void check_readable_file(const Context& ctx, const Entry& e, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    fail(ctx, e.line(), "ca_file " + in_quotes(path) + " is a directory, not a PEM file");
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) {
+    int err = errno;
+    fail(ctx, e.line(),
+         "ca_file " + in_quotes(path) +
+             " cannot be read: " + (err != 0 ? std::strerror(err) : "cannot open file"));
+  }
+  if (in.peek() == std::ifstream::traits_type::eof()) {
+    fail(ctx, e.line(), "ca_file " + in_quotes(path) + " is empty");
+  }
+}
+
+void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out) {
+  for_each_entry(
+      ctx, node, "in server",
+      {"host", "port", "not_found", "upstream_timeout", "connect_timeout", "idle_timeout",
+       "header_timeout", "max_header_bytes", "max_connections"},
+      [&](const Entry& e) {
+        const std::string label = "server." + e.key;
+        if (e.key == "host") {
+          out.host = get_string(ctx, e, label);
+        } else if (e.key == "port") {
+          out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
+        } else if (e.key == "not_found") {
+          out.not_found = get_string(ctx, e, label);
+          if (out.not_found.front() != '/') {
+            fail(ctx, e.line(), label + ": " + in_quotes(out.not_found) + " must start with '/'");
+          }
+        } else if (e.key == "upstream_timeout") {
+          out.upstream_timeout = get_duration(ctx, e, label, /*allow_zero=*/true);
+        } else if (e.key == "connect_timeout") {
+          out.connect_timeout = get_duration(ctx, e, label, false);
+        } else if (e.key == "idle_timeout") {
+          out.idle_timeout = get_duration(ctx, e, label, false);
+        } else if (e.key == "header_timeout") {
+          out.header_timeout = get_duration(ctx, e, label, false);
+        } else if (e.key == "max_header_bytes") {
+          out.max_header_bytes = get_byte_size(ctx, e, label, 1024, 1024 * 1024, "1KiB-1MiB");
+        } else if (e.key == "max_connections") {
+          out.max_connections = static_cast<size_t>(get_int(ctx, e, label, 1, 1000000));
+        }
+      });
+}
+
+void parse_logging(const Context& ctx, const YAML::Node& node, LoggingConfig& out) {
+  for_each_entry(ctx, node, "in logging", {"console", "server_url", "default"},
+                 [&](const Entry& e) {
+                   const std::string label = "logging." + e.key;
+                   if (e.key == "console") {
+                     out.console = get_bool(ctx, e, label);
+                   } else if (e.key == "server_url") {
+                     get_url(ctx, e, label);
+                     out.server_url = e.value.Scalar();
+                   } else if (e.key == "default") {
+                     out.default_capture = get_bool(ctx, e, label);
+                   }
+                 });
+}
+
+void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfig& out) {
+  for_each_entry(ctx, node, "in log_server", {"host", "port", "data_dir"}, [&](const Entry& e) {
+    const std::string label = "log_server." + e.key;
+    if (e.key == "host") {
+      out.host = get_string(ctx, e, label);
+    } else if (e.key == "port") {
+      out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
+    } else if (e.key == "data_dir") {
+      out.data_dir = get_string(ctx, e, label);
+    }
+  });
+}
+
+RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
+  Context ctx{outer.source, route_entry.key};
+  RouteConfig route;
+  route.name = route_entry.key;
+  route.line = line_of(route_entry.key_node);
+  if (route.name.empty()) fail(outer, route.line, "routes: a route name must not be empty");
+  if (!route_entry.value.IsMap()) {
+    fail(ctx, route_entry.line(),
+         "expected a mapping with pattern and destination, got " + describe(route_entry.value));
+  }
+  bool has_pattern = false;
+  bool has_destination = false;
+  for_each_entry(ctx, route_entry.value, "",
+                 {"pattern", "destination", "logging", "ca_file", "insecure_skip_verify"},
+                 [&](const Entry& e) {
+                   if (e.key == "pattern") {
+                     route.pattern = get_string(ctx, e, e.key);
+                     has_pattern = true;
+                   } else if (e.key == "destination") {
+                     route.destination = get_url(ctx, e, e.key);
+                     has_destination = true;
+                   } else if (e.key == "logging") {
+                     route.logging = get_bool(ctx, e, e.key);
+                   } else if (e.key == "ca_file") {
+                     route.ca_file = get_string(ctx, e, e.key);
+                     check_readable_file(ctx, e, route.ca_file);
+                   } else if (e.key == "insecure_skip_verify") {
+                     route.insecure_skip_verify = get_bool(ctx, e, e.key);
+                   }
+                 });
+  if (!has_pattern) fail(ctx, route.line, "missing required key 'pattern'");
+  if (!has_destination) fail(ctx, route.line, "missing required key 'destination'");
+  return route;
+}
+
+Config parse_document(const Context& ctx, const YAML::Node& root) {
+  Config config;
+  config.source = ctx.source;
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) {
+    fail(ctx, line_of(root),
+         "expected a mapping with server, logging, routes and log_server at the top level, got " +
+             describe(root));
+  }
+  for_each_entry(ctx, root, "at the top level", {"server", "logging", "routes", "log_server"},
+                 [&](const Entry& e) {
+                   if (e.key == "server") {
+                     if (section_present(ctx, e, "server settings")) {
+                       parse_server(ctx, e.value, config.server);
+                     }
+                   } else if (e.key == "logging") {
+                     if (section_present(ctx, e, "logging settings")) {
+                       parse_logging(ctx, e.value, config.logging);
+                     }
+                   } else if (e.key == "log_server") {
+                     if (section_present(ctx, e, "log server settings")) {
+                       parse_log_server(ctx, e.value, config.log_server);
+                     }
+                   } else if (e.key == "routes") {
+                     if (section_present(ctx, e, "route names to routes")) {
+                       for_each_entry(ctx, e.value, "in routes", {}, [&](const Entry& r) {
+                         config.routes.push_back(parse_route(ctx, r));
+                       });
+                     }
+                   }
+                 });
+  return config;
+}
+
+// Digits, then an optional unit: the shape shared by durations and sizes. Returns false on
+// anything else, including overflow.
+bool split_number(std::string_view& text, unsigned long long& value) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  auto [p, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || p == begin) return false;
+  text.remove_prefix(static_cast<size_t>(p - begin));
+  return true;
+}
+
+bool multiply(unsigned long long a, unsigned long long b, unsigned long long& out) {
+  if (b != 0 && a > std::numeric_limits<unsigned long long>::max() / b) return false;
+  out = a * b;
+  return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  using Rep = std::chrono::milliseconds::rep;
+  unsigned long long first = 0;
+  std::string_view rest = text;
+  if (!split_number(rest, first)) return std::nullopt;
+  if (rest.empty()) {
+    unsigned long long ms = 0;
+    if (!multiply(first, 1000, ms) ||
+        ms > static_cast<unsigned long long>(std::numeric_limits<Rep>::max())) {
+      return std::nullopt;
+    }
+    return std::chrono::milliseconds(static_cast<Rep>(ms));
+  }
+  // Go-style compound values such as "1m30s" are accepted: each part is digits plus a unit.
+  unsigned long long total = 0;
+  rest = text;
+  while (!rest.empty()) {
+    unsigned long long n = 0;
+    if (!split_number(rest, n)) return std::nullopt;
+    unsigned long long scale = 0;
+    if (rest.starts_with("ms")) {
+      scale = 1;
+      rest.remove_prefix(2);
+    } else if (rest.starts_with("s")) {
+      scale = 1000;
+      rest.remove_prefix(1);
+    } else if (rest.starts_with("m")) {
+      scale = 60 * 1000;
+      rest.remove_prefix(1);
+    } else if (rest.starts_with("h")) {
+      scale = 60 * 60 * 1000;
+      rest.remove_prefix(1);
+    } else {
+      return std::nullopt;
+    }
+    unsigned long long part = 0;
+    if (!multiply(n, scale, part) ||
+        total > std::numeric_limits<unsigned long long>::max() - part) {
+      return std::nullopt;
+    }
+    total += part;
+  }
+  if (total > static_cast<unsigned long long>(std::numeric_limits<Rep>::max())) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<Rep>(total));
+}
+
+std::optional<size_t> parse_byte_size(std::string_view text) {
+  unsigned long long n = 0;
+  std::string_view unit = text;
+  if (!split_number(unit, n)) return std::nullopt;
+  static constexpr std::pair<std::string_view, unsigned long long> kUnits[] = {
+      {"", 1},
+      {"B", 1},
+      {"KB", 1000ULL},
+      {"MB", 1000ULL * 1000},
+      {"GB", 1000ULL * 1000 * 1000},
+      {"TB", 1000ULL * 1000 * 1000 * 1000},
+      {"KiB", 1ULL << 10},
+      {"MiB", 1ULL << 20},
+      {"GiB", 1ULL << 30},
+      {"TiB", 1ULL << 40},
+  };
+  for (const auto& [name, scale] : kUnits) {
+    if (!iequals(unit, name)) continue;
+    unsigned long long bytes = 0;
+    if (!multiply(n, scale, bytes) || bytes > std::numeric_limits<size_t>::max()) {
+      return std::nullopt;
+    }
+    return static_cast<size_t>(bytes);
+  }
+  return std::nullopt;
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& source) {
+  const Context ctx{source, ""};
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.empty()) {
+      Config config;
+      config.source = source;
+      return config;
+    }
+    if (docs.size() > 1) {
+      fail(ctx, 0,
+           "the file holds " + std::to_string(docs.size()) +
+               " YAML documents (separated by ---); a config is a single document");
+    }
+    return parse_document(ctx, docs.front());
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own text for this ("bad file") does not say what is wrong.
+    fail(ctx, e.mark.is_null() ? 0 : e.mark.line + 1, "invalid YAML: nested too deeply");
+  } catch (const YAML::Exception& e) {
+    fail(ctx, e.mark.is_null() ? 0 : e.mark.line + 1, "invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    // Callers handle ConfigError only (exit 2 with the message); nothing else may escape.
+    fail(ctx, 0, std::string("cannot load config: ") + e.what());
+  }
+}
+
+Config load_config_file(const std::string& path) {
+  std::string text;
+  errno = 0;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    throw ConfigError(path + ": cannot read config: " + std::strerror(errno));
+  }
+  char buf[8192];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  // fopen accepts a directory; the failure only shows up on read.
+  int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) throw ConfigError(path + ": cannot read config: " + std::strerror(err));
+  return parse_config(text, path);
+}
+
+}  // namespace lp

@@ -15,13 +15,13 @@
 namespace lp {
 
 struct RouteConfig {
-  std::string name;         // the key under `routes:`
-  std::string pattern;      // Go ServeMux pattern, validated by the proxy's router
-  Url destination;          // absolute http(s) URL
-  std::optional<bool> logging;  // unset: follow logging.default
-  std::string ca_file;      // PEM bundle to verify this destination's TLS certificate
+  std::string name;                   // the key under `routes:`
+  std::string pattern;                // Go ServeMux pattern, validated by the proxy's router
+  Url destination;                    // absolute http(s) URL
+  std::optional<bool> logging;        // unset: follow logging.default
+  std::string ca_file;                // PEM bundle to verify this destination's TLS certificate
   bool insecure_skip_verify = false;  // disables TLS verification (loud warning at start)
-  int line = 0;             // 1-based line of the route in the file, 0 when unknown
+  int line = 0;                       // 1-based line of the route in the file, 0 when unknown
 };
 
 struct ServerConfig {

@@ -1,6 +1,7 @@
 #include "common/url.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace lp {
@@ -11,6 +12,14 @@ std::string lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
+}
+
+// RFC 3986 scheme syntax; anything else before "://" (a path, a query) means there is no scheme.
+bool valid_scheme(std::string_view s) {
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s.front()))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
 }
 
 bool valid_host_char(char c) {
@@ -25,7 +34,9 @@ std::string Url::authority() const {
   return h;
 }
 
-std::string Url::origin() const { return scheme + "://" + authority(); }
+std::string Url::origin() const {
+  return scheme + "://" + authority();
+}
 
 std::string Url::to_string() const {
   std::string s = origin() + path;
@@ -40,7 +51,7 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   };
   Url url;
   size_t sep = text.find("://");
-  if (sep == std::string_view::npos) {
+  if (sep == std::string_view::npos || !valid_scheme(text.substr(0, sep))) {
     return fail("\"" + std::string(text) + "\" is not an absolute http(s) URL (missing scheme://)");
   }
   url.scheme = lower(text.substr(0, sep));
@@ -57,7 +68,8 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   std::string_view path_and_query =
       path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
   if (authority.find('@') != std::string_view::npos) {
-    return fail("\"" + std::string(text) + "\" contains user info (user@host), which is not allowed");
+    return fail("\"" + std::string(text) +
+                "\" contains user info (user@host), which is not allowed");
   }
   std::string_view host_part = authority;
   std::string_view port_part;

@@ -1,1 +1,158 @@
-int main() { return 0; }
+// logging-proxy: the command line. Loads and validates the config, starts the listener,
+// and turns SIGINT/SIGTERM into a graceful shutdown.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "common/config.h"
+#include "proxy/console_log.h"
+#include "proxy/forwarder.h"
+#include "proxy/proxy_server.h"
+#include "proxy/router.h"
+
+#ifndef LP_VERSION
+#define LP_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: logging-proxy [--config FILE] [--check]
+       logging-proxy --help | --version
+
+A streaming reverse proxy for LLM APIs that forwards every call untouched and
+captures it for the log server.
+
+Options:
+  --config FILE   configuration file (default: config.yaml in the working directory)
+  --check         validate the configuration, print what would run, and exit
+                  (0 when valid, 2 with the problem otherwise)
+  --help          show this help
+  --version       show the version
+
+Signals: SIGINT/SIGTERM stop accepting, let in-flight exchanges finish (up to
+10 s), and exit 0.
+)";
+
+int usage_error(const std::string& message) {
+  std::cerr << "logging-proxy: " << message << "\n"
+            << "Try 'logging-proxy --help'.\n";
+  return 2;
+}
+
+// "file:line: route 'name': problem" for a route the router rejected.
+std::string route_error(const lp::Config& config, const lp::RouteError& e) {
+  std::string where = config.source;
+  for (const auto& r : config.routes) {
+    if (r.name == e.route() && r.line > 0) where += ":" + std::to_string(r.line);
+  }
+  return where + ": route '" + e.route() + "': " + e.what();
+}
+
+void describe(const lp::Config& config, std::ostream& out) {
+  out << "proxy: http://" << config.server.host << ":" << config.server.port << "\n";
+  out << "log server: " << config.logging.server_url
+      << (config.logging.default_capture ? " (unknown routes captured)" : "") << "\n";
+  out << "routes (" << config.routes.size() << "):\n";
+  for (const auto& r : config.routes) {
+    out << "  " << r.name << ": " << r.pattern << " -> " << r.destination.to_string()
+        << (config.captures(&r) ? " [log]" : "")
+        << (r.insecure_skip_verify ? " (TLS verification OFF)" : "") << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "config.yaml";
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "logging-proxy " << LP_VERSION << "\n";
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--config") {
+      if (i + 1 >= argc) return usage_error("--config needs a file name");
+      config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config_path = arg.substr(9);
+    } else {
+      return usage_error("unknown argument '" + arg + "'");
+    }
+  }
+
+  lp::Config config;
+  try {
+    config = lp::load_config_file(config_path);
+  } catch (const lp::ConfigError& e) {
+    std::cerr << "logging-proxy: " << e.what() << "\n";
+    return 2;
+  }
+
+  // Signals are handled by one thread with sigwait; every other thread has them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(2); a closed peer must not kill us
+
+  lp::ConsoleLog console(config.logging.console && !check);
+  std::unique_ptr<lp::Forwarder> forwarder;
+  try {
+    forwarder = std::make_unique<lp::Forwarder>(config, console, nullptr);
+  } catch (const lp::RouteError& e) {
+    std::cerr << "logging-proxy: " << route_error(config, e) << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "logging-proxy: " << config.source << ": " << e.what() << "\n";
+    return 2;
+  }
+  if (check) {
+    std::cout << config.source << ": OK\n";
+    describe(config, std::cout);
+    return 0;
+  }
+  for (const auto& r : config.routes) {
+    if (r.insecure_skip_verify && r.destination.tls()) {
+      std::cerr << "WARNING: route '" << r.name
+                << "': insecure_skip_verify is on: TLS certificates of " << r.destination.origin()
+                << " are NOT verified; anyone on the path can read and alter this traffic.\n";
+    }
+  }
+
+  lp::ProxyServer server(config, *forwarder, console);
+  try {
+    server.bind();
+  } catch (const std::exception& e) {
+    std::cerr << "logging-proxy: " << e.what() << "\n";
+    return 1;
+  }
+  std::printf("logging-proxy listening on %s\n", server.url().c_str());
+  std::fflush(stdout);
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    console.line(std::string("[proxy] ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                 ": shutting down");
+    server.shutdown();
+  });
+  server.run();
+  forwarder->pool().clear();
+  // Wake the signal thread if run() ended for another reason.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  console.line("[proxy] stopped");
+  console.flush();
+  return 0;
+}

@@ -15,11 +15,12 @@
 namespace lp {
 
 struct Pattern {
-  std::string raw;     // as written in the config
-  std::string method;  // empty: any method
-  std::string host;    // empty: any host; lower case
-  std::string path;    // literal path, without the "{$}" suffix; ends in '/' for subtrees
-  bool subtree = false;    // PATH ended in '/' (and not "{$}"): matches everything below
+  std::string raw;       // as written in the config
+  std::string method;    // empty: any method
+  std::string host;      // empty: any host; lower case, IPv6 literals without brackets
+  std::string path;      // literal path as written, without the "{$}" suffix; ends in '/' for
+                         // subtrees and for "{$}" patterns (which are not subtrees)
+  bool subtree = false;  // PATH ended in '/' (and not "{$}"): matches everything below
 };
 
 // Parses a pattern; nullopt with *error set to a sentence naming the problem.
@@ -69,6 +70,9 @@ class Router {
  private:
   std::vector<Pattern> patterns_;
   std::vector<std::string> names_;
+  // Per route, the percent-decoded literal segments of its path: matching compares these with
+  // the decoded request segments without re-parsing the pattern on every request.
+  std::vector<std::vector<std::string>> literals_;
 };
 
 // The upstream request target for a request routed by `pattern` to `destination`:
