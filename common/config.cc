@@ -257,32 +257,77 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
       });
 }
 
+// A list of header names: each must be an HTTP token, so a typo cannot silently match nothing
+// because of stray spaces or a colon.
+std::vector<std::string> get_header_names(const Context& ctx, const Entry& e,
+                                          const std::string& label) {
+  if (!e.value.IsSequence()) {
+    fail(ctx, e.line(), label + ": expected a list of header names, got " + describe(e.value));
+  }
+  std::vector<std::string> names;
+  for (const auto& item : e.value) {
+    int line = line_of(item);
+    if (!item.IsScalar() || item.Scalar().empty()) {
+      fail(ctx, line, label + ": expected a header name, got " + describe(item));
+    }
+    const std::string& name = item.Scalar();
+    for (char c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) &&
+          std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+        fail(ctx, line, label + ": " + in_quotes(name) + " is not a valid header name");
+      }
+    }
+    names.push_back(name);
+  }
+  return names;
+}
+
 void parse_logging(const Context& ctx, const YAML::Node& node, LoggingConfig& out) {
-  for_each_entry(ctx, node, "in logging", {"console", "server_url", "default"},
-                 [&](const Entry& e) {
-                   const std::string label = "logging." + e.key;
-                   if (e.key == "console") {
-                     out.console = get_bool(ctx, e, label);
-                   } else if (e.key == "server_url") {
-                     get_url(ctx, e, label);
-                     out.server_url = e.value.Scalar();
-                   } else if (e.key == "default") {
-                     out.default_capture = get_bool(ctx, e, label);
-                   }
-                 });
+  for_each_entry(
+      ctx, node, "in logging",
+      {"console", "server_url", "default", "redact", "redact_headers", "queue_bytes", "spool_dir",
+       "spool_max_bytes", "batch_bytes", "batch_interval"},
+      [&](const Entry& e) {
+        const std::string label = "logging." + e.key;
+        if (e.key == "console") {
+          out.console = get_bool(ctx, e, label);
+        } else if (e.key == "server_url") {
+          get_url(ctx, e, label);
+          out.server_url = e.value.Scalar();
+        } else if (e.key == "default") {
+          out.default_capture = get_bool(ctx, e, label);
+        } else if (e.key == "redact") {
+          out.redact = get_bool(ctx, e, label);
+        } else if (e.key == "redact_headers") {
+          out.redact_headers = get_header_names(ctx, e, label);
+        } else if (e.key == "queue_bytes") {
+          out.queue_bytes = get_byte_size(ctx, e, label, 1 << 20, size_t{1} << 34, "1MiB-16GiB");
+        } else if (e.key == "spool_dir") {
+          out.spool_dir = get_string(ctx, e, label);
+        } else if (e.key == "spool_max_bytes") {
+          out.spool_max_bytes = get_byte_size(ctx, e, label, 0, size_t{1} << 44, "0-16TiB");
+        } else if (e.key == "batch_bytes") {
+          out.batch_bytes = get_byte_size(ctx, e, label, 4096, 16 << 20, "4KiB-16MiB");
+        } else if (e.key == "batch_interval") {
+          out.batch_interval = get_duration(ctx, e, label, /*allow_zero=*/false);
+        }
+      });
 }
 
 void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfig& out) {
-  for_each_entry(ctx, node, "in log_server", {"host", "port", "data_dir"}, [&](const Entry& e) {
-    const std::string label = "log_server." + e.key;
-    if (e.key == "host") {
-      out.host = get_string(ctx, e, label);
-    } else if (e.key == "port") {
-      out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
-    } else if (e.key == "data_dir") {
-      out.data_dir = get_string(ctx, e, label);
-    }
-  });
+  for_each_entry(ctx, node, "in log_server", {"host", "port", "data_dir", "auth_token"},
+                 [&](const Entry& e) {
+                   const std::string label = "log_server." + e.key;
+                   if (e.key == "auth_token") {
+                     out.auth_token = get_string(ctx, e, label);
+                   } else if (e.key == "host") {
+                     out.host = get_string(ctx, e, label);
+                   } else if (e.key == "port") {
+                     out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
+                   } else if (e.key == "data_dir") {
+                     out.data_dir = get_string(ctx, e, label);
+                   }
+                 });
 }
 
 RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
@@ -499,7 +544,13 @@ Config load_config_file(const std::string& path) {
   int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) throw ConfigError(path + ": cannot read config: " + std::strerror(err));
-  return parse_config(text, path);
+  Config config = parse_config(text, path);
+  if (config.log_server.auth_token.empty()) {
+    if (const char* token = std::getenv("LOG_SERVER_TOKEN"); token && *token) {
+      config.log_server.auth_token = token;
+    }
+  }
+  return config;
 }
 
 }  // namespace lp

@@ -44,12 +44,28 @@ struct LoggingConfig {
   bool console = true;
   std::string server_url = "http://localhost:8080";
   bool default_capture = true;  // YAML key `default`
+  // Credentials are masked in captures before they leave the proxy ("Bearer ****wxyz").
+  bool redact = true;
+  std::vector<std::string> redact_headers = {"Authorization", "Proxy-Authorization", "X-Api-Key",
+                                             "Api-Key",       "X-Goog-Api-Key",      "Cookie",
+                                             "Set-Cookie"};
+  // Capture frames waiting to be shipped; when full, exchanges are marked truncated.
+  size_t queue_bytes = 64 * 1024 * 1024;
+  // Batches the log server did not take wait here (survives restarts); when full, truncated.
+  std::string spool_dir = "spool";
+  uint64_t spool_max_bytes = 1024ULL * 1024 * 1024;
+  size_t batch_bytes = 1024 * 1024;  // a batch is sent when it reaches this size ...
+  std::chrono::milliseconds batch_interval = std::chrono::milliseconds(100);  // ... or age
 };
 
 struct LogServerConfig {
   std::string host = "localhost";
   int port = 8080;
   std::string data_dir = "logs";
+  // Shared secret: when set, every endpoint but /healthz needs "Authorization: Bearer TOKEN",
+  // and the proxy sends it. The environment variable LOG_SERVER_TOKEN fills it when the file
+  // leaves it unset.
+  std::string auth_token;
 };
 
 struct Config {

@@ -160,6 +160,31 @@ TEST_CASE("the shipped config/config.yaml loads") {
   CHECK(c.logging.default_capture == d.logging.default_capture);
 }
 
+TEST_CASE("capture keys: defaults and explicit values") {
+  lp::Config d = lp::parse_config("", "c.yaml");
+  CHECK(d.logging.redact);
+  CHECK(d.logging.redact_headers.size() == 7);
+  CHECK(d.logging.queue_bytes == 64u << 20);
+  CHECK(d.logging.spool_dir == "spool");
+  CHECK(d.logging.spool_max_bytes == 1ull << 30);
+  CHECK(d.logging.batch_bytes == 1u << 20);
+  CHECK(d.logging.batch_interval == std::chrono::milliseconds(100));
+  CHECK(d.log_server.auth_token.empty());
+  lp::Config c = lp::parse_config(
+      "logging:\n  redact: false\n  redact_headers: [X-Secret, Cookie]\n  queue_bytes: 8MiB\n"
+      "  spool_dir: /tmp/s\n  spool_max_bytes: 0\n  batch_bytes: 64KiB\n"
+      "  batch_interval: 250ms\nlog_server:\n  auth_token: s3cret\n",
+      "c.yaml");
+  CHECK_FALSE(c.logging.redact);
+  CHECK(c.logging.redact_headers == std::vector<std::string>{"X-Secret", "Cookie"});
+  CHECK(c.logging.queue_bytes == 8u << 20);
+  CHECK(c.logging.spool_dir == "/tmp/s");
+  CHECK(c.logging.spool_max_bytes == 0);
+  CHECK(c.logging.batch_bytes == 64u << 10);
+  CHECK(c.logging.batch_interval == std::chrono::milliseconds(250));
+  CHECK(c.log_server.auth_token == "s3cret");
+}
+
 TEST_CASE("an empty config means every default") {
   const char* const texts[] = {"",
                                "\n\n",
@@ -381,8 +406,18 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
        "and https are supported"},
       {std::string(kSeedConfig)
            .replace(std::string(kSeedConfig).find("  default"), 0, "  colour: blue\n"),
-       "config.yaml:9: unknown key 'colour' in logging (expected console, server_url or "
-       "default)"},
+       "config.yaml:9: unknown key 'colour' in logging (expected console, server_url, default, "},
+      {"logging:\n  redact_headers: Authorization\n",
+       "config.yaml:2: logging.redact_headers: expected a list of header names"},
+      {"logging:\n  redact_headers: [\"X-Key\", \"Bad Name\"]\n",
+       "config.yaml:2: logging.redact_headers: \"Bad Name\" is not a valid header name"},
+      {"logging:\n  redact: maybe\n", "config.yaml:2: logging.redact: expected true or false"},
+      {"logging:\n  queue_bytes: 1KiB\n",
+       "config.yaml:2: logging.queue_bytes: 1KiB is out of range"},
+      {"logging:\n  batch_interval: 0\n",
+       "config.yaml:2: logging.batch_interval: must be greater than 0"},
+      {"log_server:\n  auth_token: \"\"\n",
+       "config.yaml:2: log_server.auth_token: must not be empty"},
       // log_server
       {"log_server:\n  port: 65536\n",
        "config.yaml:2: log_server.port: 65536 is out of range (0-65535)"},
