@@ -86,8 +86,8 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
     return bad("bad magic at byte 0 (not a capture batch)");
   }
   if (bytes.size() < kPreambleBytes) {
-    return bad("batch truncated at byte " + std::to_string(bytes.size()) +
-               ": preamble needs " + std::to_string(kPreambleBytes) + " bytes");
+    return bad("batch truncated at byte " + std::to_string(bytes.size()) + ": preamble needs " +
+               std::to_string(kPreambleBytes) + " bytes");
   }
   uint8_t version = static_cast<uint8_t>(bytes[4]);
   if (version != kVersion) {
@@ -130,8 +130,8 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
                  " left)");
     }
     const char* meta_begin = bytes.data() + offset + kFrameHeaderBytes;
-    nlohmann::json meta =
-        nlohmann::json::parse(meta_begin, meta_begin + meta_len, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json meta = nlohmann::json::parse(meta_begin, meta_begin + meta_len, nullptr,
+                                                /*allow_exceptions=*/false);
     if (meta.is_discarded()) return bad(where(index, offset) + "meta is not valid JSON");
     if (!meta.is_object()) return bad(where(index, offset) + "meta is not a JSON object");
 
@@ -159,7 +159,8 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
       out.seq = seq->get<uint64_t>();
     } else {
       if (ft == FrameType::kBatch) {
-        return bad(where(index, offset) + "unexpected batch frame (only the first frame may be one)");
+        return bad(where(index, offset) +
+                   "unexpected batch frame (only the first frame may be one)");
       }
       auto id = meta.find("id");
       if (id == meta.end() || !id->is_string()) {

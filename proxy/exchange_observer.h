@@ -18,11 +18,13 @@ enum class Outcome { kComplete, kClientAborted, kUpstreamError, kTruncated };
 std::string_view outcome_name(Outcome outcome);
 
 struct ExchangeInfo {
-  std::string id;           // UUID
-  std::string route;        // route name; empty when no route matched
+  std::string id;     // UUID
+  std::string route;  // route name; empty when no route matched
+  std::string method;
   std::string proxy_path;   // the request target as the client sent it (path + query)
   std::string destination;  // upstream URL; empty for locally answered requests
   std::string client_ip;
+  std::string replay_of;  // id of the capture this request replays (X-Replay-Of), if any
   std::chrono::system_clock::time_point started_at;
   Clock::time_point started;
 };

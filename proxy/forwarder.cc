@@ -52,7 +52,8 @@ struct Forwarder::Exchange {
   BodyFraming request_framing;
   std::unique_ptr<BodyReader> request_body;
   bool continue_pending = false;  // the client awaits "100 Continue" before sending its body
-  bool client_close = false;      // close the client connection after this exchange
+  bool request_head_reported = false;
+  bool client_close = false;  // close the client connection after this exchange
   ExchangeSummary summary;
 };
 
@@ -125,10 +126,8 @@ bool Forwarder::serve(ClientConnection& client, const RequestHead& head) {
                           upstream_target(router_.pattern(match.route_index),
                                           route_config->destination, head.path(), head.query());
   }
-  if (capture_ && config_.captures(route_config)) {
-    ex.observer = capture_->start(ex.info);
-    if (ex.observer) ex.observer->on_request_head(head);
-  }
+  ex.info.method = head.method;
+  if (capture_ && config_.captures(route_config)) ex.observer = capture_->start(ex.info);
   log_start(ex);
 
   FramingResult framing = request_framing(head);
@@ -209,6 +208,10 @@ bool Forwarder::respond_locally(Exchange& ex, int status, std::string body,
       if (!request_body.done()) ex.client_close = true;
     }
   }
+  if (ex.observer && !ex.request_head_reported) {
+    ex.observer->on_request_head(ex.head);
+    ex.request_head_reported = true;
+  }
   ResponseHead response;
   response.status = status;
   response.reason = reason_phrase(status);
@@ -266,6 +269,10 @@ bool Forwarder::forward(Exchange& ex) {
   upstream_head.headers = upstream_request_headers(ex.head.headers, ctx, request_framing);
   std::string head_bytes;
   append_request_head(&head_bytes, upstream_head);
+  if (ex.observer) {
+    ex.observer->on_request_head(upstream_head);
+    ex.request_head_reported = true;
+  }
 
   // A request without a body, on a connection taken from the pool, may be retried once on
   // a fresh connection if the pooled one turns out to be closed before any response byte.

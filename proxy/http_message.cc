@@ -225,30 +225,32 @@ ParseResult parse_request_head(std::string_view buf, const HeadLimits& limits, R
   size_t skipped = 0;
   while (buf.size() - skipped >= 2 && buf.substr(skipped, 2) == "\r\n") skipped += 2;
   std::string_view data = buf.substr(skipped);
-  if (data.size() == 1 && data[0] == '\r') return {};
+  // The skipped empty lines count towards the head limit, else a client sending CRLFs
+  // forever would grow the connection's buffer without bound.
+  auto head_too_large = [&] {
+    return error(431,
+                 "request head larger than " + std::to_string(limits.max_head_bytes) + " bytes");
+  };
+  if (data.empty() || (data.size() == 1 && data[0] == '\r')) {
+    if (buf.size() > limits.max_head_bytes) return head_too_large();
+    return {};
+  }
 
   size_t end = find_head_end(data, /*allow_bare_lf=*/false);
   if (end == std::string_view::npos) return error(400, "bare LF line ending (CRLF required)");
+  // Length of the request line, or of what has arrived of it (a final CR may begin its CRLF).
   size_t line_end = data.find("\r\n");
-  if (end == 0) {
-    if (line_end == std::string_view::npos && data.size() > limits.max_request_line) {
-      return error(
-          414, "request line longer than " + std::to_string(limits.max_request_line) + " bytes");
-    }
-    if (data.size() > limits.max_head_bytes) {
-      return error(431,
-                   "request head larger than " + std::to_string(limits.max_head_bytes) + " bytes");
-    }
-    return {};
-  }
-  if (end > limits.max_head_bytes) {
-    return error(431,
-                 "request head larger than " + std::to_string(limits.max_head_bytes) + " bytes");
-  }
-  if (line_end > limits.max_request_line) {
+  size_t line_len =
+      line_end != std::string_view::npos ? line_end : data.size() - (data.back() == '\r');
+  if (line_len > limits.max_request_line) {
     return error(414,
                  "request line longer than " + std::to_string(limits.max_request_line) + " bytes");
   }
+  if (end == 0) {
+    if (buf.size() > limits.max_head_bytes) return head_too_large();
+    return {};
+  }
+  if (skipped + end > limits.max_head_bytes) return head_too_large();
 
   std::string_view line = data.substr(0, line_end);
   size_t sp1 = line.find(' ');
@@ -379,9 +381,16 @@ FramingResult response_framing(std::string_view request_method, const ResponseHe
   }
   std::vector<std::string> codings = transfer_codings(head.headers);
   if (!codings.empty()) {
-    r.framing.kind = iequals(codings.back(), "chunked") && codings.size() == 1
-                         ? BodyFraming::Kind::kChunked
-                         : BodyFraming::Kind::kUntilClose;
+    // Only plain chunked can be passed on: after re-chunking, a transfer coding such as gzip
+    // would reach the client unlabelled (Transfer-Encoding is hop-by-hop). LLM APIs use
+    // Content-Encoding for compression, which passes through untouched.
+    if (codings.size() != 1 || !iequals(codings.back(), "chunked")) {
+      r.error_status = 502;
+      r.error = "upstream used transfer coding \"" + codings.front() +
+                "\", which the proxy cannot pass on";
+      return r;
+    }
+    r.framing.kind = BodyFraming::Kind::kChunked;
     return r;
   }
   bool has_cl = false;
@@ -427,8 +436,10 @@ size_t ChunkedDecoder::step(std::string_view in, std::string_view* data, Result*
         remaining_ = remaining_ * 16 + static_cast<uint64_t>(digit);
       } else if (size_digits_ == 0) {
         return fail("invalid chunk size");
-      } else if (c == ';' || c == ' ' || c == '\t') {
+      } else if (c == ';') {
         state_ = State::kSizeExt;
+      } else if (c == ' ' || c == '\t') {
+        state_ = State::kSizeWs;
       } else if (c == '\r') {
         state_ = State::kSizeLf;
       } else {
@@ -436,6 +447,17 @@ size_t ChunkedDecoder::step(std::string_view in, std::string_view* data, Result*
       }
       return 1;
     }
+    case State::kSizeWs:
+      // Only BWS may follow the size before ";" or CRLF: "5 6" is not a size of 5.
+      if (++line_bytes_ > kMaxLine) return fail("chunk extension too long");
+      if (c == ';') {
+        state_ = State::kSizeExt;
+      } else if (c == '\r') {
+        state_ = State::kSizeLf;
+      } else if (c != ' ' && c != '\t') {
+        return fail("invalid chunk size");
+      }
+      return 1;
     case State::kSizeExt:
       if (++line_bytes_ > kMaxLine) return fail("chunk extension too long");
       if (c == '\r') {

@@ -108,6 +108,7 @@ class ChunkedDecoder {
  private:
   enum class State {
     kSize,
+    kSizeWs,
     kSizeExt,
     kSizeLf,
     kData,

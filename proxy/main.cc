@@ -10,10 +10,13 @@
 #include <thread>
 
 #include "common/config.h"
+#include "proxy/capture_queue.h"
+#include "proxy/capture_tee.h"
 #include "proxy/console_log.h"
 #include "proxy/forwarder.h"
 #include "proxy/proxy_server.h"
 #include "proxy/router.h"
+#include "proxy/shipper.h"
 
 #ifndef LP_VERSION
 #define LP_VERSION "0.0.0"
@@ -35,7 +38,7 @@ Options:
   --version       show the version
 
 Signals: SIGINT/SIGTERM stop accepting, let in-flight exchanges finish (up to
-10 s), and exit 0.
+10 s), ship or spool their captures (up to 5 s), and exit 0.
 )";
 
 int usage_error(const std::string& message) {
@@ -107,9 +110,12 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(2); a closed peer must not kill us
 
   lp::ConsoleLog console(config.logging.console && !check);
+  lp::CaptureQueue capture_queue(config.logging.queue_bytes);
+  lp::CaptureTee capture(capture_queue,
+                         lp::Redactor(config.logging.redact, config.logging.redact_headers));
   std::unique_ptr<lp::Forwarder> forwarder;
   try {
-    forwarder = std::make_unique<lp::Forwarder>(config, console, nullptr);
+    forwarder = std::make_unique<lp::Forwarder>(config, console, &capture);
   } catch (const lp::RouteError& e) {
     std::cerr << "logging-proxy: " << route_error(config, e) << "\n";
     return 2;
@@ -130,6 +136,14 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::unique_ptr<lp::Shipper> shipper;
+  try {
+    shipper = std::make_unique<lp::Shipper>(config, capture_queue, capture, console);
+  } catch (const std::exception& e) {
+    std::cerr << "logging-proxy: " << e.what() << "\n";
+    return 1;
+  }
+
   lp::ProxyServer server(config, *forwarder, console);
   try {
     server.bind();
@@ -137,6 +151,7 @@ int main(int argc, char** argv) {
     std::cerr << "logging-proxy: " << e.what() << "\n";
     return 1;
   }
+  shipper->start();
   std::printf("logging-proxy listening on %s\n", server.url().c_str());
   std::fflush(stdout);
 
@@ -149,6 +164,8 @@ int main(int argc, char** argv) {
   });
   server.run();
   forwarder->pool().clear();
+  // In-flight exchanges are done; ship what they captured (or spool it) before exiting.
+  shipper->stop(std::chrono::seconds(5));
   // Wake the signal thread if run() ended for another reason.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();

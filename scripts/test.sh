@@ -18,5 +18,5 @@ ctest --test-dir build --output-on-failure -j2
 
 echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLP_SANITIZE=ON >/dev/null
-cmake --build build-asan -j2 --target unit_common unit_router unit_proxy
+cmake --build build-asan -j2 --target unit_tests
 ctest --test-dir build-asan --output-on-failure -j2 -R '^unit_'

@@ -1,2 +1,677 @@
+// mock_upstream: the upstream the end-to-end tests put behind logging-proxy.
+//
+//   mock_upstream [--tls-cert CERT --tls-key KEY] [--threads N] [--ignore-stdin]
+//
+// Listens on 127.0.0.1, port 0, for plain HTTP and (with a certificate) HTTPS, prints ONE line
+// `mock_upstream http=PORT https=PORT` (https=0 without TLS) and serves until SIGTERM/SIGINT or
+// until stdin reaches EOF (so it dies with the test process that holds the other end of its stdin
+// pipe; pass --ignore-stdin to run it in the background by hand). --threads N pre-starts N
+// connection threads for the plain listener (default 32; it grows to 4096 on demand).
+//
+// Endpoints (the same on both listeners; exact paths):
+//   /echo, /echo/...       any method: JSON {method, path, query, headers, body_length,
+//                          body_sha256, body_complete, tls}; the body is streamed through
+//                          SHA-256, never buffered. `headers` is in httplib's order (sorted by
+//                          name, repeats in arrival order) minus httplib's REMOTE_*/LOCAL_*, and
+//                          httplib 0.11.4 percent-decodes values: test with plain values.
+//   /sse?n=N&ms=D&first_ms=F   N events `data: {"i":K,"t_us":SEND_TIME}` D ms apart, the first
+//                          after F ms; a client that goes away is recorded in /stats.
+//   /gzip                  a fixed JSON body pre-compressed with gzip, Content-Encoding: gzip,
+//                          Content-Length, X-Body-Sha256 (of the compressed bytes) and
+//                          X-Plain-Sha256 (of the JSON).
+//   /slow?ms=D             answers "slow done" after D ms; a client that goes away first ends the
+//                          wait and is recorded in /stats.
+//   /large?bytes=N[&chunked=1]  N bytes, byte i = (i*31+7)&0xff, with Content-Length or chunked.
+//   /status?code=C         status C, body "status C"; 204 and 304 have neither body nor
+//                          Content-Length (as RFC 9110 servers such as nginx send them).
+//   /headers               repeated response headers and a Connection-named hop-by-hop header.
+//   /stats                 JSON counters (see Stats::to_json); /stats itself is not counted.
+// All times are CLOCK_MONOTONIC microseconds, comparable with std::chrono::steady_clock in
+// another process on the same machine.
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
 #include <httplib.h>
-int main() { return 0; }
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using json = nlohmann::json;
+
+int64_t mono_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+void sleep_us(int64_t us) {
+  if (us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+
+std::string to_hex(const unsigned char* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 0xf]);
+  }
+  return out;
+}
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const char* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    return to_hex(md, len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string sha256_hex(const std::string& s) {
+  Sha256 h;
+  h.update(s.data(), s.size());
+  return h.hex();
+}
+
+std::string gzip_compress(const std::string& in) {
+  z_stream zs{};
+  // windowBits 15 + 16: zlib writes a gzip wrapper.
+  if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    std::abort();
+  }
+  std::string out(deflateBound(&zs, in.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) std::abort();
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// One thread serves one connection for its whole life. This pool starts `min` threads up front
+// (creating threads one by one on httplib's accept thread is what limits a burst of new
+// connections), grows on demand up to `max`, and lets idle threads above `min` go after 30 s.
+class ElasticPool : public httplib::TaskQueue {
+ public:
+  ElasticPool(size_t min, size_t max) : st_(std::make_shared<State>()) {
+    std::unique_lock<std::mutex> lk(st_->mu);
+    st_->min = min;
+    st_->max = std::max(min, max);
+    for (size_t i = 0; i < min; ++i) {
+      ++st_->threads;
+      std::thread([st = st_] { worker(st); }).detach();
+    }
+    // Return only once every thread waits for work: a burst must not find a pool still warming
+    // up (and spawn more threads because none is idle yet).
+    st_->done_cv.wait_for(lk, std::chrono::seconds(30), [&] { return st_->idle >= min; });
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard<std::mutex> lk(st_->mu);
+    st_->jobs.push_back(std::move(fn));
+    if (st_->idle < st_->jobs.size() && st_->threads < st_->max) {
+      ++st_->threads;
+      std::thread([st = st_] { worker(st); }).detach();
+    }
+    st_->cv.notify_one();
+  }
+
+  void shutdown() override {
+    std::unique_lock<std::mutex> lk(st_->mu);
+    st_->shutdown = true;
+    st_->cv.notify_all();
+    st_->done_cv.wait_for(lk, std::chrono::seconds(5), [&] { return st_->threads == 0; });
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv, done_cv;
+    std::deque<std::function<void()>> jobs;
+    size_t min = 0, max = 0, threads = 0, idle = 0;
+    bool shutdown = false;
+  };
+
+  static void worker(std::shared_ptr<State> st) {
+    std::unique_lock<std::mutex> lk(st->mu);
+    for (;;) {
+      ++st->idle;
+      if (st->idle <= st->min) st->done_cv.notify_all();
+      bool woke = st->cv.wait_for(lk, std::chrono::seconds(30),
+                                  [&] { return !st->jobs.empty() || st->shutdown; });
+      --st->idle;
+      if (st->jobs.empty()) {
+        if (st->shutdown || (!woke && st->threads > st->min)) break;
+        continue;
+      }
+      auto fn = std::move(st->jobs.front());
+      st->jobs.pop_front();
+      lk.unlock();
+      fn();
+      lk.lock();
+    }
+    --st->threads;
+    st->done_cv.notify_all();
+  }
+
+  std::shared_ptr<State> st_;
+};
+
+// Exposes the listening socket so that it can be re-listened with a useful backlog (the .so's
+// built-in backlog is 5).
+template <class Base>
+class Listener : public Base {
+ public:
+  using Base::Base;
+  int listen_fd() const { return this->svr_sock_; }
+};
+
+struct Stats {
+  std::mutex mu;
+  json sse_disconnects = json::array();
+  json slow_disconnects = json::array();
+  uint64_t requests = 0;
+  std::set<std::pair<std::string, int>> connections;  // (remote addr, remote port)
+  int sse_active = 0;
+  int sse_max_active = 0;
+  uint64_t sse_completed = 0;
+
+  json to_json() {
+    std::lock_guard<std::mutex> lk(mu);
+    return json{{"sse_disconnects", sse_disconnects},
+                {"slow_disconnects", slow_disconnects},
+                {"requests", requests},
+                {"connections_seen", connections.size()},
+                {"sse_active", sse_active},
+                {"sse_max_active", sse_max_active},
+                {"sse_completed", sse_completed}};
+  }
+};
+
+Stats g_stats;
+std::string g_gzip_plain;
+std::string g_gzip_body;
+std::string g_pattern;  // 64 KiB + 256 bytes of the /large pattern, starting at byte 0
+
+constexpr size_t kPiece = 64 * 1024;
+
+std::string target_path_of(const std::string& target) {
+  auto q = target.find('?');
+  return q == std::string::npos ? target : target.substr(0, q);
+}
+
+std::string target_path(const httplib::Request& req) {
+  return target_path_of(req.target);
+}
+
+std::string target_query(const httplib::Request& req) {
+  auto q = req.target.find('?');
+  return q == std::string::npos ? std::string() : req.target.substr(q + 1);
+}
+
+long long param_ll(const httplib::Request& req, const char* name, long long dflt) {
+  if (!req.has_param(name)) return dflt;
+  try {
+    return std::stoll(req.get_param_value(name));
+  } catch (...) {
+    return dflt;
+  }
+}
+
+bool is_internal_header(const std::string& name) {
+  // httplib injects these into req.headers itself.
+  return name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" ||
+         name == "LOCAL_PORT";
+}
+
+void set_json(httplib::Response& res, const json& j) {
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+// The socket of this request's connection: httplib 0.11.4 gives handlers no socket, so find the
+// fd whose peer and local ports are the request's. -1 when not found.
+int find_connection_fd(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    sockaddr_in peer{}, local{};
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &llen) != 0)
+      continue;
+    if (peer.sin_family != AF_INET || local.sin_family != AF_INET) continue;
+    if (ntohs(peer.sin_port) == req.remote_port && ntohs(local.sin_port) == req.local_port) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// Waits up to `ms`; returns the monotonic time the client went away, or 0 if it stayed.
+int64_t wait_watching_client(const httplib::Request& req, int64_t ms) {
+  const int64_t deadline = mono_us() + ms * 1000;
+  const int fd = find_connection_fd(req);
+  for (;;) {
+    int64_t left = deadline - mono_us();
+    if (left <= 0) return 0;
+    if (fd < 0) {
+      sleep_us(std::min<int64_t>(left, 2000));
+      continue;
+    }
+    pollfd p{fd, POLLRDHUP, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left / 1000 + 1, 50)));
+    if (r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) return mono_us();
+    if (r > 0 && (p.revents & POLLIN)) {
+      // Data (e.g. a pipelined request) but no FIN: check for EOF without spinning on it.
+      char c;
+      if (::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) return mono_us();
+      sleep_us(std::min<int64_t>(left, 2000));
+    }
+  }
+}
+
+void handle_echo(const httplib::Request& req, httplib::Response& res,
+                 const httplib::ContentReader* reader, bool tls) {
+  json headers = json::array();
+  for (const auto& [name, value] : req.headers) {
+    if (!is_internal_header(name)) headers.push_back(json::array({name, value}));
+  }
+  Sha256 sha;
+  uint64_t length = 0;
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3); do
+  // not let httplib read until the timeout.
+  const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
+  bool body_ok = true;
+  if (reader && has_body) {
+    body_ok = (*reader)([&](const char* data, size_t n) {
+      sha.update(data, n);
+      length += n;
+      return true;
+    });
+  }
+  set_json(res, json{{"method", req.method},
+                     {"path", target_path(req)},
+                     {"query", target_query(req)},
+                     {"headers", headers},
+                     {"body_length", length},
+                     {"body_sha256", sha.hex()},
+                     {"body_complete", body_ok},
+                     {"tls", tls}});
+}
+
+struct SseState {
+  std::string target;
+  long long n = 0;
+  int64_t start_us = 0, first_us = 0, gap_us = 0;
+  long long sent = 0;
+  bool started = false;
+  bool complete = false;
+  int64_t gone_us = 0;
+};
+
+void handle_sse(const httplib::Request& req, httplib::Response& res) {
+  auto st = std::make_shared<SseState>();
+  st->target = req.target;
+  st->n = std::max(0LL, param_ll(req, "n", 5));
+  st->gap_us = std::max(0LL, param_ll(req, "ms", 100)) * 1000;
+  st->first_us = std::max(0LL, param_ll(req, "first_ms", 0)) * 1000;
+  st->start_us = mono_us();
+  {
+    std::lock_guard<std::mutex> lk(g_stats.mu);
+    g_stats.sse_active++;
+    g_stats.sse_max_active = std::max(g_stats.sse_max_active, g_stats.sse_active);
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [st](size_t, httplib::DataSink& sink) {
+        st->started = true;
+        if (st->sent >= st->n) {
+          st->complete = true;
+          sink.done();
+          return true;
+        }
+        const int64_t due = st->start_us + st->first_us + st->sent * st->gap_us;
+        for (;;) {
+          const int64_t now = mono_us();
+          if (now >= due) break;
+          if (!sink.is_writable()) {
+            st->gone_us = mono_us();
+            return false;
+          }
+          // Each check costs two syscalls; with many concurrent streams check less often.
+          int active;
+          {
+            std::lock_guard<std::mutex> lk(g_stats.mu);
+            active = g_stats.sse_active;
+          }
+          const int64_t interval_us = std::clamp<int64_t>(active * 20, 2000, 20000);
+          sleep_us(std::min(due - now, interval_us));
+        }
+        const int64_t t = mono_us();
+        std::string event =
+            "data: {\"i\":" + std::to_string(st->sent) + ",\"t_us\":" + std::to_string(t) + "}\n\n";
+        if (!sink.write(event.data(), event.size())) {
+          st->gone_us = mono_us();
+          return false;
+        }
+        st->sent++;
+        return true;
+      },
+      [st](bool) {
+        std::lock_guard<std::mutex> lk(g_stats.mu);
+        g_stats.sse_active--;
+        if (st->complete) {
+          g_stats.sse_completed++;
+        } else if (st->started) {
+          g_stats.sse_disconnects.push_back(json{{"path", target_path_of(st->target)},
+                                                 {"target", st->target},
+                                                 {"at_us", st->gone_us ? st->gone_us : mono_us()},
+                                                 {"events_sent", st->sent}});
+        }
+      });
+}
+
+void handle_slow(const httplib::Request& req, httplib::Response& res) {
+  const int64_t start = mono_us();
+  const long long ms = std::max(0LL, param_ll(req, "ms", 1000));
+  if (int64_t gone = wait_watching_client(req, ms)) {
+    std::lock_guard<std::mutex> lk(g_stats.mu);
+    g_stats.slow_disconnects.push_back(json{{"path", target_path(req)},
+                                            {"target", req.target},
+                                            {"at_us", gone},
+                                            {"waited_ms", (gone - start) / 1000}});
+    res.status = 499;
+    return;
+  }
+  res.set_content("slow done", "text/plain");
+}
+
+void handle_large(const httplib::Request& req, httplib::Response& res) {
+  const size_t total = static_cast<size_t>(std::max(0LL, param_ll(req, "bytes", 0)));
+  const bool chunked = param_ll(req, "chunked", 0) != 0;
+  if (total == 0) {
+    res.set_content("", "application/octet-stream");
+    return;
+  }
+  if (chunked) {
+    res.set_chunked_content_provider("application/octet-stream",
+                                     [total](size_t offset, httplib::DataSink& sink) {
+                                       if (offset >= total) {
+                                         sink.done();
+                                         return true;
+                                       }
+                                       size_t n = std::min(kPiece, total - offset);
+                                       return sink.write(g_pattern.data() + offset % 256, n);
+                                     });
+  } else {
+    // In CL mode httplib's DataSink::done is empty: never call it here.
+    res.set_content_provider(total, "application/octet-stream",
+                             [](size_t offset, size_t length, httplib::DataSink& sink) {
+                               size_t n = std::min(kPiece, length);
+                               return sink.write(g_pattern.data() + offset % 256, n);
+                             });
+  }
+}
+
+void handle_status(const httplib::Request& req, httplib::Response& res) {
+  const int code = static_cast<int>(param_ll(req, "code", 200));
+  res.status = code;
+  if (code == 204 || code == 304 || (code >= 100 && code < 200)) {
+    if (code == 304) res.set_header("ETag", "\"mock-etag\"");
+    return;  // the post-routing handler removes httplib's Content-Length: 0
+  }
+  res.set_content("status " + std::to_string(code), "text/plain");
+}
+
+void handle_headers(const httplib::Request&, httplib::Response& res) {
+  res.set_header("Set-Cookie", "a=1; Path=/");
+  res.set_header("Set-Cookie", "b=2; Path=/");
+  res.set_header("X-Dup", "1");
+  res.set_header("X-Dup", "2");
+  res.set_header("Connection", "X-Hop");
+  res.set_header("X-Hop", "secret");
+  res.set_content("headers", "text/plain");
+}
+
+void handle_gzip(const httplib::Request&, httplib::Response& res) {
+  res.set_header("Content-Encoding", "gzip");
+  res.set_header("X-Body-Sha256", sha256_hex(g_gzip_body));
+  res.set_header("X-Plain-Sha256", sha256_hex(g_gzip_plain));
+  // A length provider is never auto-compressed by httplib, so these are the bytes on the wire.
+  res.set_content_provider(g_gzip_body.size(), "application/json",
+                           [](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return sink.write(g_gzip_body.data() + offset, length);
+                           });
+}
+
+void dispatch(const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader* reader, bool tls) {
+  const std::string path = target_path(req);
+  if (path == "/echo" || path.rfind("/echo/", 0) == 0) {
+    handle_echo(req, res, reader, tls);
+  } else {
+    // Other endpoints take no body; drain one that was sent anyway so keep-alive stays in sync.
+    if (reader && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))) {
+      (*reader)([](const char*, size_t) { return true; });
+    }
+    if (path == "/sse") {
+      handle_sse(req, res);
+    } else if (path == "/gzip") {
+      handle_gzip(req, res);
+    } else if (path == "/slow") {
+      handle_slow(req, res);
+    } else if (path == "/large") {
+      handle_large(req, res);
+    } else if (path == "/status") {
+      handle_status(req, res);
+    } else if (path == "/headers") {
+      handle_headers(req, res);
+    } else if (path == "/stats") {
+      set_json(res, g_stats.to_json());
+    } else {
+      res.status = 404;
+      res.set_content("mock_upstream: no endpoint " + path, "text/plain");
+    }
+  }
+  // httplib would gzip/brotli text and JSON responses itself when asked to: the mock sends its
+  // bytes as they are.
+  const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+}
+
+void setup(httplib::Server& svr, bool tls, size_t min_threads) {
+  // httplib calls new_task_queue once per listen and owns the result.
+  auto* pool = new ElasticPool(min_threads, 4096);
+  svr.new_task_queue = [pool] { return pool; };
+  svr.set_tcp_nodelay(true);
+  svr.set_keep_alive_max_count(1000000);
+  svr.set_keep_alive_timeout(30);
+  svr.set_read_timeout(30);
+  svr.set_write_timeout(30);
+  svr.set_payload_max_length(static_cast<size_t>(-1));
+
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    if (target_path(req) != "/stats") {
+      std::lock_guard<std::mutex> lk(g_stats.mu);
+      g_stats.requests++;
+      g_stats.connections.emplace(req.remote_addr, req.remote_port);
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 204 || res.status == 304 || (res.status >= 100 && res.status < 200)) {
+      res.headers.erase("Content-Length");
+      res.headers.erase("Content-Type");
+    }
+  });
+  svr.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        res.status = 500;
+        res.set_content("mock_upstream: exception", "text/plain");
+      });
+
+  auto plain = [tls](const httplib::Request& req, httplib::Response& res) {
+    dispatch(req, res, nullptr, tls);
+  };
+  auto with_body = [tls](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& reader) {
+    dispatch(req, res, &reader, tls);
+  };
+  svr.Get(".*", plain);  // GET and HEAD
+  svr.Options(".*", plain);
+  svr.Post(".*", with_body);
+  svr.Put(".*", with_body);
+  svr.Patch(".*", with_body);
+  svr.Delete(".*", with_body);
+}
+
+// Binds 127.0.0.1:0, re-listens with backlog 4096 and serves on a detached thread (the process
+// ends with _Exit, never by joining). Returns the port, or -1.
+template <class Server>
+int start(Server& svr) {
+  int port = svr.bind_to_any_port("127.0.0.1");
+  if (port <= 0) return -1;
+  ::listen(svr.listen_fd(), 4096);
+  std::thread([&svr] { svr.listen_after_bind(); }).detach();
+  return port;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: mock_upstream [--tls-cert CERT --tls-key KEY] [--threads N] "
+               "[--ignore-stdin]\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string cert, key;
+  bool watch_stdin = true;
+  size_t min_threads = 32;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--tls-cert" && i + 1 < argc) {
+      cert = argv[++i];
+    } else if (a == "--tls-key" && i + 1 < argc) {
+      key = argv[++i];
+    } else if (a == "--threads" && i + 1 < argc) {
+      min_threads = static_cast<size_t>(std::max(1L, std::strtol(argv[++i], nullptr, 10)));
+    } else if (a == "--ignore-stdin") {
+      watch_stdin = false;
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  if (cert.empty() != key.empty()) {
+    usage();
+    return 2;
+  }
+
+  // Signals are taken by sigwait in main; every thread started below inherits the mask.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  g_pattern.resize(kPiece + 256);
+  for (size_t i = 0; i < g_pattern.size(); ++i) {
+    g_pattern[i] = static_cast<char>((i * 31 + 7) & 0xff);
+  }
+  g_gzip_plain = "{\"object\":\"mock.gzip\",\"items\":[";
+  for (int i = 0; i < 200; ++i) {
+    if (i) g_gzip_plain += ",";
+    g_gzip_plain += "{\"i\":" + std::to_string(i) + ",\"text\":\"compressible text " +
+                    std::to_string(i % 7) + "\"}";
+  }
+  g_gzip_plain += "]}";
+  g_gzip_body = gzip_compress(g_gzip_plain);
+
+  Listener<httplib::Server> http;
+  setup(http, false, min_threads);
+  int http_port = start(http);
+  if (http_port <= 0) {
+    std::fprintf(stderr, "mock_upstream: cannot listen on 127.0.0.1\n");
+    return 1;
+  }
+  std::unique_ptr<Listener<httplib::SSLServer>> https;
+  int https_port = 0;
+  if (!cert.empty()) {
+    https = std::make_unique<Listener<httplib::SSLServer>>(cert.c_str(), key.c_str());
+    if (!https->is_valid()) {
+      std::fprintf(stderr, "mock_upstream: cannot load %s / %s\n", cert.c_str(), key.c_str());
+      std::_Exit(1);  // the plain listener is already serving
+    }
+    setup(*https, true, 4);
+    https_port = start(*https);
+    if (https_port <= 0) {
+      std::fprintf(stderr, "mock_upstream: cannot listen (TLS) on 127.0.0.1\n");
+      std::_Exit(1);  // the plain listener is already serving
+    }
+  }
+
+  std::printf("mock_upstream http=%d https=%d\n", http_port, https_port);
+  std::fflush(stdout);
+
+  if (watch_stdin) {
+    std::thread([] {
+      char buf[256];
+      while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
+      }
+      ::kill(::getpid(), SIGTERM);
+    }).detach();
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  // Streams may be in flight; the tests only need the process gone, promptly.
+  std::fflush(stdout);
+  std::_Exit(0);
+}

@@ -1,0 +1,370 @@
+#include "log-server/api.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include <httplib.h>
+#include <sqlite3.h>
+
+#include "common/capture_wire.h"
+#include "log-server/exchange_json.h"
+#include "log-server/list_query.h"
+
+namespace lp::logsrv {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr size_t kMaxHeadRead = 1024 * 1024;  // heads larger than this are shown cut
+constexpr int kMaxCandidates = 10;            // listed in a 409 for an ambiguous prefix
+constexpr size_t kReadChunk = 64 * 1024;
+
+// Exposes the listening socket: its real port, and a deeper backlog than the library's 5.
+class Server : public httplib::Server {
+ public:
+  int fd() const { return svr_sock_; }
+};
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump_json(body), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& parameter = {}) {
+  json body{{"error", message}};
+  if (!parameter.empty()) body["parameter"] = parameter;
+  send_json(res, status, body);
+}
+
+void log_line(const std::string& line) {
+  std::fprintf(stderr, "log-server: %s\n", line.c_str());
+}
+
+std::string status_text(int status) {
+  switch (status) {
+    case 400:
+      return "bad request";
+    case 404:
+      return "not found";
+    case 405:
+      return "method not allowed";
+    case 413:
+      return "request body too large";
+    case 414:
+      return "request target too long";
+    case 416:
+      return "range not satisfiable";
+    default:
+      return "HTTP status " + std::to_string(status);
+  }
+}
+
+bool has_body(const httplib::Request& req) {
+  return req.has_header("Transfer-Encoding") ||
+         (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+}
+
+std::vector<std::pair<std::string, std::string>> params_of(const httplib::Request& req) {
+  return {req.params.begin(), req.params.end()};
+}
+
+// Reads the first `size` bytes of a stored file (bounded), for its head.
+std::optional<HttpHead> read_head(const BlobStore& store, const std::optional<std::string>& file,
+                                  int64_t size) {
+  if (!file || size <= 0) return std::nullopt;
+  int fd = store.open_read(*file);
+  if (fd < 0) return std::nullopt;
+  std::string buf(std::min<size_t>(static_cast<size_t>(size), kMaxHeadRead), '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  buf.resize(got);
+  return parse_http_head(buf);
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  ApiDeps deps;
+  BearerAuth auth;
+  Server server;
+
+  Impl(ApiDeps d, int threads) : deps(std::move(d)), auth(deps.auth_token) {
+    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server.set_tcp_nodelay(true);
+    server.set_keep_alive_max_count(100000);
+    server.set_keep_alive_timeout(30);
+    server.set_read_timeout(60);
+    server.set_write_timeout(60);
+    // /ingest enforces the batch limit itself (Content-Length up front, chunked bodies as they
+    // arrive); this bounds what the library buffers for any other POST.
+    server.set_payload_max_length(wire::kMaxBatchBytes);
+    routes();
+  }
+
+  // A request id from the path: lower-cased, [0-9a-f-], 8 to 36 characters. Resolves it to
+  // one row or answers 400/404/409 itself (returns nullopt then).
+  std::optional<ExchangeRow> resolve(const std::string& raw, httplib::Response& res) {
+    std::string id;
+    for (char c : raw) {
+      if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-')) {
+        send_error(res, 400, "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more",
+                   "id");
+        return std::nullopt;
+      }
+      id += c;
+    }
+    if (id.size() < 8 || id.size() > 36) {
+      send_error(res, 400, "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more",
+                 "id");
+      return std::nullopt;
+    }
+    std::vector<ExchangeRow> rows = deps.readers.with_reader([&](IndexReader& r) {
+      std::vector<ExchangeRow> out;
+      if (id.size() == 36) {
+        if (auto row = r.get(id)) out.push_back(std::move(*row));
+      } else {
+        out = r.by_prefix(id, kMaxCandidates + 1);
+      }
+      return out;
+    });
+    if (rows.empty()) {
+      send_error(res, 404, "no exchange with id " + id);
+      return std::nullopt;
+    }
+    if (rows.size() > 1) {
+      json candidates = json::array();
+      for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(kMaxCandidates); ++i) {
+        candidates.push_back({{"id", rows[i].id},
+                              {"started_at", rows[i].started_at},
+                              {"method", rows[i].method},
+                              {"proxy_path", rows[i].proxy_path}});
+      }
+      send_json(
+          res, 409,
+          {{"error", "id prefix " + id + " matches more than one exchange; use more characters"},
+           {"parameter", "id"},
+           {"candidates", candidates},
+           {"more", rows.size() > static_cast<size_t>(kMaxCandidates)}});
+      return std::nullopt;
+    }
+    return std::move(rows.front());
+  }
+
+  void list(const httplib::Request& req, httplib::Response& res) {
+    ListQuery q;
+    ParamError err;
+    if (!parse_list_query(params_of(req), &q, &err)) {
+      return send_error(res, 400, err.message, err.parameter);
+    }
+    ListPage page = deps.readers.with_reader([&](IndexReader& r) { return r.list(q); });
+    json items = json::array();
+    for (const ExchangeRow& row : page.rows) items.push_back(summary_json(row));
+    send_json(res, 200,
+              {{"requests", std::move(items)},
+               {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}});
+  }
+
+  void detail(const httplib::Request& req, httplib::Response& res) {
+    auto row = resolve(req.matches[1], res);
+    if (!row) return;
+    auto request_head = read_head(deps.store, row->request_file, row->request_head_size);
+    auto response_head = read_head(deps.store, row->response_file, row->response_head_size);
+    send_json(res, 200, detail_json(*row, request_head, response_head));
+  }
+
+  void raw(const httplib::Request& req, httplib::Response& res) {
+    auto row = resolve(req.matches[1], res);
+    if (!row) return;
+    bool request = req.matches[2] == "request";
+    std::optional<std::string> file =
+        request ? std::optional(row->request_file) : row->response_file;
+    // Only acknowledged bytes are served: a batch being applied may have appended more.
+    int64_t size = request ? row->request_file_size : row->response_file_size;
+    if (!file) return send_error(res, 404, "exchange " + row->id + " has no response (yet)");
+    int fd = deps.store.open_read(*file);
+    if (fd < 0) {
+      log_line("cannot open " + *file + ": " + std::strerror(errno));
+      return send_error(res, 404, "the stored file of exchange " + row->id + " is missing");
+    }
+    res.set_header("X-Exchange-Id", row->id);
+    if (size == 0) {
+      ::close(fd);
+      res.set_content("", "application/octet-stream");
+      return;
+    }
+    auto shared_fd = std::shared_ptr<int>(new int(fd), [](int* p) {
+      ::close(*p);
+      delete p;
+    });
+    res.set_content_provider(static_cast<size_t>(size), "application/octet-stream",
+                             [shared_fd](size_t offset, size_t length, httplib::DataSink& sink) {
+                               std::string buf(std::min(length, kReadChunk), '\0');
+                               ssize_t n = ::pread(*shared_fd, buf.data(), buf.size(),
+                                                   static_cast<off_t>(offset));
+                               if (n <= 0)
+                                 return false;  // the file is shorter than acknowledged: abort
+                               return sink.write(buf.data(), static_cast<size_t>(n));
+                             });
+  }
+
+  void ingest(const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) {
+    auto too_large = [&] {
+      deps.metrics.count_error(IngestErrorKind::kTooLarge);
+      res.set_header("Connection", "close");  // the rest of the body is not read
+      send_error(res, 413, "batch larger than " + std::to_string(wire::kMaxBatchBytes) + " bytes");
+    };
+    std::string body;
+    if (req.has_header("Content-Length")) {
+      uint64_t length = req.get_header_value<uint64_t>("Content-Length");
+      if (length > wire::kMaxBatchBytes) return too_large();
+      body.reserve(length);
+    }
+    // Chunked bodies have no length up front: they are counted as they arrive.
+    bool over = false;
+    bool complete = reader([&](const char* data, size_t n) {
+      if (body.size() + n > wire::kMaxBatchBytes) {
+        over = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (over) return too_large();
+    if (!complete) {
+      res.set_header("Connection", "close");
+      return send_error(res, 400, "the batch body could not be read completely");
+    }
+    std::string error;
+    auto batch = wire::decode_batch(body, &error);
+    if (!batch) {
+      deps.metrics.count_error(IngestErrorKind::kMalformed);
+      return send_error(res, 400, "malformed batch: " + error);
+    }
+    IngestResult r = deps.ingestor.apply(*batch);
+    switch (r.status) {
+      case IngestResult::Status::kApplied:
+        return send_json(res, 200,
+                         {{"applied", true}, {"frames", r.frames}, {"skipped", r.skipped}});
+      case IngestResult::Status::kDuplicate:
+        return send_json(res, 200, {{"duplicate", true}});
+      case IngestResult::Status::kDiskFull:
+        log_line("ingest of batch " + batch->proxy_id + "/" + std::to_string(batch->seq) +
+                 " failed, rolled back: " + r.error);
+        return send_error(res, 507, "log server storage is full; batch not applied");
+      case IngestResult::Status::kUnavailable:
+        log_line("ingest of batch " + batch->proxy_id + "/" + std::to_string(batch->seq) +
+                 " failed, rolled back: " + r.error);
+        res.set_header("Retry-After", "5");
+        return send_error(res, 503, "log server storage error; batch not applied");
+    }
+  }
+
+  void routes() {
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.path == "/healthz" || auth.allows(req.get_header_value("Authorization"))) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      res.set_header("WWW-Authenticate", "Bearer");
+      // The body was not read; the connection cannot carry another request.
+      if (has_body(req)) res.set_header("Connection", "close");
+      send_error(res, 401, "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    server.set_error_handler(
+        httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          std::string message = status_text(res.status);
+          send_error(res, res.status, message);
+          return httplib::Server::HandlerResponse::Handled;
+        }));
+    server.set_exception_handler(
+        [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "unknown exception";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          log_line(req.method + " " + req.path + ": " + what);
+          bool busy = false;
+          try {
+            std::rethrow_exception(ep);
+          } catch (const SqliteError& e) {
+            busy = e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED;
+          } catch (...) {
+          }
+          send_error(res, busy ? 503 : 500, busy ? "index busy, try again" : "internal error");
+        });
+
+    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, {{"status", "ok"}});
+    });
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(deps.metrics.render(), "text/plain; version=0.0.4");
+    });
+    server.Get("/requests",
+               [this](const httplib::Request& req, httplib::Response& res) { list(req, res); });
+    server.Get(R"(/requests/([^/]*))",
+               [this](const httplib::Request& req, httplib::Response& res) { detail(req, res); });
+    server.Get(R"(/requests/([^/]*)/(request|response))",
+               [this](const httplib::Request& req, httplib::Response& res) { raw(req, res); });
+    server.Post("/ingest",
+                [this](const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& reader) { ingest(req, res, reader); });
+  }
+};
+
+ApiServer::ApiServer(ApiDeps deps, int threads)
+    : impl_(std::make_unique<Impl>(std::move(deps), threads)) {}
+
+ApiServer::~ApiServer() = default;
+
+void ApiServer::bind(const std::string& host, int port) {
+  std::string bind_host = host;
+  // "localhost" means IPv4 loopback here, as for the proxy: clients most often dial 127.0.0.1.
+  if (host == "localhost") bind_host = "127.0.0.1";
+  if (bind_host.size() > 2 && bind_host.front() == '[' && bind_host.back() == ']') {
+    bind_host = bind_host.substr(1, bind_host.size() - 2);
+  }
+  bool ok = port == 0 ? impl_->server.bind_to_any_port(bind_host) > 0
+                      : impl_->server.bind_to_port(bind_host, port);
+  if (!ok) {
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             std::strerror(errno));
+  }
+  ::listen(impl_->server.fd(), 1024);
+}
+
+int ApiServer::port() const {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(impl_->server.fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return 0;
+}
+
+bool ApiServer::run() {
+  return impl_->server.listen_after_bind();
+}
+
+void ApiServer::stop() {
+  impl_->server.stop();
+}
+
+}  // namespace lp::logsrv

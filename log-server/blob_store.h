@@ -1,0 +1,97 @@
+// The exchange files under data_dir: `{YYYY-MM-DD}/{timestamp}_{id8}_request.bin` and
+// `..._response.bin`, directories 0700 and files 0600. A file only ever grows by appends at
+// the size the index acknowledges; bytes past that size belong to an attempt that was never
+// committed and are cut off before the next append (BatchFiles) or at startup (trim_to).
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace lp::logsrv {
+
+// A failed file operation; `err` is the errno. ENOSPC/EDQUOT mean the disk is full.
+class DiskError : public std::runtime_error {
+ public:
+  DiskError(int err, const std::string& what);
+  int err() const { return err_; }
+  bool disk_full() const;
+
+ private:
+  int err_;
+};
+
+struct FileNames {
+  std::string request;  // relative to data_dir
+  std::string response;
+};
+
+class BlobStore {
+ public:
+  // Creates data_dir (0700) if needed; throws DiskError.
+  explicit BlobStore(std::string data_dir);
+
+  const std::string& root() const { return root_; }
+  std::string path(const std::string& relative) const { return root_ + "/" + relative; }
+
+  // "2025-09-13/2025-09-13_02-11-09.123_092d0424_request.bin" and the response twin. With
+  // `full_id` the whole id replaces the 8-char prefix: the fallback when two exchanges that
+  // started in the same millisecond share their first 8 id characters.
+  static FileNames names_for(int64_t started_us, const std::string& id, bool full_id = false);
+  bool exists(const std::string& relative) const;
+
+  enum class Trim { kOk, kTrimmed, kMissing, kShort };
+  // Cuts `relative` back to `size` bytes when it is longer (and syncs it). kMissing when the
+  // file does not exist, kShort when it holds fewer bytes than `size`.
+  Trim trim_to(const std::string& relative, int64_t size);
+
+  // Opens a stored file for reading; -1 with errno set on failure.
+  int open_read(const std::string& relative) const;
+
+ private:
+  std::string root_;
+};
+
+// The files one ingest batch writes. Policy: a file is opened on its first use in the batch
+// (created when needed, then truncated to the size the index acknowledges, which undoes any
+// bytes an uncommitted earlier attempt appended), appended to with pwrite at the known size,
+// synced by sync(), and closed when the BatchFiles is destroyed. No descriptor outlives a
+// batch, so a rolled-back batch leaves nothing cached and the descriptor count is bounded by
+// the files one batch touches.
+class BatchFiles {
+ public:
+  explicit BatchFiles(const BlobStore& store) : store_(store) {}
+  ~BatchFiles();
+  BatchFiles(const BatchFiles&) = delete;
+  BatchFiles& operator=(const BatchFiles&) = delete;
+
+  // Makes sure the file exists (used at the begin frame for the request file).
+  void touch(const std::string& relative, int64_t acked_size);
+  // Appends `data`; returns the file's new size. `acked_size` matters on first use only.
+  int64_t append(const std::string& relative, int64_t acked_size, std::string_view data);
+  // fdatasync every touched file (or one syncfs when many), then fsync the directories that
+  // gained entries. Throws DiskError.
+  void sync();
+
+  size_t files() const { return open_.size(); }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  struct OpenFile {
+    int fd = -1;
+    int64_t size = 0;
+  };
+  OpenFile& open(const std::string& relative, int64_t acked_size);
+  void ensure_dir(const std::string& relative_dir);
+
+  const BlobStore& store_;
+  std::unordered_map<std::string, OpenFile> open_;
+  std::set<std::string> known_dirs_;  // day directories checked in this batch
+  std::set<std::string> dirty_dirs_;  // absolute paths of directories that gained entries
+  uint64_t bytes_written_ = 0;
+};
+
+}  // namespace lp::logsrv

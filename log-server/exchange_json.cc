@@ -1,0 +1,79 @@
+#include "log-server/exchange_json.h"
+
+namespace lp::logsrv {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+template <class T>
+json or_null(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json ms(const std::optional<int64_t>& us) {
+  return us ? json(static_cast<double>(*us) / 1000.0) : json(nullptr);
+}
+
+json headers_json(const std::optional<HttpHead>& head) {
+  json list = json::array();
+  if (head) {
+    for (const auto& [n, v] : head->headers) list.push_back(json::array({n, v}));
+  }
+  return list;
+}
+
+}  // namespace
+
+json summary_json(const ExchangeRow& r) {
+  return json{
+      {"id", r.id},
+      {"short_id", r.short_id},
+      {"started_at", r.started_at},
+      {"route", r.route},
+      {"method", r.method},
+      {"proxy_path", r.proxy_path},
+      {"destination", r.destination},
+      {"status", or_null(r.status)},
+      {"outcome", r.outcome},
+      {"error", or_null(r.error)},
+      {"request_bytes", r.request_bytes},
+      {"response_bytes", r.response_bytes},
+      {"durations",
+       {{"total_ms", ms(r.total_us)},
+        {"upstream_headers_ms", ms(r.upstream_headers_us)},
+        {"first_byte_ms", ms(r.first_byte_us)},
+        {"proxy_overhead_ms", ms(r.request_forwarded_us)}}},
+      {"request_content_type", or_null(r.request_content_type)},
+      {"response_content_type", or_null(r.response_content_type)},
+      {"response_content_encoding", or_null(r.response_content_encoding)},
+      {"replay_of", or_null(r.replay_of)},
+  };
+}
+
+json detail_json(const ExchangeRow& r, const std::optional<HttpHead>& request_head,
+                 const std::optional<HttpHead>& response_head) {
+  json j = summary_json(r);
+  j["client_ip"] = r.client_ip;
+  j["proxy_id"] = r.proxy_id;
+  j["ingested_at"] = r.ingested_at;
+  j["timings"] = {{"total_us", or_null(r.total_us)},
+                  {"request_forwarded_us", or_null(r.request_forwarded_us)},
+                  {"upstream_headers_us", or_null(r.upstream_headers_us)},
+                  {"first_byte_us", or_null(r.first_byte_us)}};
+  j["files"] = {{"request", r.request_file},
+                {"request_size", r.request_file_size},
+                {"response", or_null(r.response_file)},
+                {"response_size", r.response_file_size}};
+  j["request_line"] = request_head ? json(request_head->start_line) : json(nullptr);
+  j["request_headers"] = headers_json(request_head);
+  j["status_line"] = response_head ? json(response_head->start_line) : json(nullptr);
+  j["response_headers"] = headers_json(response_head);
+  return j;
+}
+
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace lp::logsrv

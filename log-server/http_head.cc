@@ -1,0 +1,70 @@
+#include "log-server/http_head.h"
+
+namespace lp::logsrv {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpHead parse_http_head(std::string_view raw) {
+  HttpHead head;
+  bool first = true;
+  while (!raw.empty()) {
+    size_t nl = raw.find('\n');
+    std::string_view line = raw.substr(0, nl);
+    raw = nl == std::string_view::npos ? std::string_view() : raw.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (first) {
+      head.start_line = std::string(line);
+      first = false;
+      continue;
+    }
+    if (line.empty()) break;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    head.headers.emplace_back(std::string(trim(line.substr(0, colon))),
+                              std::string(trim(line.substr(colon + 1))));
+  }
+  return head;
+}
+
+std::optional<std::string> header_value(const HttpHead& head, std::string_view name) {
+  for (const auto& [n, v] : head.headers) {
+    if (iequals(n, name)) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<int> status_code(std::string_view line) {
+  if (!line.starts_with("HTTP/")) return std::nullopt;
+  size_t sp = line.find(' ');
+  if (sp == std::string_view::npos || sp + 4 > line.size()) return std::nullopt;
+  int code = 0;
+  for (size_t i = sp + 1; i < sp + 4; ++i) {
+    char c = line[i];
+    if (c < '0' || c > '9') return std::nullopt;
+    code = code * 10 + (c - '0');
+  }
+  if (sp + 4 < line.size() && line[sp + 4] != ' ') return std::nullopt;
+  if (code < 100) return std::nullopt;
+  return code;
+}
+
+}  // namespace lp::logsrv

@@ -1,0 +1,90 @@
+#include "log-server/index_reader.h"
+
+namespace lp::logsrv {
+
+ListPage IndexReader::list(const ListQuery& q) {
+  std::string sql = std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE 1";
+  int n = 0;
+  auto param = [&] { return "?" + std::to_string(++n); };
+  if (q.route) sql += " AND route = " + param();
+  if (q.method) sql += " AND method = " + param();
+  if (q.status) sql += " AND status = " + param();
+  if (q.outcome) sql += " AND outcome = " + param();
+  if (q.since_us) sql += " AND started_us >= " + param();
+  if (q.until_us) sql += " AND started_us < " + param();
+  if (q.q) sql += " AND instr(proxy_path, " + param() + ") > 0";
+  if (q.cursor) {
+    std::string a = param();
+    std::string b = param();
+    sql += " AND (started_us, id) < (" + a + ", " + b + ")";
+  }
+  sql += " ORDER BY started_us DESC, id DESC LIMIT " + param();
+
+  Statement& s = db_.cached(sql);
+  StatementScope scope(s);
+  int c = 1;
+  if (q.route) s.bind(c++, *q.route);
+  if (q.method) s.bind(c++, *q.method);
+  if (q.status) s.bind(c++, *q.status);
+  if (q.outcome) s.bind(c++, *q.outcome);
+  if (q.since_us) s.bind(c++, *q.since_us);
+  if (q.until_us) s.bind(c++, *q.until_us);
+  if (q.q) s.bind(c++, *q.q);
+  if (q.cursor) {
+    s.bind(c++, q.cursor->started_us);
+    s.bind(c++, q.cursor->id);
+  }
+  // One row more than asked tells whether another page exists.
+  s.bind(c++, q.limit + 1);
+
+  ListPage page;
+  while (s.step()) {
+    if (static_cast<int>(page.rows.size()) == q.limit) {
+      const ExchangeRow& last = page.rows.back();
+      page.next = Cursor{last.started_us, last.id};
+      break;
+    }
+    page.rows.push_back(read_exchange_row(s));
+  }
+  return page;
+}
+
+std::optional<ExchangeRow> IndexReader::get(const std::string& id) {
+  Statement& s =
+      db_.cached(std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE id = ?1");
+  StatementScope scope(s);
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_exchange_row(s);
+}
+
+std::vector<ExchangeRow> IndexReader::by_prefix(const std::string& prefix, int limit) {
+  // A range on the primary key: ids are [0-9a-f-], all of which sort below '~'.
+  Statement& s = db_.cached(std::string("SELECT ") + kExchangeColumns +
+                            " FROM exchanges WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3");
+  StatementScope scope(s);
+  s.bind(1, prefix).bind(2, prefix + "~").bind(3, limit);
+  std::vector<ExchangeRow> rows;
+  while (s.step()) rows.push_back(read_exchange_row(s));
+  return rows;
+}
+
+std::unique_ptr<Database> ReaderPool::take() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      auto db = std::move(idle_.back());
+      idle_.pop_back();
+      return db;
+    }
+  }
+  return open_index(path_, /*writer=*/false);
+}
+
+void ReaderPool::give_back(std::unique_ptr<Database> db) {
+  if (!db) return;
+  std::lock_guard lock(mu_);
+  idle_.push_back(std::move(db));
+}
+
+}  // namespace lp::logsrv

@@ -1,0 +1,63 @@
+// The read side of the index: the /requests page query, lookup by id or id prefix, and a pool
+// of read-only connections. WAL lets these run concurrently with the one writer; each query
+// reads one consistent snapshot.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "log-server/index_schema.h"
+#include "log-server/list_query.h"
+
+namespace lp::logsrv {
+
+struct ListPage {
+  std::vector<ExchangeRow> rows;
+  std::optional<Cursor> next;  // set when more rows may follow
+};
+
+class IndexReader {
+ public:
+  explicit IndexReader(Database& db) : db_(db) {}
+
+  // Newest first (started_us DESC, id DESC), after q.cursor when set. Statements are cached
+  // per combination of filters.
+  ListPage list(const ListQuery& q);
+  std::optional<ExchangeRow> get(const std::string& id);
+  // Rows whose id starts with `prefix`, in id order, at most `limit`.
+  std::vector<ExchangeRow> by_prefix(const std::string& prefix, int limit);
+
+ private:
+  Database& db_;
+};
+
+// Read connections, opened on demand and reused; at most one per concurrent caller.
+class ReaderPool {
+ public:
+  explicit ReaderPool(std::string path) : path_(std::move(path)) {}
+
+  template <class F>
+  auto with_reader(F&& f) {
+    std::unique_ptr<Database> db = take();
+    struct Return {
+      ReaderPool* pool;
+      std::unique_ptr<Database>* db;
+      ~Return() { pool->give_back(std::move(*db)); }
+    } give{this, &db};
+    IndexReader reader(*db);
+    return f(reader);
+  }
+
+ private:
+  std::unique_ptr<Database> take();
+  void give_back(std::unique_ptr<Database> db);
+
+  std::string path_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Database>> idle_;
+};
+
+}  // namespace lp::logsrv

@@ -1,0 +1,135 @@
+#include "log-server/index_schema.h"
+
+namespace lp::logsrv {
+
+const char* const kExchangeColumns =
+    "id, short_id, started_at, started_us, route, method, proxy_path, destination, client_ip, "
+    "replay_of, status, outcome, error, request_bytes, response_bytes, total_us, "
+    "request_forwarded_us, upstream_headers_us, first_byte_us, request_content_type, "
+    "response_content_type, response_content_encoding, request_file, response_file, "
+    "request_file_size, response_file_size, request_head_size, response_head_size, proxy_id, "
+    "ingested_at";
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS exchanges (
+  id TEXT PRIMARY KEY,
+  short_id TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  started_us INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  method TEXT NOT NULL,
+  proxy_path TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  client_ip TEXT NOT NULL,
+  replay_of TEXT,
+  status INTEGER,
+  outcome TEXT NOT NULL,
+  error TEXT,
+  request_bytes INTEGER NOT NULL,
+  response_bytes INTEGER NOT NULL,
+  total_us INTEGER,
+  request_forwarded_us INTEGER,
+  upstream_headers_us INTEGER,
+  first_byte_us INTEGER,
+  request_content_type TEXT,
+  response_content_type TEXT,
+  response_content_encoding TEXT,
+  request_file TEXT NOT NULL,
+  response_file TEXT,
+  request_file_size INTEGER NOT NULL,
+  response_file_size INTEGER NOT NULL,
+  request_head_size INTEGER NOT NULL,
+  response_head_size INTEGER NOT NULL,
+  proxy_id TEXT NOT NULL,
+  ingested_at TEXT NOT NULL
+);
+-- Newest first, keyset on (started_us, id); each filter column leads its own index so an
+-- equality filter plus the time order is one range scan.
+CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges(started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_route ON exchanges(route, started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_method ON exchanges(method, started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_status ON exchanges(status, started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_outcome ON exchanges(outcome, started_us, id);
+CREATE TABLE IF NOT EXISTS applied_batches (
+  proxy_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  applied_at TEXT NOT NULL,
+  PRIMARY KEY (proxy_id, seq)
+) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+ExchangeRow read_exchange_row(const Statement& s) {
+  ExchangeRow r;
+  int c = 0;
+  r.id = s.text(c++);
+  r.short_id = s.text(c++);
+  r.started_at = s.text(c++);
+  r.started_us = s.int64(c++);
+  r.route = s.text(c++);
+  r.method = s.text(c++);
+  r.proxy_path = s.text(c++);
+  r.destination = s.text(c++);
+  r.client_ip = s.text(c++);
+  r.replay_of = s.opt_text(c++);
+  r.status = s.opt_int64(c++);
+  r.outcome = s.text(c++);
+  r.error = s.opt_text(c++);
+  r.request_bytes = s.int64(c++);
+  r.response_bytes = s.int64(c++);
+  r.total_us = s.opt_int64(c++);
+  r.request_forwarded_us = s.opt_int64(c++);
+  r.upstream_headers_us = s.opt_int64(c++);
+  r.first_byte_us = s.opt_int64(c++);
+  r.request_content_type = s.opt_text(c++);
+  r.response_content_type = s.opt_text(c++);
+  r.response_content_encoding = s.opt_text(c++);
+  r.request_file = s.text(c++);
+  r.response_file = s.opt_text(c++);
+  r.request_file_size = s.int64(c++);
+  r.response_file_size = s.int64(c++);
+  r.request_head_size = s.int64(c++);
+  r.response_head_size = s.int64(c++);
+  r.proxy_id = s.text(c++);
+  r.ingested_at = s.text(c++);
+  return r;
+}
+
+std::unique_ptr<Database> open_index(const std::string& path, bool writer) {
+  auto db = std::make_unique<Database>(path, writer);
+  db->exec("PRAGMA busy_timeout = 5000");
+  if (writer) {
+    db->exec("PRAGMA journal_mode = WAL");
+    db->exec("PRAGMA synchronous = NORMAL");
+    db->exec("BEGIN IMMEDIATE");
+    try {
+      int64_t version = 0;
+      {
+        Statement& v = db->cached("PRAGMA user_version");
+        StatementScope scope(v);
+        if (v.step()) version = v.int64(0);
+      }
+      if (version > kSchemaVersion) {
+        throw SqliteError(1, "index schema version " + std::to_string(version) +
+                                 " is newer than this log-server (" +
+                                 std::to_string(kSchemaVersion) + ")");
+      }
+      db->exec(kSchema);
+      db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+      db->exec("COMMIT");
+    } catch (...) {
+      db->exec("ROLLBACK");
+      throw;
+    }
+  } else {
+    db->exec("PRAGMA query_only = 1");
+  }
+  return db;
+}
+
+}  // namespace lp::logsrv

@@ -1,0 +1,43 @@
+// The write side of the index, used by one thread at a time (the ingest mutex): transactions,
+// the batch ledger, exchange rows in and out, and the startup recovery queries. Statements
+// are prepared once and reused. Nothing here touches files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "log-server/index_schema.h"
+
+namespace lp::logsrv {
+
+class IndexWriter {
+ public:
+  explicit IndexWriter(Database& db) : db_(db) {}
+
+  void begin();  // BEGIN IMMEDIATE
+  void commit();
+  void rollback() noexcept;  // best effort; never throws
+
+  bool batch_applied(const std::string& proxy_id, uint64_t seq);
+  void mark_batch_applied(const std::string& proxy_id, uint64_t seq, const std::string& at);
+
+  std::optional<ExchangeRow> find(const std::string& id);
+  void insert(const ExchangeRow& row);
+  // Writes every column that changes after the begin frame (sizes, outcome, timings, ...).
+  void update(const ExchangeRow& row);
+
+  // Whether another exchange's row names `request_file` (looked up within the millisecond of
+  // `started_us`, which the file name encodes, so it is an index range scan).
+  bool request_file_taken(const std::string& request_file, int64_t started_us,
+                          const std::string& id);
+
+  std::vector<ExchangeRow> in_progress();
+  int64_t count();
+
+ private:
+  Database& db_;
+};
+
+}  // namespace lp::logsrv

@@ -1,0 +1,52 @@
+// Applying one capture batch (POST /ingest) to the files and the index, atomically: either
+// every frame of the batch is in the index and its bytes are synced to disk, or the index is
+// unchanged and whatever was written is cut off again before the next attempt.
+//
+// Order for one batch: duplicate check on (proxy_id, seq); BEGIN; frames in order (files are
+// truncated to their acknowledged size on first use, then appended to); rows written;
+// applied_batches row; fdatasync files (and fsync new directory entries); COMMIT. Only then
+// is the batch acknowledged. Batches are applied one at a time (a mutex).
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+#include <string>
+
+#include "common/capture_wire.h"
+#include "log-server/blob_store.h"
+#include "log-server/index_writer.h"
+#include "log-server/metrics.h"
+
+namespace lp::logsrv {
+
+struct IngestResult {
+  enum class Status {
+    kApplied,
+    kDuplicate,    // (proxy_id, seq) was applied before: nothing done
+    kDiskFull,     // ENOSPC/EDQUOT: rolled back (507)
+    kUnavailable,  // another file or database error: rolled back (503)
+  };
+  Status status = Status::kApplied;
+  size_t frames = 0;   // frames applied
+  size_t skipped = 0;  // frames skipped (unknown exchange, out of order)
+  std::string error;   // for failures: a message fit for the log (may name paths)
+};
+
+class Ingestor {
+ public:
+  Ingestor(Database& db, const BlobStore& store, Metrics& metrics)
+      : writer_(db), store_(store), metrics_(metrics) {}
+
+  IngestResult apply(const wire::DecodedBatch& batch);
+
+  // For recovery at startup, before any batch is applied.
+  IndexWriter& writer() { return writer_; }
+
+ private:
+  IndexWriter writer_;
+  const BlobStore& store_;
+  Metrics& metrics_;
+  std::mutex mu_;
+};
+
+}  // namespace lp::logsrv

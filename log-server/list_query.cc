@@ -1,0 +1,104 @@
+#include "log-server/list_query.h"
+
+#include <charconv>
+#include <set>
+
+#include "log-server/time_format.h"
+
+namespace lp::logsrv {
+
+namespace {
+
+bool fail(ParamError* error, std::string parameter, std::string message) {
+  *error = {std::move(parameter), std::move(message)};
+  return false;
+}
+
+// A decimal integer in [lo, hi], digits only (no sign, no spaces).
+std::optional<int64_t> parse_int(const std::string& s, int64_t lo, int64_t hi) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  int64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+bool is_outcome(std::string_view s) {
+  for (const char* o : kOutcomes) {
+    if (s == o) return true;
+  }
+  return false;
+}
+
+bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& params,
+                      ListQuery* out, ParamError* error) {
+  ListQuery q;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) return fail(error, name, "parameter given more than once");
+    if (value.size() > kMaxFilterChars) {
+      return fail(error, name, "value longer than " + std::to_string(kMaxFilterChars) + " bytes");
+    }
+    if (name == "route") {
+      q.route = value;
+    } else if (name == "method") {
+      if (value.empty() || value.size() > 32) {
+        return fail(error, name, "expected an HTTP method such as GET or POST");
+      }
+      std::string m;
+      for (char c : value) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+        if (c < 'A' || c > 'Z')
+          return fail(error, name, "expected an HTTP method such as GET or POST");
+        m += c;
+      }
+      q.method = m;
+    } else if (name == "status") {
+      auto v = parse_int(value, 100, 599);
+      if (!v) return fail(error, name, "expected an HTTP status code between 100 and 599");
+      q.status = static_cast<int>(*v);
+    } else if (name == "outcome") {
+      if (!is_outcome(value)) {
+        return fail(error, name,
+                    "expected one of in_progress, complete, client_aborted, upstream_error, "
+                    "truncated");
+      }
+      q.outcome = value;
+    } else if (name == "since" || name == "until") {
+      auto t = parse_rfc3339_us(value);
+      if (!t) {
+        return fail(error, name,
+                    "expected an RFC 3339 time such as 2025-09-13T02:11:09Z or "
+                    "2025-09-13T04:11:09.5+02:00");
+      }
+      (name == "since" ? q.since_us : q.until_us) = *t;
+    } else if (name == "q") {
+      if (!value.empty()) q.q = value;
+    } else if (name == "limit") {
+      auto v = parse_int(value, 1, kMaxLimit);
+      if (!v)
+        return fail(error, name, "expected an integer between 1 and " + std::to_string(kMaxLimit));
+      q.limit = static_cast<int>(*v);
+    } else if (name == "cursor") {
+      auto c = decode_cursor(value);
+      if (!c) return fail(error, name, "not a cursor returned as next_cursor by this server");
+      q.cursor = std::move(*c);
+    } else {
+      return fail(error, name,
+                  "unknown parameter (expected route, method, status, outcome, since, until, q, "
+                  "limit, cursor)");
+    }
+  }
+  if (q.since_us && q.until_us && *q.until_us < *q.since_us) {
+    return fail(error, "until", "until is earlier than since");
+  }
+  *out = std::move(q);
+  return true;
+}
+
+}  // namespace lp::logsrv

@@ -1,0 +1,199 @@
+// log-server: the command line. Loads the config, opens the store (recovering from an
+// unclean stop), serves the API, and turns SIGINT/SIGTERM into a clean stop (in-flight
+// requests finish, the index is checkpointed) with exit 0.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "common/config.h"
+#include "log-server/api.h"
+#include "log-server/auth.h"
+#include "log-server/blob_store.h"
+#include "log-server/index_reader.h"
+#include "log-server/index_schema.h"
+#include "log-server/ingest.h"
+#include "log-server/metrics.h"
+#include "log-server/recovery.h"
+
+#ifndef LP_VERSION
+#define LP_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: log-server [--config FILE] [--check]
+       log-server --help | --version
+
+Stores the captures that logging-proxy ships (POST /ingest) as files plus a
+SQLite index under log_server.data_dir, and serves them:
+  GET /requests, /requests/{id}, /requests/{id}/request, /requests/{id}/response,
+  /healthz, /metrics
+
+Options:
+  --config FILE   configuration file (default: config.yaml in the working directory)
+  --check         validate the configuration, print what would run, and exit
+                  (0 when valid, 2 with the problem otherwise)
+  --help          show this help
+  --version       show the version
+
+With log_server.auth_token (or LOG_SERVER_TOKEN) set, every endpoint but /healthz
+needs "Authorization: Bearer TOKEN".
+Signals: SIGINT/SIGTERM stop accepting, finish in-flight requests, and exit 0.
+)";
+
+int usage_error(const std::string& message) {
+  std::cerr << "log-server: " << message << "\n"
+            << "Try 'log-server --help'.\n";
+  return 2;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
+std::string index_path(const lp::Config& config) {
+  return config.log_server.data_dir + "/index.sqlite";
+}
+
+void describe(const lp::Config& config, std::ostream& out) {
+  const auto& ls = config.log_server;
+  out << "log server: http://" << ls.host << ":" << ls.port
+      << (ls.port == 0 ? " (a free port)" : "") << "\n";
+  out << "data dir: " << ls.data_dir << " (index " << index_path(config) << ")\n";
+  out << "auth: " << (ls.auth_token.empty() ? "none" : "bearer token required (all but /healthz)")
+      << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "config.yaml";
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "log-server " << LP_VERSION << "\n";
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--config") {
+      if (i + 1 >= argc) return usage_error("--config needs a file name");
+      config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config_path = arg.substr(9);
+    } else {
+      return usage_error("unknown argument '" + arg + "'");
+    }
+  }
+
+  lp::Config config;
+  try {
+    config = lp::load_config_file(config_path);
+  } catch (const lp::ConfigError& e) {
+    std::cerr << "log-server: " << e.what() << "\n";
+    return 2;
+  }
+  const auto& ls = config.log_server;
+  if (auto problem = lp::logsrv::token_problem(ls.auth_token)) {
+    std::cerr << "log-server: " << config.source << ": log_server.auth_token " << *problem << "\n";
+    return 2;
+  }
+  if (ls.data_dir.empty()) {
+    std::cerr << "log-server: " << config.source << ": log_server.data_dir must not be empty\n";
+    return 2;
+  }
+  if (check) {
+    std::cout << config.source << ": OK\n";
+    describe(config, std::cout);
+    return 0;
+  }
+  if (!is_loopback(ls.host) && ls.auth_token.empty()) {
+    std::cerr << "WARNING: log-server listens on " << ls.host
+              << " without an auth_token: anyone who can reach it can read every capture and "
+                 "write new ones. Set log_server.auth_token or LOG_SERVER_TOKEN.\n";
+  }
+
+  // Signals are handled by one thread with sigwait; every other thread has them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  using namespace lp::logsrv;
+  std::unique_ptr<BlobStore> store;
+  std::unique_ptr<Database> db;
+  Metrics metrics;
+  try {
+    ::umask(077);
+    store = std::make_unique<BlobStore>(ls.data_dir);
+    db = open_index(index_path(config), /*writer=*/true);
+  } catch (const std::exception& e) {
+    std::cerr << "log-server: cannot open the store in " << ls.data_dir << ": " << e.what() << "\n";
+    return 1;
+  }
+  Ingestor ingestor(*db, *store, metrics);
+  try {
+    RecoveryReport r = recover(ingestor.writer(), *store);
+    if (r.marked > 0) {
+      std::cerr << "log-server: recovery: " << r.marked
+                << " exchange(s) were in progress at the last stop, marked truncated (" << r.trimmed
+                << " file(s) cut back to acknowledged size, " << r.missing << " missing, "
+                << r.short_files << " shorter than recorded)\n";
+    }
+    metrics.exchanges = ingestor.writer().count();
+  } catch (const std::exception& e) {
+    std::cerr << "log-server: recovery failed: " << e.what() << "\n";
+    return 1;
+  }
+
+  ReaderPool readers(index_path(config));
+  ApiServer server(ApiDeps{readers, ingestor, *store, metrics, ls.auth_token});
+  try {
+    server.bind(ls.host, ls.port);
+  } catch (const std::exception& e) {
+    std::cerr << "log-server: " << e.what() << "\n";
+    return 1;
+  }
+  std::string shown_host = ls.host;
+  if (shown_host.find(':') != std::string::npos && shown_host.front() != '[') {
+    shown_host = "[" + shown_host + "]";  // an IPv6 literal
+  }
+  std::printf("log-server listening on http://%s:%d\n", shown_host.c_str(), server.port());
+  std::fflush(stdout);
+
+  std::atomic<bool> finished{false};
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (finished) return;
+    std::cerr << "log-server: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": stopping\n";
+    // stop() is a no-op until the listener runs: repeat until run() returned.
+    while (!finished) {
+      server.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  bool ok = server.run();
+  finished = true;
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  try {
+    db->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (const std::exception& e) {
+    std::cerr << "log-server: checkpoint at exit: " << e.what() << "\n";
+  }
+  std::cerr << "log-server: stopped\n";
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,47 @@
+// The log server's counters, updated lock-free by ingest and the API, and their rendering in
+// the Prometheus text exposition format for GET /metrics. Ingest counters move only after a
+// batch commits, so they never count work that was rolled back.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace lp::logsrv {
+
+// Kinds of log_server_ingest_errors_total{kind="..."}.
+enum class IngestErrorKind {
+  kMalformed,        // batch failed to decode (400)
+  kTooLarge,         // batch body over the limit (413)
+  kUnknownExchange,  // frame for an exchange whose begin never arrived (frame skipped)
+  kInvalidFrame,     // frame out of order or repeating a begin (frame skipped)
+  kDiskFull,         // ENOSPC/EDQUOT (507)
+  kIo,               // other file errors (503)
+  kDatabase,         // SQLite errors (503)
+  kCount,
+};
+const char* ingest_error_name(IngestErrorKind kind);
+
+class Metrics {
+ public:
+  std::atomic<uint64_t> exchanges_ingested{0};  // begin frames stored
+  std::atomic<uint64_t> bytes_ingested{0};      // head and body bytes appended to files
+  std::atomic<uint64_t> batches_applied{0};
+  std::atomic<uint64_t> batches_duplicate{0};
+  std::atomic<uint64_t> frames_skipped{0};
+  std::atomic<int64_t> exchanges{0};  // rows in the index (gauge)
+
+  void count_error(IngestErrorKind kind, uint64_t n = 1) {
+    errors_[static_cast<int>(kind)].fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t errors(IngestErrorKind kind) const {
+    return errors_[static_cast<int>(kind)].load(std::memory_order_relaxed);
+  }
+
+  std::string render() const;
+
+ private:
+  std::atomic<uint64_t> errors_[static_cast<int>(IngestErrorKind::kCount)] = {};
+};
+
+}  // namespace lp::logsrv

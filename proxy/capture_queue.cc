@@ -1,0 +1,54 @@
+#include "proxy/capture_queue.h"
+
+namespace lp {
+
+bool CaptureQueue::push(std::string frame, bool force) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!force && bytes_ + frame.size() > max_bytes_) return false;
+    bytes_ += frame.size();
+    frames_.push_back(std::move(frame));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
+                               std::chrono::steady_clock::time_point first_frame_deadline,
+                               std::chrono::steady_clock::duration batch_age) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_until(lock, first_frame_deadline, [&] { return closed_ || !frames_.empty(); })) {
+    return 0;
+  }
+  // A batch closes when full or when its first frame is batch_age old: a quiet proxy still
+  // ships each exchange within batch_age.
+  auto batch_deadline = std::chrono::steady_clock::now() + batch_age;
+  size_t moved = 0;
+  while (true) {
+    while (!frames_.empty() && (moved == 0 || out->size() + frames_.front().size() <= max_bytes)) {
+      std::string& f = frames_.front();
+      bytes_ -= f.size();
+      out->append(f);
+      frames_.pop_front();
+      ++moved;
+    }
+    if (closed_ || out->size() >= max_bytes || !frames_.empty()) break;
+    if (!cv_.wait_until(lock, batch_deadline, [&] { return closed_ || !frames_.empty(); })) break;
+  }
+  return moved;
+}
+
+void CaptureQueue::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+size_t CaptureQueue::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+}  // namespace lp

@@ -1,0 +1,40 @@
+// The bounded hand-off between client threads (producers of encoded capture frames) and the
+// shipper thread. push() never blocks: when the queue holds max_bytes it refuses the frame
+// and the producer marks its exchange truncated. End frames are admitted past the bound
+// (they are small, and they are how the log server learns an exchange was truncated).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+
+namespace lp {
+
+class CaptureQueue {
+ public:
+  explicit CaptureQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // False (frame dropped) when full, unless `force`.
+  bool push(std::string frame, bool force = false);
+  // Waits until at least one frame is queued or `deadline`, then keeps collecting until
+  // `out` holds max_bytes or `deadline` passes. Returns the number of frames moved.
+  size_t pop_batch(std::string* out, size_t max_bytes,
+                   std::chrono::steady_clock::time_point first_frame_deadline,
+                   std::chrono::steady_clock::duration batch_age);
+  // Wakes a waiting pop_batch; later pops return at once.
+  void close();
+  size_t bytes() const;
+
+ private:
+  const size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> frames_;
+  size_t bytes_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace lp

@@ -1,0 +1,45 @@
+// The capture tee: turns what the forwarder reports about an exchange into wire frames
+// (common/capture_wire.h), redacted, and queues them for the shipper. Runs on the client's
+// thread and never blocks it: if the queue is full, the exchange stops being captured and
+// its end frame says `truncated`.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "proxy/capture_queue.h"
+#include "proxy/exchange_observer.h"
+#include "proxy/redaction.h"
+
+namespace lp {
+
+struct CaptureCounters {
+  std::atomic<uint64_t> exchanges{0};
+  std::atomic<uint64_t> truncated{0};
+};
+
+class CaptureTee : public ExchangeObserverFactory {
+ public:
+  CaptureTee(CaptureQueue& queue, Redactor redactor)
+      : queue_(queue), redactor_(std::move(redactor)) {}
+  std::unique_ptr<ExchangeObserver> start(const ExchangeInfo& info) override;
+  const CaptureCounters& counters() const { return counters_; }
+
+ private:
+  friend class CaptureObserver;
+  CaptureQueue& queue_;
+  const Redactor redactor_;
+  CaptureCounters counters_;
+};
+
+// The request head as stored: the head as forwarded plus "X-Proxy-Path: <path?query the client
+// used>" (replay sends the capture there again), credentials masked.
+std::string captured_request_head(const RequestHead& head, std::string_view proxy_path,
+                                  const Redactor& redactor);
+std::string captured_response_head(const ResponseHead& head, const Redactor& redactor);
+
+// RFC 3339 UTC with microseconds: "2025-09-13T02:11:09.123456Z".
+std::string rfc3339_micros(std::chrono::system_clock::time_point t);
+
+}  // namespace lp

@@ -1,0 +1,34 @@
+// Masking credentials in captured headers. Captures only: forwarded traffic is never altered.
+// A masked value keeps its scheme and, when the secret is long enough not to give much away,
+// its last 4 characters: "Bearer sk-abc...wxyz" -> "Bearer ****wxyz". Pure code.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/http_message.h"
+
+namespace lp {
+
+// Secrets shorter than this are masked entirely ("****"): 4 of 8 characters is too much.
+inline constexpr size_t kMinSecretForTail = 12;
+inline constexpr std::string_view kMask = "****";
+
+std::string redact_value(std::string_view value);
+
+class Redactor {
+ public:
+  // `names`: header names to mask (case-insensitive); `enabled` false masks nothing.
+  Redactor(bool enabled, std::vector<std::string> names)
+      : enabled_(enabled), names_(std::move(names)) {}
+  bool applies_to(std::string_view header_name) const;
+  // A copy of `headers` with the listed ones masked.
+  HeaderList apply(const HeaderList& headers) const;
+
+ private:
+  bool enabled_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace lp

@@ -1,0 +1,52 @@
+// The on-disk spool: capture batches that could not be delivered to the log server wait
+// here, in order, until it answers again; it survives a proxy restart. One file per batch,
+// "{counter:020}-{seq:020}-{proxy_id}.batch" (characters of proxy_id outside [A-Za-z0-9._-]
+// become '_'), written as "<name>.tmp", fsync'ed, renamed, and the directory fsync'ed, so a
+// crash never leaves a half batch under a real name. The counter orders the files: it starts
+// at 1 + the largest counter found in the directory, because seq alone restarts at 1 with
+// each new proxy_id. Bounded by max_bytes: append() refuses a batch that would exceed it, and
+// the caller counts the loss. Single-threaded use (the shipper thread); no locking.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+namespace lp {
+
+class Spool {
+ public:
+  // Creates the directory (0700) if needed and indexes the batches already there (oldest
+  // first by counter); leftover "*.tmp" files are deleted, unrelated files ignored. Throws
+  // std::runtime_error naming the directory on failure.
+  Spool(std::string dir, uint64_t max_bytes);
+
+  // Stores a batch behind all others; false if it would exceed max_bytes or the write
+  // failed (error() says why).
+  bool append(uint64_t seq, const std::string& proxy_id, const std::string& batch);
+  // The oldest batch, or nullopt when empty. A file that cannot be read or does not decode
+  // as a capture batch is skipped (and removed), with error() set.
+  std::optional<std::string> front();
+  // Removes the oldest batch (after the log server acknowledged it).
+  void pop_front();
+
+  bool empty() const { return files_.empty(); }
+  size_t count() const { return files_.size(); }
+  uint64_t bytes() const { return bytes_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Entry {
+    std::string name;
+    uint64_t size;
+  };
+  std::string dir_;
+  uint64_t max_bytes_;
+  std::deque<Entry> files_;  // oldest first
+  uint64_t bytes_ = 0;
+  uint64_t next_counter_ = 1;
+  std::string error_;
+};
+
+}  // namespace lp

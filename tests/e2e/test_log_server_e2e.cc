@@ -1,0 +1,496 @@
+// End-to-end tests of the log-server executable: a real process on port 0 with its data dir
+// in a temp dir, fed capture batches over HTTP (httplib::Client) and queried through its API.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <set>
+
+#include <httplib.h>
+
+#include "common/capture_wire.h"
+#include "tests/e2e/harness.h"
+
+using namespace e2e;
+using lp::wire::FrameType;
+
+namespace {
+
+const std::string kHead =
+    "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+    "Content-Type: application/json\r\nX-Proxy-Path: /mock/v1/chat/completions?x=1\r\n\r\n";
+const std::string kResponseHead =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n";
+
+std::string make_id(int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-0000-4000-8000-%012d", 0x0a000000 + n, n);
+  return buf;
+}
+
+class LogServer {
+ public:
+  explicit LogServer(const std::string& extra_yaml = "", ChildOptions opts = {},
+                     const std::string* reuse_dir = nullptr) {
+    dir_path_ = reuse_dir ? *reuse_dir : dir_.path();
+    config_ = dir_path_ + "/config.yaml";
+    write_file(config_, "log_server:\n  host: localhost\n  port: 0\n  data_dir: " + data() + "\n" +
+                            extra_yaml);
+    proc_ = std::make_unique<ChildProcess>(bin_dir() + "/log-server",
+                                           std::vector<std::string>{"--config", config_}, opts);
+    auto m = proc_->wait_for_line(std::regex(R"(log-server listening on http://localhost:(\d+))"),
+                                  10000ms);
+    port_ = std::stoi(m[1]);
+  }
+  int port() const { return port_; }
+  std::string data() const { return dir_path_ + "/data"; }
+  const std::string& dir() const { return dir_path_; }
+  ChildProcess& process() { return *proc_; }
+
+  httplib::Client client(const std::string& token = "") const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30, 0);
+    if (!token.empty()) c.set_bearer_token_auth(token.c_str());
+    return c;
+  }
+
+ private:
+  TempDir dir_;
+  std::string dir_path_;
+  std::string config_;
+  std::unique_ptr<ChildProcess> proc_;
+  int port_ = 0;
+};
+
+class Batch {
+ public:
+  Batch(const std::string& proxy_id, uint64_t seq) {
+    lp::wire::begin_batch(&bytes_, proxy_id, seq);
+  }
+  Batch& begin(const std::string& id, const std::string& started_at, const std::string& route,
+               const std::string& path, const std::string& method = "POST") {
+    return frame(FrameType::kBegin,
+                 {{"id", id},
+                  {"route", route},
+                  {"method", method},
+                  {"proxy_path", path},
+                  {"destination", "http://127.0.0.1:9/v1/chat/completions"},
+                  {"client_ip", "127.0.0.1"},
+                  {"started_at", started_at}},
+                 "");
+  }
+  Batch& frame(FrameType type, const json& meta, const std::string& data = "") {
+    lp::wire::append_frame(&bytes_, type, meta, data);
+    return *this;
+  }
+  Batch& end(const std::string& id, int status, const std::string& outcome = "complete") {
+    return frame(FrameType::kEnd, {{"id", id},
+                                   {"outcome", outcome},
+                                   {"status", status},
+                                   {"request_bytes", 5},
+                                   {"response_bytes", 11},
+                                   {"timings",
+                                    {{"request_forwarded_us", 120},
+                                     {"upstream_headers_us", 2500},
+                                     {"first_byte_us", 3000},
+                                     {"total_us", 45500}}}});
+  }
+  // A complete exchange in this batch: begin, heads, bodies, end.
+  Batch& exchange(const std::string& id, const std::string& started_at, int status,
+                  const std::string& route = "mock", const std::string& path = "/mock/v1/x",
+                  const std::string& body = "hello") {
+    begin(id, started_at, route, path);
+    frame(FrameType::kRequestHead, {{"id", id}}, kHead);
+    frame(FrameType::kRequestBody, {{"id", id}}, body);
+    frame(FrameType::kResponseHead, {{"id", id}, {"t_us", 2500}},
+          "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: text/plain\r\n\r\n");
+    frame(FrameType::kResponseBody, {{"id", id}, {"t_us", 3000}}, "hello world");
+    return end(id, status);
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+httplib::Result post(const httplib::Client& c0, const std::string& body) {
+  auto& c = const_cast<httplib::Client&>(c0);
+  return c.Post("/ingest", body, "application/octet-stream");
+}
+
+json get_json(httplib::Client& c, const std::string& path, int want_status = 200) {
+  auto r = c.Get(path.c_str());
+  REQUIRE_MESSAGE(r, "GET " << path << " failed: " << httplib::to_string(r.error()));
+  INFO("GET " << path << " -> " << r->status << " " << r->body);
+  CHECK(r->status == want_status);
+  CHECK(r->get_header_value("Content-Type") == "application/json");
+  json j = json::parse(r->body, nullptr, false);
+  REQUIRE(!j.is_discarded());
+  return j;
+}
+
+size_t count_files(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".bin") ++n;
+  }
+  return n;
+}
+
+double metric(httplib::Client& c, const std::string& name) {
+  auto r = c.Get("/metrics");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  std::istringstream in(r->body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  FAIL("metric " << name << " not found in\n" << r->body);
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("log-server: ingest, list, detail, raw files, metrics") {
+  LogServer ls;
+  auto c = ls.client();
+  const std::string a = make_id(1), b = make_id(2);
+
+  // Exchange a spans two batches; b is complete in the second.
+  Batch b1("proxy-1", 1);
+  b1.begin(a, "2025-09-13T02:11:09.123456Z", "mock", "/mock/v1/chat/completions?x=1")
+      .frame(FrameType::kRequestHead, {{"id", a}}, kHead)
+      .frame(FrameType::kRequestBody, {{"id", a}}, "{\"a\":");
+  auto r1 = post(c, b1.bytes());
+  REQUIRE(r1);
+  CHECK(r1->status == 200);
+  CHECK(json::parse(r1->body) == json{{"applied", true}, {"frames", 3}, {"skipped", 0}});
+
+  // While in progress, it is listed as such.
+  json page = get_json(c, "/requests");
+  REQUIRE(page["requests"].size() == 1);
+  CHECK(page["requests"][0]["outcome"] == "in_progress");
+  CHECK(page["requests"][0]["status"].is_null());
+  CHECK(page["requests"][0]["durations"]["total_ms"].is_null());
+
+  Batch b2("proxy-1", 2);
+  b2.frame(FrameType::kRequestBody, {{"id", a}}, "1}")
+      .frame(FrameType::kResponseHead, {{"id", a}, {"t_us", 2500}}, kResponseHead)
+      .frame(FrameType::kResponseBody, {{"id", a}, {"t_us", 3000}},
+             std::string("data: \0x\n\n", 10))
+      .frame(FrameType::kResponseBody, {{"id", a}, {"t_us", 3100}}, "\xff")
+      .end(a, 200)
+      .exchange(b, "2025-09-13T02:11:10Z", 404, "other", "/other/thing");
+  auto r2 = post(c, b2.bytes());
+  REQUIRE(r2);
+  CHECK(r2->status == 200);
+
+  // A re-sent batch is acknowledged without effect.
+  auto dup = post(c, b2.bytes());
+  REQUIRE(dup);
+  CHECK(dup->status == 200);
+  CHECK(json::parse(dup->body) == json{{"duplicate", true}});
+
+  page = get_json(c, "/requests");
+  REQUIRE(page["requests"].size() == 2);
+  CHECK(page["next_cursor"].is_null());
+  json first = page["requests"][0], second = page["requests"][1];
+  CHECK(first["id"] == b);  // newest first
+  CHECK(second["id"] == a);
+  CHECK(second["short_id"] == a.substr(0, 8));
+  CHECK(second["started_at"] == "2025-09-13T02:11:09.123456Z");
+  CHECK(second["route"] == "mock");
+  CHECK(second["method"] == "POST");
+  CHECK(second["proxy_path"] == "/mock/v1/chat/completions?x=1");
+  CHECK(second["status"] == 200);
+  CHECK(second["outcome"] == "complete");
+  CHECK(second["request_bytes"] == 5);
+  CHECK(second["response_bytes"] == 11);
+  CHECK(second["durations"]["total_ms"] == 45.5);
+  CHECK(second["durations"]["upstream_headers_ms"] == 2.5);
+  CHECK(second["durations"]["first_byte_ms"] == 3.0);
+  CHECK(second["durations"]["proxy_overhead_ms"] == 0.12);
+  CHECK(second["request_content_type"] == "application/json");
+  CHECK(second["response_content_type"] == "text/event-stream");
+  CHECK(second["response_content_encoding"].is_null());
+  CHECK(second["replay_of"].is_null());
+
+  // Filters and pagination over HTTP.
+  CHECK(get_json(c, "/requests?status=404")["requests"].size() == 1);
+  CHECK(get_json(c, "/requests?route=mock")["requests"][0]["id"] == a);
+  CHECK(get_json(c, "/requests?q=chat%2Fcompletions")["requests"].size() == 1);
+  CHECK(get_json(c, "/requests?since=2025-09-13T02:11:10Z")["requests"].size() == 1);
+  CHECK(get_json(c, "/requests?until=2025-09-13T04:11:10%2B02:00")["requests"].size() == 1);
+  CHECK(get_json(c, "/requests?method=post&outcome=complete")["requests"].size() == 2);
+  json p1 = get_json(c, "/requests?limit=1");
+  REQUIRE(p1["next_cursor"].is_string());
+  json p2 = get_json(c, "/requests?limit=1&cursor=" + p1["next_cursor"].get<std::string>());
+  REQUIRE(p2["requests"].size() == 1);
+  CHECK(p2["requests"][0]["id"] == a);
+  CHECK(p2["next_cursor"].is_null());
+
+  // The full record, by 8-char prefix.
+  json d = get_json(c, "/requests/" + a.substr(0, 8));
+  CHECK(d["id"] == a);
+  CHECK(d["proxy_id"] == "proxy-1");
+  CHECK(d["client_ip"] == "127.0.0.1");
+  CHECK(d["timings"]["total_us"] == 45500);
+  CHECK(d["request_line"] == "POST /v1/chat/completions HTTP/1.1");
+  CHECK(d["request_headers"] ==
+        json::array({json::array({"Host", "127.0.0.1:9"}),
+                     json::array({"Content-Type", "application/json"}),
+                     json::array({"X-Proxy-Path", "/mock/v1/chat/completions?x=1"})}));
+  CHECK(d["status_line"] == "HTTP/1.1 200 OK");
+  CHECK(d["response_headers"].size() == 3);
+  CHECK(d["response_headers"][2] == json::array({"X-Dup", "b"}));
+  CHECK(d["files"]["request"] == "2025-09-13/2025-09-13_02-11-09.123_0a000001_request.bin");
+  CHECK(d["files"]["response"] == "2025-09-13/2025-09-13_02-11-09.123_0a000001_response.bin");
+  CHECK(get_json(c, "/requests/" + a)["id"] == a);
+  CHECK(get_json(c, "/requests/" + a.substr(0, 12))["id"] == a);
+
+  // Raw messages, byte-exact, and the same bytes as the files on disk.
+  auto raw_req = c.Get(("/requests/" + a + "/request").c_str());
+  REQUIRE(raw_req);
+  CHECK(raw_req->status == 200);
+  CHECK(raw_req->get_header_value("Content-Type") == "application/octet-stream");
+  CHECK(raw_req->body == kHead + "{\"a\":1}");
+  CHECK(read_file(ls.data() + "/" + d["files"]["request"].get<std::string>()) == raw_req->body);
+  auto raw_res = c.Get(("/requests/" + a.substr(0, 8) + "/response").c_str());
+  REQUIRE(raw_res);
+  CHECK(raw_res->body == kResponseHead + std::string("data: \0x\n\n", 10) + "\xff");
+  // Ranges of a raw message work (the body is served from the file, not from memory).
+  httplib::Headers range{{"Range", "bytes=5-8"}};
+  auto part = c.Get(("/requests/" + a + "/request").c_str(), range);
+  REQUIRE(part);
+  CHECK(part->status == 206);
+  CHECK(part->body == kHead.substr(5, 4));
+  struct stat st;
+  REQUIRE(::stat(ls.data().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat((ls.data() + "/" + d["files"]["request"].get<std::string>()).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  // Unknown, ambiguous and malformed ids.
+  get_json(c, "/requests/" + make_id(99), 404);
+  get_json(c, "/requests/0a00000f", 404);
+  json amb = get_json(c, "/requests/0a00000", 400);  // 7 characters
+  CHECK(amb["parameter"] == "id");
+  get_json(c, "/requests/..%2F..%2Fetc", 404);  // decoded to a path no route matches
+  get_json(c, "/requests/..", 400);
+  get_json(c, "/requests/zzzzzzzz", 400);
+  get_json(c, "/requests/" + make_id(99) + "/response", 404);
+  get_json(c, "/requests/" + a + "/other", 404);
+  get_json(c, "/nowhere", 404);
+
+  // Bad parameters name the parameter.
+  CHECK(get_json(c, "/requests?limit=0", 400)["parameter"] == "limit");
+  CHECK(get_json(c, "/requests?limit=5000", 400)["parameter"] == "limit");
+  CHECK(get_json(c, "/requests?status=abc", 400)["parameter"] == "status");
+  CHECK(get_json(c, "/requests?outcome=done", 400)["parameter"] == "outcome");
+  CHECK(get_json(c, "/requests?since=yesterday", 400)["parameter"] == "since");
+  CHECK(get_json(c, "/requests?cursor=%21%21", 400)["parameter"] == "cursor");
+  CHECK(get_json(c, "/requests?colour=red", 400)["parameter"] == "colour");
+
+  // Health and metrics.
+  CHECK(get_json(c, "/healthz") == json{{"status", "ok"}});
+  CHECK(metric(c, "log_server_batches_applied_total") == 2);
+  CHECK(metric(c, "log_server_batches_duplicate_total") == 1);
+  CHECK(metric(c, "log_server_exchanges_ingested_total") == 2);
+  CHECK(metric(c, "log_server_exchanges") == 2);
+  CHECK(metric(c, "log_server_frames_skipped_total") == 0);
+
+  // SIGTERM: clean stop, exit 0.
+  CHECK(ls.process().terminate(10000ms));
+  CHECK(ls.process().exit_code() == 0);
+}
+
+TEST_CASE("log-server: bad batches get 400 and write nothing") {
+  LogServer ls;
+  auto c = ls.client();
+  Batch good("p", 1);
+  good.exchange(make_id(1), "2025-09-13T02:11:09Z", 200);
+  const std::string& bytes = good.bytes();
+  const std::string bad_bodies[] = {
+      "",
+      "not a batch",
+      bytes.substr(0, bytes.size() - 1),                 // truncated last frame
+      "LPCB\x09" + bytes.substr(5),                      // unknown version
+      bytes + "\x01\x00\x00\x00\x02\x00\x00\x00\x00{}",  // a second batch frame
+  };
+  for (const auto& body : bad_bodies) {
+    auto r = post(c, body);
+    REQUIRE(r);
+    INFO(r->body);
+    CHECK(r->status == 400);
+    json j = json::parse(r->body, nullptr, false);
+    CHECK(j["error"].get<std::string>().rfind("malformed batch: ", 0) == 0);
+  }
+  // Over the size limit: refused from the Content-Length alone, as JSON.
+  std::string big_post =
+      "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+      "Content-Length: " +
+      std::to_string(lp::wire::kMaxBatchBytes + 1) + "\r\n\r\n" + bytes;
+  HttpResponse too_big = http_exchange(ls.port(), big_post, "POST");
+  CHECK(too_big.status() == 413);
+  CHECK(too_big.body_json()["error"].is_string());
+  CHECK(metric(c, "log_server_ingest_errors_total{kind=\"too_large\"}") == 1);
+
+  CHECK(count_files(ls.data()) == 0);
+  CHECK(get_json(c, "/requests")["requests"].empty());
+  CHECK(metric(c, "log_server_ingest_errors_total{kind=\"malformed\"}") == 5);
+  CHECK(metric(c, "log_server_batches_applied_total") == 0);
+
+  // The good batch then applies, and a frame for an unknown exchange is only counted.
+  auto ok = post(c, bytes);
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  Batch orphan("p", 2);
+  orphan.frame(FrameType::kRequestBody, {{"id", make_id(50)}}, "x");
+  auto r = post(c, orphan.bytes());
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(json::parse(r->body)["skipped"] == 1);
+  CHECK(metric(c, "log_server_frames_skipped_total") == 1);
+  CHECK(metric(c, "log_server_ingest_errors_total{kind=\"unknown_exchange\"}") == 1);
+  CHECK(count_files(ls.data()) == 2);
+}
+
+TEST_CASE("log-server: bearer token") {
+  const std::string token = "e2e-secret-token";
+  LogServer ls("", ChildOptions{{{"LOG_SERVER_TOKEN", token}}, "", ""});
+  auto anon = ls.client();
+  auto wrong = ls.client("e2e-secret-tokeN");
+  auto good = ls.client(token);
+
+  auto h = anon.Get("/healthz");
+  REQUIRE(h);
+  CHECK(h->status == 200);
+  for (const char* path : {"/requests", "/metrics", "/requests/0a000001", "/nowhere"}) {
+    CAPTURE(path);
+    auto r = anon.Get(path);
+    REQUIRE(r);
+    CHECK(r->status == 401);
+    CHECK(r->get_header_value("WWW-Authenticate") == "Bearer");
+    CHECK(json::parse(r->body, nullptr, false)["error"].is_string());
+    auto w = wrong.Get(path);
+    REQUIRE(w);
+    CHECK(w->status == 401);
+  }
+  Batch b("p", 1);
+  b.exchange(make_id(1), "2025-09-13T02:11:09Z", 200);
+  auto denied = post(anon, b.bytes());
+  REQUIRE(denied);
+  CHECK(denied->status == 401);
+  CHECK(count_files(ls.data()) == 0);
+  // The same connection-less client still works afterwards (the unread body closed it).
+  auto accepted = post(good, b.bytes());
+  REQUIRE(accepted);
+  CHECK(accepted->status == 200);
+  CHECK(get_json(good, "/requests")["requests"].size() == 1);
+}
+
+TEST_CASE("log-server: restart marks unfinished exchanges truncated") {
+  TempDir keep;
+  const std::string a = make_id(1), b = make_id(2);
+  {
+    LogServer ls("", {}, &keep.path());
+    auto c = ls.client();
+    Batch batch("p", 1);
+    batch.begin(a, "2025-09-13T02:11:09Z", "mock", "/mock/stream")
+        .frame(FrameType::kRequestHead, {{"id", a}}, kHead)
+        .frame(FrameType::kResponseHead, {{"id", a}, {"t_us", 1}}, kResponseHead)
+        .frame(FrameType::kResponseBody, {{"id", a}, {"t_us", 2}}, "data: 1\n\n")
+        .exchange(b, "2025-09-13T02:11:08Z", 200);
+    auto r = post(c, batch.bytes());
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    ls.process().send_signal(SIGKILL);
+    ls.process().wait_exit(5000ms);
+  }
+  LogServer again("", {}, &keep.path());
+  auto line = again.process().find_line(std::regex("recovery: 1 exchange"), 2000ms);
+  CHECK(line.has_value());
+  auto c = again.client();
+  json ra = get_json(c, "/requests/" + a);
+  CHECK(ra["outcome"] == "truncated");
+  CHECK(ra["error"] == "log server restarted before the exchange ended");
+  CHECK(get_json(c, "/requests/" + b)["outcome"] == "complete");
+  CHECK(get_json(c, "/requests?outcome=truncated")["requests"].size() == 1);
+  auto raw = c.Get(("/requests/" + a + "/response").c_str());
+  REQUIRE(raw);
+  CHECK(raw->body == kResponseHead + "data: 1\n\n");
+  CHECK(metric(c, "log_server_exchanges") == 2);
+}
+
+TEST_CASE("log-server: command line") {
+  TempDir dir;
+  auto run = [&](std::vector<std::string> args, int want_exit) {
+    ChildProcess p(bin_dir() + "/log-server", args, ChildOptions{{}, dir.path(), ""});
+    REQUIRE(p.wait_exit(10000ms));
+    CHECK(p.exit_code() == want_exit);
+    std::string out;
+    for (const auto& l : p.lines()) out += l + "\n";
+    return out;
+  };
+  CHECK(run({"--version"}, 0).find("log-server ") == 0);
+  CHECK(run({"--help"}, 0).find("Usage: log-server") != std::string::npos);
+  CHECK(run({"--bogus"}, 2).find("log-server: unknown argument") != std::string::npos);
+  CHECK(run({"--config", "missing.yaml"}, 2).find("log-server: ") == 0);
+  write_file(dir.file("bad.yaml"), "log_server:\n  port: 70000\n");
+  CHECK(run({"--config", "bad.yaml"}, 2).find("log-server: bad.yaml") == 0);
+  write_file(dir.file("pct.yaml"), "log_server:\n  auth_token: \"a%41\"\n");
+  CHECK(run({"--config", "pct.yaml"}, 2).find("'%'") != std::string::npos);
+  write_file(dir.file("ok.yaml"), "log_server:\n  port: 8099\n  data_dir: store\n");
+  std::string check = run({"--config", "ok.yaml", "--check"}, 0);
+  CHECK(check.find("ok.yaml: OK") != std::string::npos);
+  CHECK(check.find("http://localhost:8099") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("store")));  // --check creates nothing
+  // Listening beyond loopback without a token warns.
+  write_file(dir.file("open.yaml"), "log_server:\n  host: 0.0.0.0\n  port: 0\n  data_dir: store\n");
+  ChildProcess open(bin_dir() + "/log-server", {"--config", "open.yaml"},
+                    ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, dir.path(), ""});
+  open.wait_for_line(std::regex("WARNING: log-server listens on 0.0.0.0 without an auth_token"),
+                     10000ms);
+  open.wait_for_line(std::regex(R"(log-server listening on http://0\.0\.0\.0:\d+)"), 10000ms);
+  CHECK(open.terminate(10000ms));
+  CHECK(open.exit_code() == 0);
+}
+
+TEST_CASE("log-server: ingest rate (batches of 200 exchanges, 2 KiB bodies)") {
+  LogServer ls;
+  auto c = ls.client();
+  c.set_keep_alive(true);
+  const int kBatches = 20, kPerBatch = 200;
+  const std::string body(2048, 'b');
+  std::vector<std::string> batches;
+  for (int i = 0; i < kBatches; ++i) {
+    Batch b("bench", static_cast<uint64_t>(i + 1));
+    for (int j = 0; j < kPerBatch; ++j) {
+      int n = i * kPerBatch + j;
+      b.exchange(make_id(n), "2025-09-13T02:11:09Z", 200, "mock", "/mock/v1/chat/completions",
+                 body);
+    }
+    batches.push_back(b.bytes());
+  }
+  size_t total_bytes = 0;
+  auto t0 = Clock::now();
+  for (const auto& b : batches) {
+    auto r = post(c, b);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    total_bytes += b.size();
+  }
+  double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  MESSAGE("ingest: " << kBatches * kPerBatch << " exchanges in " << s
+                     << " s = " << kBatches * kPerBatch / s << " exchanges/s, "
+                     << total_bytes / s / 1e6 << " MB/s of batches");
+  CHECK(metric(c, "log_server_exchanges") == kBatches * kPerBatch);
+  auto t1 = Clock::now();
+  json page = get_json(c, "/requests?limit=50");
+  MESSAGE("/requests (4000 rows, limit 50): "
+          << std::chrono::duration<double, std::milli>(Clock::now() - t1).count() << " ms");
+  CHECK(page["requests"].size() == 50);
+}

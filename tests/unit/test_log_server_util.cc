@@ -1,0 +1,269 @@
+// Pure pieces of the log server: RFC 3339 parsing and formatting, file stamps, the page
+// cursor, stored-head parsing, /requests parameter validation, and the bearer-token check.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "log-server/auth.h"
+#include "log-server/cursor.h"
+#include "log-server/http_head.h"
+#include "log-server/list_query.h"
+#include "log-server/time_format.h"
+
+using namespace lp::logsrv;
+
+namespace {
+
+constexpr int64_t kSep13 = 1757729469LL * 1000000;  // 2025-09-13T02:11:09Z
+
+}  // namespace
+
+TEST_CASE("RFC 3339 parsing: accepted forms") {
+  struct Case {
+    const char* text;
+    int64_t us;
+  };
+  const Case cases[] = {
+      {"2025-09-13T02:11:09Z", kSep13},
+      {"2025-09-13t02:11:09z", kSep13},
+      {"2025-09-13 02:11:09Z", kSep13},
+      {"2025-09-13T02:11:09.5Z", kSep13 + 500000},
+      {"2025-09-13T02:11:09.123456Z", kSep13 + 123456},
+      {"2025-09-13T02:11:09.123456789Z", kSep13 + 123456},  // truncated to µs
+      {"2025-09-13T04:11:09+02:00", kSep13},
+      {"2025-09-12T21:41:09.000001-04:30", kSep13 + 1},
+      {"2025-09-13T02:11:09+00:00", kSep13},
+      {"1970-01-01T00:00:00Z", 0},
+      {"1969-12-31T23:59:59.999999Z", -1},
+      {"2024-02-29T00:00:00Z", 1709164800LL * 1000000},
+      {"2016-12-31T23:59:60Z", 1483228800LL * 1000000},  // leap second = next second
+      {"0000-01-01T00:00:00Z", -62167219200LL * 1000000},
+      {"9999-12-31T23:59:59Z", 253402300799LL * 1000000},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto v = parse_rfc3339_us(c.text);
+    REQUIRE(v.has_value());
+    CHECK(*v == c.us);
+  }
+}
+
+TEST_CASE("RFC 3339 parsing: rejected forms") {
+  const char* bad[] = {
+      "",
+      "2025-09-13",
+      "2025-09-13T02:11:09",              // no offset
+      "2025-09-13T02:11Z",                // no seconds
+      "2025-9-13T02:11:09Z",              // short month
+      "2025-09-13T2:11:09Z",              // short hour
+      "2025-13-01T00:00:00Z",             // month 13
+      "2025-00-01T00:00:00Z",             // month 0
+      "2025-02-29T00:00:00Z",             // not a leap year
+      "2025-04-31T00:00:00Z",             // April has 30 days
+      "2025-09-13T24:00:00Z",             // hour 24
+      "2025-09-13T02:60:00Z",             // minute 60
+      "2025-09-13T02:11:61Z",             // second 61
+      "2025-09-13T02:11:09.Z",            // empty fraction
+      "2025-09-13T02:11:09.1234567891Z",  // 10 fraction digits
+      "2025-09-13T02:11:09+0200",         // offset without colon
+      "2025-09-13T02:11:09+24:00",        // offset hour 24
+      "2025-09-13T02:11:09Z ",            // trailing space
+      " 2025-09-13T02:11:09Z",            // leading space
+      "2025-09-13X02:11:09Z",             // bad separator
+      "+2025-09-13T02:11:09Z",
+      "2025-09-13T02:11:09ZZ",
+      "１９７０-01-01T00:00:00Z",  // non-ASCII digits
+  };
+  for (const char* b : bad) {
+    CAPTURE(b);
+    CHECK_FALSE(parse_rfc3339_us(b).has_value());
+  }
+}
+
+TEST_CASE("RFC 3339 formatting and file stamps") {
+  CHECK(format_rfc3339_us(kSep13 + 123456) == "2025-09-13T02:11:09.123456Z");
+  CHECK(format_rfc3339_us(0) == "1970-01-01T00:00:00.000000Z");
+  CHECK(format_rfc3339_us(-1) == "1969-12-31T23:59:59.999999Z");
+  CHECK(file_timestamp(kSep13 + 123999) == "2025-09-13_02-11-09.123");
+  CHECK(day_directory(kSep13) == "2025-09-13");
+  CHECK(day_directory(kSep13 + 86400LL * 1000000 * 366) == "2026-09-14");
+  // Round trip over a spread of instants.
+  for (int64_t us = -5000000000000LL; us < 4000000000000000LL; us += 123456789012345LL) {
+    CAPTURE(us);
+    CHECK(parse_rfc3339_us(format_rfc3339_us(us)) == us);
+  }
+}
+
+TEST_CASE("cursor round trip") {
+  Cursor c{kSep13 + 42, "092d0424-0000-4000-8000-000000000001"};
+  std::string text = encode_cursor(c);
+  for (char ch : text) {
+    CAPTURE(text);
+    CHECK(((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '_'));
+  }
+  CHECK(decode_cursor(text) == c);
+  Cursor negative{-7, "abc"};
+  CHECK(decode_cursor(encode_cursor(negative)) == negative);
+}
+
+TEST_CASE("cursor decoding rejects garbage") {
+  const std::string bad[] = {
+      "",
+      "!!!!",
+      "a",                                    // impossible base64 length
+      "MTIz",                                 // "123": no dot
+      "LmFiYw",                               // ".abc": no number
+      "MTIzLg",                               // "123.": empty id
+      "MTIzLkFCQw",                           // "123.ABC": upper case
+      "MTIzLi4vLi4vZXRj",                     // "123../../etc"
+      "eDEyMy5hYmM",                          // "x123.abc"
+      "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OS5hYmM",  // number out of range
+      "MTIzLmFiYw==",                         // padding is not used
+      "MTIzLmFiYx",                           // non-canonical trailing bits
+      std::string(200, 'A'),                  // too long
+  };
+  for (const auto& b : bad) {
+    CAPTURE(b);
+    CHECK_FALSE(decode_cursor(b).has_value());
+  }
+}
+
+TEST_CASE("stored heads parse leniently") {
+  HttpHead h = parse_http_head(
+      "POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type:  application/json \r\nX-Dup: 1\r\n"
+      "x-dup: 2\r\nno colon line\r\n\r\nbody: not a header\r\n");
+  CHECK(h.start_line == "POST /v1/chat HTTP/1.1");
+  REQUIRE(h.headers.size() == 4);
+  CHECK(h.headers[1] == std::pair<std::string, std::string>("Content-Type", "application/json"));
+  CHECK(header_value(h, "content-type") == "application/json");
+  CHECK(header_value(h, "X-DUP") == "1");
+  CHECK_FALSE(header_value(h, "Missing").has_value());
+
+  HttpHead lf = parse_http_head("HTTP/1.1 200 OK\nContent-Encoding: gzip\n\n");
+  CHECK(lf.start_line == "HTTP/1.1 200 OK");
+  CHECK(header_value(lf, "Content-Encoding") == "gzip");
+  CHECK(parse_http_head("").start_line.empty());
+
+  CHECK(status_code("HTTP/1.1 200 OK") == 200);
+  CHECK(status_code("HTTP/1.1 404") == 404);
+  CHECK(status_code("HTTP/2 503 Service Unavailable") == 503);
+  CHECK_FALSE(status_code("GET / HTTP/1.1").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 20 OK").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 2000 OK").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 abc OK").has_value());
+}
+
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+ParamError parse_error(const Params& p) {
+  ListQuery q;
+  ParamError e;
+  bool ok = parse_list_query(p, &q, &e);
+  CHECK_FALSE(ok);
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("/requests parameters: valid") {
+  ListQuery q;
+  ParamError e;
+  REQUIRE(parse_list_query({}, &q, &e));
+  CHECK(q.limit == kDefaultLimit);
+  CHECK_FALSE(q.route);
+  CHECK_FALSE(q.cursor);
+
+  Cursor c{5, "abcdef01"};
+  REQUIRE(parse_list_query({{"route", "lmstudio"},
+                            {"method", "post"},
+                            {"status", "404"},
+                            {"outcome", "client_aborted"},
+                            {"since", "2025-09-13T02:11:09Z"},
+                            {"until", "2025-09-13T03:11:09+01:00"},
+                            {"q", "/chat"},
+                            {"limit", "1000"},
+                            {"cursor", encode_cursor(c)}},
+                           &q, &e));
+  CHECK(q.route == "lmstudio");
+  CHECK(q.method == "POST");
+  CHECK(q.status == 404);
+  CHECK(q.outcome == "client_aborted");
+  CHECK(q.since_us == kSep13);
+  CHECK(q.until_us == kSep13);
+  CHECK(q.q == "/chat");
+  CHECK(q.limit == 1000);
+  CHECK(q.cursor == c);
+
+  REQUIRE(parse_list_query({{"q", ""}, {"route", ""}}, &q, &e));
+  CHECK_FALSE(q.q);      // an empty substring filters nothing
+  CHECK(q.route == "");  // the route of exchanges no route matched
+  for (const char* o : kOutcomes) {
+    CHECK(parse_list_query({{"outcome", o}}, &q, &e));
+  }
+}
+
+TEST_CASE("/requests parameters: each problem names its parameter") {
+  struct Case {
+    Params params;
+    const char* parameter;
+  };
+  const Case cases[] = {
+      {{{"limit", "0"}}, "limit"},
+      {{{"limit", "1001"}}, "limit"},
+      {{{"limit", "-1"}}, "limit"},
+      {{{"limit", "10x"}}, "limit"},
+      {{{"limit", ""}}, "limit"},
+      {{{"limit", "99999999999999999999999"}}, "limit"},
+      {{{"status", "99"}}, "status"},
+      {{{"status", "600"}}, "status"},
+      {{{"status", "2OO"}}, "status"},
+      {{{"status", " 200"}}, "status"},
+      {{{"outcome", "done"}}, "outcome"},
+      {{{"outcome", ""}}, "outcome"},
+      {{{"method", ""}}, "method"},
+      {{{"method", "GET POST"}}, "method"},
+      {{{"since", "yesterday"}}, "since"},
+      {{{"until", "2025-09-13"}}, "until"},
+      {{{"since", "2025-09-13T02:11:09Z"}, {"until", "2025-09-13T02:11:08Z"}}, "until"},
+      {{{"cursor", "garbage!"}}, "cursor"},
+      {{{"cursor", ""}}, "cursor"},
+      {{{"sort", "asc"}}, "sort"},
+      {{{"Limit", "5"}}, "Limit"},
+      {{{"route", "a"}, {"route", "b"}}, "route"},
+      {{{"q", std::string(2000, 'x')}}, "q"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.parameter);
+    ParamError e = parse_error(c.params);
+    CHECK(e.parameter == c.parameter);
+    CHECK_FALSE(e.message.empty());
+  }
+}
+
+TEST_CASE("bearer auth") {
+  BearerAuth off("");
+  CHECK_FALSE(off.enabled());
+  CHECK(off.allows(""));
+
+  BearerAuth on("s3cret-token");
+  CHECK(on.enabled());
+  CHECK(on.allows("Bearer s3cret-token"));
+  CHECK(on.allows("bearer s3cret-token"));
+  CHECK_FALSE(on.allows(""));
+  CHECK_FALSE(on.allows("Bearer"));
+  CHECK_FALSE(on.allows("Bearer "));
+  CHECK_FALSE(on.allows("Bearer s3cret-toke"));
+  CHECK_FALSE(on.allows("Bearer s3cret-token2"));
+  CHECK_FALSE(on.allows("Basic s3cret-token"));
+  CHECK_FALSE(on.allows("s3cret-token"));
+
+  CHECK_FALSE(token_problem("abc-DEF_123.~+/=").has_value());
+  CHECK(token_problem("abc%41").has_value());
+  CHECK(token_problem("a b").has_value());
+  CHECK(token_problem(std::string("a\x01")).has_value());
+}
