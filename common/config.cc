@@ -330,6 +330,39 @@ void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfi
                  });
 }
 
+// routes.NAME.headers: a mapping of header name to value, with ${ENV} expanded now so a
+// missing key is a startup error rather than a request sent without credentials.
+std::vector<std::pair<std::string, std::string>> get_injected_headers(const Context& ctx,
+                                                                      const Entry& e) {
+  if (!e.value.IsMap()) {
+    fail(ctx, e.line(),
+         "headers: expected a mapping of header name to value, got " + describe(e.value));
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for_each_entry(ctx, e.value, "in headers", {}, [&](const Entry& h) {
+    const std::string label = "headers." + h.key;
+    for (char c : h.key) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) &&
+          std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+        fail(ctx, h.line(), "headers: " + in_quotes(h.key) + " is not a valid header name");
+      }
+    }
+    std::string raw = get_string(ctx, h, label);
+    std::string error;
+    auto value = expand_env(
+        raw, [](const std::string& n) { return std::getenv(n.c_str()); }, &error);
+    if (!value) fail(ctx, h.line(), label + ": " + error);
+    for (char c : *value) {
+      auto u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7f) {
+        fail(ctx, h.line(), label + ": the value contains a control character");
+      }
+    }
+    out.emplace_back(h.key, *value);
+  });
+  return out;
+}
+
 RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
   Context ctx{outer.source, route_entry.key};
   RouteConfig route;
@@ -342,24 +375,27 @@ RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
   }
   bool has_pattern = false;
   bool has_destination = false;
-  for_each_entry(ctx, route_entry.value, "",
-                 {"pattern", "destination", "logging", "ca_file", "insecure_skip_verify"},
-                 [&](const Entry& e) {
-                   if (e.key == "pattern") {
-                     route.pattern = get_string(ctx, e, e.key);
-                     has_pattern = true;
-                   } else if (e.key == "destination") {
-                     route.destination = get_url(ctx, e, e.key);
-                     has_destination = true;
-                   } else if (e.key == "logging") {
-                     route.logging = get_bool(ctx, e, e.key);
-                   } else if (e.key == "ca_file") {
-                     route.ca_file = get_string(ctx, e, e.key);
-                     check_readable_file(ctx, e, route.ca_file);
-                   } else if (e.key == "insecure_skip_verify") {
-                     route.insecure_skip_verify = get_bool(ctx, e, e.key);
-                   }
-                 });
+  for_each_entry(
+      ctx, route_entry.value, "",
+      {"pattern", "destination", "logging", "ca_file", "insecure_skip_verify", "headers"},
+      [&](const Entry& e) {
+        if (e.key == "pattern") {
+          route.pattern = get_string(ctx, e, e.key);
+          has_pattern = true;
+        } else if (e.key == "destination") {
+          route.destination = get_url(ctx, e, e.key);
+          has_destination = true;
+        } else if (e.key == "logging") {
+          route.logging = get_bool(ctx, e, e.key);
+        } else if (e.key == "ca_file") {
+          route.ca_file = get_string(ctx, e, e.key);
+          check_readable_file(ctx, e, route.ca_file);
+        } else if (e.key == "insecure_skip_verify") {
+          route.insecure_skip_verify = get_bool(ctx, e, e.key);
+        } else if (e.key == "headers") {
+          route.headers = get_injected_headers(ctx, e);
+        }
+      });
   if (!has_pattern) fail(ctx, route.line, "missing required key 'pattern'");
   if (!has_destination) fail(ctx, route.line, "missing required key 'destination'");
   return route;
@@ -528,6 +564,44 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
     // Callers handle ConfigError only (exit 2 with the message); nothing else may escape.
     fail(ctx, 0, std::string("cannot load config: ") + e.what());
   }
+}
+
+std::optional<std::string> expand_env(std::string_view text,
+                                      const std::function<const char*(const std::string&)>& lookup,
+                                      std::string* error) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$') {
+      out.push_back(text[i]);
+      continue;
+    }
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size() || text[i + 1] != '{') {
+      *error = "a '$' must start ${NAME} (write $$ for a literal '$')";
+      return std::nullopt;
+    }
+    size_t close = text.find('}', i + 2);
+    std::string name(text.substr(i + 2, close == std::string_view::npos ? 0 : close - i - 2));
+    bool valid = close != std::string_view::npos && !name.empty() &&
+                 !std::isdigit(static_cast<unsigned char>(name[0]));
+    for (char c : name) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!valid) {
+      *error = "malformed environment reference (expected ${NAME})";
+      return std::nullopt;
+    }
+    const char* value = lookup(name);
+    if (!value) {
+      *error = "environment variable " + name + " is not set";
+      return std::nullopt;
+    }
+    out += value;
+    i = close;
+  }
+  return out;
 }
 
 Config load_config_file(const std::string& path) {

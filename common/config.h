@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,7 +22,10 @@ struct RouteConfig {
   std::optional<bool> logging;        // unset: follow logging.default
   std::string ca_file;                // PEM bundle to verify this destination's TLS certificate
   bool insecure_skip_verify = false;  // disables TLS verification (loud warning at start)
-  int line = 0;                       // 1-based line of the route in the file, 0 when unknown
+  // Headers the proxy sets on every request of this route (replacing any the client sent),
+  // "${VAR}" already expanded from the environment. Masked in captures like credentials.
+  std::vector<std::pair<std::string, std::string>> headers;
+  int line = 0;  // 1-based line of the route in the file, 0 when unknown
 };
 
 struct ServerConfig {
@@ -91,6 +95,12 @@ class ConfigError : public std::runtime_error {
 Config parse_config(const std::string& yaml_text, const std::string& source);
 // Reads and parses a file; a missing or unreadable file is a ConfigError too.
 Config load_config_file(const std::string& path);
+
+// Expands "${NAME}" from `lookup` (nullptr: unset, which is an error naming the variable);
+// "$$" is a literal "$". nullopt with *error set on an unset variable or a malformed reference.
+std::optional<std::string> expand_env(std::string_view text,
+                                      const std::function<const char*(const std::string&)>& lookup,
+                                      std::string* error);
 
 // "300ms", "30s", "5m", "1h", a bare number of seconds, or "0" (disabled).
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

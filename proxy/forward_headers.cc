@@ -52,8 +52,8 @@ HeaderList upstream_request_headers(const HeaderList& in, const ForwardContext& 
       continue;
     }
     if (iequals(h.name, "X-Forwarded-Host") || iequals(h.name, "X-Forwarded-Proto") ||
-        iequals(h.name, "Content-Length") || iequals(h.name, "Expect") ||
-        is_hop_by_hop(h.name, in)) {
+        iequals(h.name, "X-Replay-Of") || iequals(h.name, "Content-Length") ||
+        iequals(h.name, "Expect") || is_hop_by_hop(h.name, in)) {
       continue;
     }
     out.push_back(h);

@@ -21,7 +21,8 @@ struct ForwardContext {
 };
 
 // The upstream request's headers: end-to-end headers of `in` in order, minus Host,
-// Content-Length and Expect (the proxy answers 100-continue itself), then Host, the
+// Content-Length, Expect (the proxy answers 100-continue itself) and X-Replay-Of (meant for the
+// proxy's capture, set by `logging-proxy replay`), then Host, the
 // X-Forwarded-* set (For appended to any existing list, Host and Proto replaced), and the
 // framing header for `framing`.
 HeaderList upstream_request_headers(const HeaderList& in, const ForwardContext& ctx,

@@ -26,6 +26,10 @@ std::string seconds_text(std::chrono::milliseconds d) {
   return buf;
 }
 
+bool is_capture_id(std::string_view s) {
+  return s.size() == 36 && s.find_first_not_of("0123456789abcdef-") == std::string_view::npos;
+}
+
 }  // namespace
 
 std::string_view outcome_name(Outcome outcome) {
@@ -127,6 +131,11 @@ bool Forwarder::serve(ClientConnection& client, const RequestHead& head) {
                                           route_config->destination, head.path(), head.query());
   }
   ex.info.method = head.method;
+  // `logging-proxy replay` marks its requests so the new capture links to the original.
+  if (const std::string* replay_of = find_header(head.headers, "X-Replay-Of");
+      replay_of && is_capture_id(*replay_of)) {
+    ex.info.replay_of = *replay_of;
+  }
   if (capture_ && config_.captures(route_config)) ex.observer = capture_->start(ex.info);
   log_start(ex);
 
@@ -267,6 +276,11 @@ bool Forwarder::forward(Exchange& ex) {
   ForwardContext ctx{authority, ex.client.peer_ip, "http"};
   const BodyFraming request_framing = ex.request_framing;
   upstream_head.headers = upstream_request_headers(ex.head.headers, ctx, request_framing);
+  for (const auto& [name, value] : route.config->headers) {
+    // Configured headers (e.g. the provider key kept in the proxy) replace the client's.
+    std::erase_if(upstream_head.headers, [&](const Header& h) { return iequals(h.name, name); });
+    upstream_head.headers.push_back({name, value});
+  }
   std::string head_bytes;
   append_request_head(&head_bytes, upstream_head);
   if (ex.observer) {

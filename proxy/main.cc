@@ -15,6 +15,7 @@
 #include "proxy/console_log.h"
 #include "proxy/forwarder.h"
 #include "proxy/proxy_server.h"
+#include "proxy/replay_command.h"
 #include "proxy/router.h"
 #include "proxy/shipper.h"
 
@@ -25,10 +26,14 @@
 namespace {
 
 constexpr const char* kUsage = R"(Usage: logging-proxy [--config FILE] [--check]
+       logging-proxy replay ID [--config FILE] [--to URL] [--from URL] [--header 'K: V']...
        logging-proxy --help | --version
 
 A streaming reverse proxy for LLM APIs that forwards every call untouched and
 captures it for the log server.
+
+Commands:
+  replay ID       re-send a captured request through the proxy (see 'replay --help')
 
 Options:
   --config FILE   configuration file (default: config.yaml in the working directory)
@@ -71,6 +76,7 @@ void describe(const lp::Config& config, std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "replay") return lp::run_replay(argc, argv);
   std::string config_path = "config.yaml";
   bool check = false;
   for (int i = 1; i < argc; ++i) {
@@ -111,8 +117,12 @@ int main(int argc, char** argv) {
 
   lp::ConsoleLog console(config.logging.console && !check);
   lp::CaptureQueue capture_queue(config.logging.queue_bytes);
-  lp::CaptureTee capture(capture_queue,
-                         lp::Redactor(config.logging.redact, config.logging.redact_headers));
+  // Headers the proxy injects (provider keys) are masked in captures like credentials.
+  std::vector<std::string> redact_names = config.logging.redact_headers;
+  for (const auto& r : config.routes) {
+    for (const auto& h : r.headers) redact_names.push_back(h.first);
+  }
+  lp::CaptureTee capture(capture_queue, lp::Redactor(config.logging.redact, redact_names));
   std::unique_ptr<lp::Forwarder> forwarder;
   try {
     forwarder = std::make_unique<lp::Forwarder>(config, console, &capture);

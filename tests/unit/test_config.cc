@@ -391,7 +391,7 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
       {route_with("    ca_file: /\n"), "config.yaml:5: route 'r': ca_file \"/\" is a directory"},
       {route_with("    destinaton: http://y/\n"),
        "config.yaml:5: route 'r': unknown key 'destinaton' (expected pattern, destination, "
-       "logging, ca_file or insecure_skip_verify)"},
+       "logging, ca_file, insecure_skip_verify or headers)"},
       {route_with("    pattern: /again/\n"), "config.yaml:5: route 'r': duplicate key 'pattern'"},
       {route_with("  r:\n    pattern: /s/\n    destination: http://y/\n"),
        "config.yaml:5: duplicate key 'r' in routes"},
@@ -593,5 +593,81 @@ TEST_CASE("ca_file must name a readable, non-empty file") {
       CHECK(error == "config.yaml:5: route 'r': ca_file \"" + ca.path() +
                          "\" cannot be read: Permission denied");
     }
+  }
+}
+
+TEST_CASE("expand_env: ${NAME}, $$, and errors that name the problem") {
+  auto lookup = [](const std::string& name) -> const char* {
+    if (name == "KEY") return "sk-123";
+    if (name == "EMPTY") return "";
+    return nullptr;
+  };
+  struct Row {
+    const char* in;
+    const char* out;    // nullptr: error expected
+    const char* error;  // substring of the error
+  };
+  const Row rows[] = {
+      {"plain", "plain", ""},
+      {"Bearer ${KEY}", "Bearer sk-123", ""},
+      {"${KEY}${KEY}", "sk-123sk-123", ""},
+      {"a${EMPTY}b", "ab", ""},
+      {"cost $$5", "cost $5", ""},
+      {"$$", "$", ""},
+      {"${MISSING}", nullptr, "environment variable MISSING is not set"},
+      {"$KEY", nullptr, "must start ${NAME}"},
+      {"trailing $", nullptr, "must start ${NAME}"},
+      {"${KEY", nullptr, "malformed"},
+      {"${}", nullptr, "malformed"},
+      {"${1A}", nullptr, "malformed"},
+      {"${A-B}", nullptr, "malformed"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.in);
+    std::string error;
+    auto v = lp::expand_env(r.in, lookup, &error);
+    if (r.out) {
+      REQUIRE(v);
+      CHECK(*v == r.out);
+    } else {
+      CHECK_FALSE(v);
+      CHECK(error.find(r.error) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("routes.NAME.headers are expanded at load time; a missing variable is an error") {
+  setenv("LP_TEST_PROVIDER_KEY", "sk-or-abc", 1);
+  unsetenv("LP_TEST_UNSET_KEY");
+  lp::Config c = lp::parse_config(
+      "routes:\n  or:\n    pattern: /or/\n    destination: https://openrouter.ai/api/v1/\n"
+      "    headers:\n      Authorization: \"Bearer ${LP_TEST_PROVIDER_KEY}\"\n"
+      "      X-Title: my app\n",
+      "c.yaml");
+  REQUIRE(c.routes.size() == 1);
+  REQUIRE(c.routes[0].headers.size() == 2);
+  CHECK(c.routes[0].headers[0].first == "Authorization");
+  CHECK(c.routes[0].headers[0].second == "Bearer sk-or-abc");
+  CHECK(c.routes[0].headers[1].second == "my app");
+  const std::pair<const char*, const char*> bad[] = {
+      {"routes:\n  or:\n    pattern: /or/\n    destination: http://h/\n"
+       "    headers:\n      Authorization: \"Bearer ${LP_TEST_UNSET_KEY}\"\n",
+       "c.yaml:6: route 'or': headers.Authorization: environment variable LP_TEST_UNSET_KEY is "
+       "not set"},
+      {"routes:\n  or:\n    pattern: /or/\n    destination: http://h/\n    headers: [a]\n",
+       "c.yaml:5: route 'or': headers: expected a mapping"},
+      {"routes:\n  or:\n    pattern: /or/\n    destination: http://h/\n"
+       "    headers:\n      \"Bad Name\": x\n",
+       "c.yaml:6: route 'or': headers: \"Bad Name\" is not a valid header name"},
+  };
+  for (const auto& [text, message] : bad) {
+    CAPTURE(text);
+    std::string error;
+    try {
+      lp::parse_config(text, "c.yaml");
+    } catch (const lp::ConfigError& e) {
+      error = e.what();
+    }
+    CHECK(error.find(message) != std::string::npos);
   }
 }
