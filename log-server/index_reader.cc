@@ -13,6 +13,7 @@ ListPage IndexReader::list(const ListQuery& q) {
   if (q.since_us) sql += " AND started_us >= " + param();
   if (q.until_us) sql += " AND started_us < " + param();
   if (q.q) sql += " AND instr(proxy_path, " + param() + ") > 0";
+  if (q.replay_of) sql += " AND replay_of = " + param();
   if (q.cursor) {
     std::string a = param();
     std::string b = param();
@@ -30,6 +31,7 @@ ListPage IndexReader::list(const ListQuery& q) {
   if (q.since_us) s.bind(c++, *q.since_us);
   if (q.until_us) s.bind(c++, *q.until_us);
   if (q.q) s.bind(c++, *q.q);
+  if (q.replay_of) s.bind(c++, *q.replay_of);
   if (q.cursor) {
     s.bind(c++, q.cursor->started_us);
     s.bind(c++, q.cursor->id);

@@ -54,6 +54,8 @@ CREATE INDEX IF NOT EXISTS exchanges_by_route ON exchanges(route, started_us, id
 CREATE INDEX IF NOT EXISTS exchanges_by_method ON exchanges(method, started_us, id);
 CREATE INDEX IF NOT EXISTS exchanges_by_status ON exchanges(status, started_us, id);
 CREATE INDEX IF NOT EXISTS exchanges_by_outcome ON exchanges(outcome, started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_replay_of ON exchanges(replay_of, started_us, id)
+  WHERE replay_of IS NOT NULL;
 CREATE TABLE IF NOT EXISTS applied_batches (
   proxy_id TEXT NOT NULL,
   seq INTEGER NOT NULL,

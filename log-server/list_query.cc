@@ -79,6 +79,11 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
       (name == "since" ? q.since_us : q.until_us) = *t;
     } else if (name == "q") {
       if (!value.empty()) q.q = value;
+    } else if (name == "replay_of") {
+      if (value.size() != 36 || value.find_first_not_of("0123456789abcdef-") != std::string::npos) {
+        return fail(error, name, "expected a full 36-character capture id");
+      }
+      q.replay_of = value;
     } else if (name == "limit") {
       auto v = parse_int(value, 1, kMaxLimit);
       if (!v)
@@ -91,7 +96,7 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
     } else {
       return fail(error, name,
                   "unknown parameter (expected route, method, status, outcome, since, until, q, "
-                  "limit, cursor)");
+                  "replay_of, limit, cursor)");
     }
   }
   if (q.since_us && q.until_us && *q.until_us < *q.since_us) {

@@ -19,12 +19,13 @@ inline constexpr size_t kMaxFilterChars = 1024;
 
 struct ListQuery {
   std::optional<std::string> route;
-  std::optional<std::string> method;   // upper-cased
-  std::optional<int> status;           // 100..599
-  std::optional<std::string> outcome;  // one of kOutcomes
-  std::optional<int64_t> since_us;     // started_at >= since
-  std::optional<int64_t> until_us;     // started_at < until
-  std::optional<std::string> q;        // substring of proxy_path (case-sensitive)
+  std::optional<std::string> method;     // upper-cased
+  std::optional<int> status;             // 100..599
+  std::optional<std::string> outcome;    // one of kOutcomes
+  std::optional<int64_t> since_us;       // started_at >= since
+  std::optional<int64_t> until_us;       // started_at < until
+  std::optional<std::string> q;          // substring of proxy_path (case-sensitive)
+  std::optional<std::string> replay_of;  // full id of the original capture
   int limit = kDefaultLimit;
   std::optional<Cursor> cursor;  // rows strictly after this one in the order
 };

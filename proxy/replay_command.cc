@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/config.h"
@@ -64,6 +65,20 @@ std::string describe_error(const httplib::Result& res) {
     return body["error"].get<std::string>();
   }
   return "HTTP " + std::to_string(res->status);
+}
+
+// Ids of the captures that replay `id` (the newest 1000).
+std::set<std::string> replay_ids(httplib::Client& client, const std::string& base,
+                                 const std::string& id) {
+  std::set<std::string> ids;
+  auto res = client.Get((base + "/requests?limit=1000&replay_of=" + id).c_str());
+  if (!res || res->status != 200) return ids;
+  auto list = nlohmann::json::parse(res->body, nullptr, false);
+  if (!list.is_object() || !list.contains("requests") || !list["requests"].is_array()) return ids;
+  for (const auto& r : list["requests"]) {
+    if (r.is_object() && r.contains("id") && r["id"].is_string()) ids.insert(r["id"]);
+  }
+  return ids;
 }
 
 bool write_stdout(std::string_view data) {
@@ -178,6 +193,7 @@ int run_replay(int argc, char** argv) {
   if (!request) return fail("capture " + full_id.substr(0, 8) + ": " + error);
 
   // 2. Send it through the proxy and stream the answer to stdout.
+  const std::set<std::string> known_replays = replay_ids(*client, base, full_id);
   const auto started = Clock::now();
   int fd = connect_tcp(to_url->host, to_url->port, deadline_after(std::chrono::seconds(5)), &error);
   if (fd < 0) return fail("cannot reach the proxy at " + to + ": " + error);
@@ -217,18 +233,16 @@ int run_replay(int argc, char** argv) {
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
 
-  // 3. Find the new capture (it reaches the log server within a batch interval or so).
+  // 3. Find the new capture: the replay of full_id that was not there before we sent ours
+  // (it reaches the log server within a batch interval or so).
   std::string new_id = "not captured (yet)";
   const auto wait_until = Clock::now() + std::chrono::seconds(3);
   while (Clock::now() < wait_until) {
-    auto found = client->Get((base + "/requests?limit=1&replay_of=" + full_id).c_str());
-    if (!found || found->status != 200) break;
-    auto list = nlohmann::json::parse(found->body, nullptr, false);
-    if (list.is_object() && list.contains("requests") && list["requests"].is_array() &&
-        !list["requests"].empty()) {
-      new_id = list["requests"][0].value("id", new_id);
-      break;
+    std::set<std::string> now_known = replay_ids(*client, base, full_id);
+    for (const auto& candidate : now_known) {
+      if (!known_replays.count(candidate)) new_id = candidate;
     }
+    if (new_id[0] != 'n') break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling the log server
   }
   char summary[512];
