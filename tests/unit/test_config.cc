@@ -636,7 +636,7 @@ TEST_CASE("expand_env: ${NAME}, $$, and errors that name the problem") {
   }
 }
 
-TEST_CASE("routes.NAME.headers are expanded at load time; a missing variable is an error") {
+TEST_CASE("routes.NAME.headers are expanded at load time, a missing variable is an error") {
   setenv("LP_TEST_PROVIDER_KEY", "sk-or-abc", 1);
   unsetenv("LP_TEST_UNSET_KEY");
   lp::Config c = lp::parse_config(

@@ -234,7 +234,7 @@ TEST_CASE("the ordering counter continues past the largest counter on disk") {
   CHECK(drain(spool) == expected);
 }
 
-TEST_CASE("leftover temporary files are deleted; unrelated files are left alone") {
+TEST_CASE("leftover temporary files are deleted, unrelated files are left alone") {
   TempDir tmp;
   std::string kept = make_batch("p", 1, "kept");
   write_file(tmp.sub("00000000000000000001-00000000000000000001-p.batch"), kept);

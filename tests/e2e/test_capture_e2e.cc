@@ -1,0 +1,942 @@
+// End-to-end tests of the capture pipeline: a real logging-proxy in front of the real mock
+// upstream, shipping its captures to a real log-server process, and what arrives checked through
+// the log server's files and query API.
+//
+// Each TEST_CASE starts its own processes, all on 127.0.0.1, with everything on disk (the log
+// server's data_dir, the proxy's spool_dir, the config files) in the test's TempDir:
+//   - log-server with `log_server: {host: 127.0.0.1, port: 0 (or a fixed port), data_dir: ...}`,
+//     started first; its printed port goes into the proxy's logging.server_url;
+//   - logging-proxy with routes mock (/mock/ -> the mock) and quiet (/quiet/ -> the mock,
+//     logging: false), logging.spool_dir inside the TempDir and batch_interval 50ms.
+// Nothing sleeps to synchronise: arrivals are awaited by polling /requests with a deadline.
+// Measured figures are logged with MESSAGE; the asserted bounds are deliberately generous.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include "tests/e2e/harness.h"
+
+using namespace e2e;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSecret = "sk-test-1234567890abcdefWXYZ";
+const std::string kSecretCore = "1234567890abcdef";  // must not survive anywhere either
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// A tag unique to this run and call: letters, digits and '-' only (used unencoded in ?q=).
+std::string run_tag(const std::string& what) {
+  static std::atomic<int> counter{0};
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s-%x-%llx-%d", what.c_str(), static_cast<unsigned>(::getpid()),
+                static_cast<unsigned long long>(now_us() & 0xffffffffULL), counter++);
+  return buf;
+}
+
+// --- configs ------------------------------------------------------------------------------------
+
+std::string log_server_yaml(int port, const std::string& data_dir, const std::string& token = "") {
+  std::string y = "log_server:\n  host: \"127.0.0.1\"\n  port: " + std::to_string(port) +
+                  "\n  data_dir: \"" + data_dir + "\"\n";
+  if (!token.empty()) y += "  auth_token: \"" + token + "\"\n";
+  return y;
+}
+
+struct ProxyCfg {
+  int mock_port = 0;
+  std::string server_url;
+  std::string spool_dir;
+  std::string logging_extra;  // more `logging:` keys
+};
+
+std::string proxy_yaml(const ProxyCfg& c) {
+  const std::string mock = "http://127.0.0.1:" + std::to_string(c.mock_port) + "/";
+  std::string y;
+  y += "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: \"10s\"}\n";
+  y += "logging: {console: true, server_url: \"" + c.server_url +
+       "\", default: true, spool_dir: \"" + c.spool_dir + "\", batch_interval: 50ms" +
+       (c.logging_extra.empty() ? "" : ", " + c.logging_extra) + "}\n";
+  y += "routes:\n";
+  y += "  mock: {pattern: \"/mock/\", destination: \"" + mock + "\"}\n";
+  y += "  quiet: {pattern: \"/quiet/\", destination: \"" + mock + "\", logging: false}\n";
+  return y;
+}
+
+// --- processes ----------------------------------------------------------------------------------
+
+// The token never comes from our environment: every process gets LOG_SERVER_TOKEN="".
+ChildOptions child_opts(const std::string& name) {
+  return ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, "", name};
+}
+
+class LogServerProc {
+ public:
+  explicit LogServerProc(const std::string& config_path, const std::string& name = "log-server") {
+    proc_ = std::make_unique<ChildProcess>(bin_dir() + "/log-server",
+                                           std::vector<std::string>{"--config", config_path},
+                                           child_opts(name));
+    auto m =
+        proc_->wait_for_line(std::regex(R"(log-server listening on http://[^ ]+:(\d+))"), 10000ms);
+    port_ = std::stoi(m[1]);
+  }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  ChildProcess& process() { return *proc_; }
+
+ private:
+  std::unique_ptr<ChildProcess> proc_;
+  int port_ = 0;
+};
+
+class ProxyProc {
+ public:
+  explicit ProxyProc(const std::string& config_path) {
+    proc_ = std::make_unique<ChildProcess>(bin_dir() + "/logging-proxy",
+                                           std::vector<std::string>{"--config", config_path},
+                                           child_opts("proxy"));
+    auto m = proc_->wait_for_line(std::regex(R"(logging-proxy listening on http://[^ ]+:(\d+))"),
+                                  10000ms);
+    port_ = std::stoi(m[1]);
+  }
+  int port() const { return port_; }
+  ChildProcess& process() { return *proc_; }
+
+ private:
+  std::unique_ptr<ChildProcess> proc_;
+  int port_ = 0;
+};
+
+// --- the log server's query API -----------------------------------------------------------------
+
+class Api {
+ public:
+  explicit Api(int port, const std::string& token = "") : c_("127.0.0.1", port) {
+    c_.set_keep_alive(true);
+    c_.set_connection_timeout(2, 0);
+    c_.set_read_timeout(20, 0);
+    if (!token.empty()) c_.set_bearer_token_auth(token.c_str());
+  }
+
+  // nullopt on a transport error (e.g. the server is stopped or restarting).
+  std::optional<httplib::Response> get(const std::string& path) {
+    auto r = c_.Get(path.c_str());
+    if (!r) return std::nullopt;
+    return *r;
+  }
+
+  json get_json(const std::string& path) {
+    auto r = get(path);
+    REQUIRE_MESSAGE(r, "GET " << path << ": no response");
+    INFO("GET " << path << " -> " << r->status << " " << r->body.substr(0, 500));
+    REQUIRE(r->status == 200);
+    json j = json::parse(r->body, nullptr, false);
+    REQUIRE(!j.is_discarded());
+    return j;
+  }
+
+  std::string get_raw(const std::string& path) {
+    auto r = get(path);
+    REQUIRE_MESSAGE(r, "GET " << path << ": no response");
+    INFO("GET " << path << " -> " << r->status << " " << r->body.substr(0, 500));
+    REQUIRE(r->status == 200);
+    return r->body;
+  }
+
+  // Every row of /requests?QUERY, following next_cursor; nullopt if a page could not be read.
+  std::optional<std::vector<json>> list_all(const std::string& query) {
+    std::vector<json> rows;
+    std::string cursor;
+    for (int page = 0; page < 1000; ++page) {
+      std::string path = "/requests?limit=1000" + (query.empty() ? "" : "&" + query);
+      if (!cursor.empty()) path += "&cursor=" + cursor;
+      auto r = get(path);
+      if (!r || r->status != 200) return std::nullopt;
+      json j = json::parse(r->body, nullptr, false);
+      if (j.is_discarded() || !j["requests"].is_array()) return std::nullopt;
+      for (auto& row : j["requests"]) rows.push_back(std::move(row));
+      if (!j["next_cursor"].is_string()) return rows;
+      cursor = j["next_cursor"].get<std::string>();
+    }
+    return std::nullopt;
+  }
+
+ private:
+  httplib::Client c_;
+};
+
+bool all_finished(const std::vector<json>& rows) {
+  return std::all_of(rows.begin(), rows.end(),
+                     [](const json& r) { return r.value("outcome", "") != "in_progress"; });
+}
+
+// Polls /requests?QUERY (all pages) until pred(rows) holds; returns the last rows and whether it
+// held before the deadline.
+std::pair<std::vector<json>, bool> await_rows(
+    Api& api, const std::string& query, const std::function<bool(const std::vector<json>&)>& pred,
+    Ms timeout, Ms interval = 50ms) {
+  const auto deadline = Clock::now() + timeout;
+  std::vector<json> last;
+  for (;;) {
+    if (auto rows = api.list_all(query)) {
+      last = std::move(*rows);
+      if (pred(last)) return {last, true};
+    }
+    if (Clock::now() >= deadline) return {last, false};
+    std::this_thread::sleep_for(interval);  // poll interval, not synchronisation
+  }
+}
+
+// Polls until cond() holds; true if it did before the deadline.
+bool await_cond(const std::function<bool()>& cond, Ms timeout, Ms interval = 20ms) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(interval);  // poll interval, not synchronisation
+  }
+}
+
+std::map<std::string, std::vector<json>> by_path(const std::vector<json>& rows) {
+  std::map<std::string, std::vector<json>> out;
+  for (const auto& r : rows) out[r.value("proxy_path", "")].push_back(r);
+  return out;
+}
+
+std::string describe_rows(const std::vector<json>& rows, size_t max = 10) {
+  std::string s = std::to_string(rows.size()) + " rows";
+  for (size_t i = 0; i < rows.size() && i < max; ++i) {
+    s += "\n  " + rows[i].value("proxy_path", "?") + " " + rows[i].value("outcome", "?") + " " +
+         rows[i]["status"].dump();
+  }
+  return s;
+}
+
+// --- files --------------------------------------------------------------------------------------
+
+// Splits a stored HTTP message into head (through CRLFCRLF) and body.
+std::pair<std::string, std::string> split_message(const std::string& m) {
+  size_t p = m.find("\r\n\r\n");
+  REQUIRE_MESSAGE(p != std::string::npos, "no end of head in stored message: " << m.substr(0, 300));
+  return {m.substr(0, p + 4), m.substr(p + 4)};
+}
+
+size_t count_spool_batches(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file(ec) && e.path().extension() == ".batch") ++n;
+  }
+  return n;
+}
+
+size_t count_regular_files(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file(ec)) ++n;
+  }
+  return n;
+}
+
+// Files under `dir` (recursively) whose bytes contain `needle`.
+std::vector<std::string> files_containing(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> hits;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return hits;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file(ec)) continue;
+    if (read_file(e.path().string()).find(needle) != std::string::npos) {
+      hits.push_back(e.path().string());
+    }
+  }
+  return hits;
+}
+
+// `rel` must be DAY/DAY_HH-MM-SS.mmm_ID8_KIND.bin, with the day and time those of started_at
+// ("2025-09-13T02:11:09.123456Z").
+void check_file_name(const std::string& rel, const std::string& started_at, const std::string& id8,
+                     const std::string& kind) {
+  static const std::regex re(
+      R"(^(\d{4}-\d{2}-\d{2})/(\d{4}-\d{2}-\d{2})_(\d{2})-(\d{2})-(\d{2})\.(\d{3})_([0-9a-f]{8})_(request|response)\.bin$)");
+  std::smatch m;
+  INFO("file " << rel << ", started_at " << started_at);
+  REQUIRE(std::regex_match(rel, m, re));
+  CHECK(m[1].str() == m[2].str());
+  REQUIRE(started_at.size() >= 23);
+  CHECK(m[2].str() == started_at.substr(0, 10));
+  CHECK(m[3].str() + ":" + m[4].str() + ":" + m[5].str() + "." + m[6].str() ==
+        started_at.substr(11, 12));
+  CHECK(m[7].str() == id8);
+  CHECK(m[8].str() == kind);
+}
+
+// A small, distinct, binary request body for load request i.
+std::string load_body(int i) {
+  std::string b = "req=" + std::to_string(i) + ";";
+  std::string rnd(16 + static_cast<size_t>(i * 37) % 240, '\0');
+  ByteGenerator(static_cast<uint64_t>(i) * 7919 + 1).fill(rnd.data(), rnd.size());
+  return b + rnd;
+}
+
+// Sends GET target on `conn` (keep-alive) and returns the response; fails the test without one.
+HttpResponse get_on(RawConn& conn, int port, const std::string& target, Ms timeout = 5000ms) {
+  auto r = conn.exchange(make_request("GET", target, port), "GET", timeout);
+  REQUIRE_MESSAGE(r, "no response to GET " << target);
+  REQUIRE_MESSAGE(r->complete, "incomplete response to GET " << target);
+  return *r;
+}
+
+// Undoes a SIGSTOP whatever happens in the test.
+struct ContinueOnExit {
+  pid_t pid;
+  ~ContinueOnExit() { ::kill(pid, SIGCONT); }
+};
+
+}  // namespace
+
+TEST_CASE("capture: plain and SSE and gzip exchanges arrive byte-exact in files and the API") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  Api api(ls.port());
+
+  const std::string tag = run_tag("rt");
+  struct Expect {
+    std::string method, proxy_path, upstream_target, request_body, response_sha;
+    size_t response_bytes = 0;
+  };
+  std::vector<Expect> expects;
+
+  // 1. A non-streaming JSON POST with a credential.
+  {
+    const std::string path = "/mock/echo?tag=" + tag + "-echo";
+    const std::string body =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"h\xc3\xa9llo " + tag +
+        "\"}],\"stream\":false}";
+    HttpResponse r = http_exchange(port,
+                                   make_request("POST", path, port,
+                                                {{"Authorization", "Bearer " + kSecret},
+                                                 {"Content-Type", "application/json"},
+                                                 {"Connection", "close"}},
+                                                body),
+                                   "POST");
+    REQUIRE(r.status() == 200);
+    json echo = r.body_json();
+    CHECK(echo["body_sha256"] == sha256_hex(body));
+    // Forwarded traffic is never altered: the upstream got the real credential.
+    bool forwarded = false;
+    for (const auto& h : echo["headers"]) {
+      if (h[0] == "Authorization") forwarded = h[1] == "Bearer " + kSecret;
+    }
+    CHECK_MESSAGE(forwarded,
+                  "the upstream did not get the unmasked Authorization: " << echo.dump());
+    expects.push_back(
+        {"POST", path, "/echo?tag=" + tag + "-echo", body, sha256_hex(r.body), r.body.size()});
+  }
+  // 2. A streaming SSE GET: the capture holds the de-chunked bytes the client got.
+  {
+    const std::string path = "/mock/sse?n=5&ms=50&tag=" + tag + "-sse";
+    HttpResponse r = http_exchange(port, make_request("GET", path, port, {{"Connection", "close"}}),
+                                   "GET", 10000ms);
+    REQUIRE(r.status() == 200);
+    size_t events = 0;
+    for (size_t p = 0; (p = r.body.find("data: ", p)) != std::string::npos; ++p) ++events;
+    CHECK(events == 5);
+    expects.push_back(
+        {"GET", path, "/sse?n=5&ms=50&tag=" + tag + "-sse", "", sha256_hex(r.body), r.body.size()});
+  }
+  // 3. A gzip body: passed and captured compressed, byte-exact.
+  {
+    const std::string path = "/mock/gzip?tag=" + tag + "-gz";
+    HttpResponse r = http_exchange(
+        port,
+        make_request("GET", path, port, {{"Accept-Encoding", "gzip"}, {"Connection", "close"}}),
+        "GET");
+    REQUIRE(r.status() == 200);
+    CHECK(r.head.get("Content-Encoding") == "gzip");
+    const std::string mock_sha = r.head.get("X-Body-Sha256");
+    CHECK(sha256_hex(r.body) == mock_sha);
+    expects.push_back({"GET", path, "/gzip?tag=" + tag + "-gz", "", mock_sha, r.body.size()});
+  }
+
+  const auto t_wait = Clock::now();
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [](const std::vector<json>& rs) { return rs.size() >= 3 && all_finished(rs); }, 10000ms);
+  MESSAGE("3 captures listed " << ms_since(t_wait) << " ms after the last response");
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << describe_rows(rows) << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  CHECK(rows.size() == 3);
+  auto paths = by_path(rows);
+
+  std::string echo_response_file;
+  for (const Expect& ex : expects) {
+    CAPTURE(ex.proxy_path);
+    REQUIRE(paths[ex.proxy_path].size() == 1);
+    const json row = paths[ex.proxy_path][0];
+    INFO("row: " << row.dump());
+    const std::string id = row["id"].get<std::string>();
+    CHECK(row["short_id"] == id.substr(0, 8));
+    CHECK(row["method"] == ex.method);
+    CHECK(row["route"] == "mock");
+    CHECK(row["status"] == 200);
+    CHECK(row["outcome"] == "complete");
+    CHECK(row["error"].is_null());
+    CHECK(row["request_bytes"] == ex.request_body.size());
+    CHECK(row["response_bytes"] == ex.response_bytes);
+    const json& d = row["durations"];
+    CHECK(d["total_ms"].is_number());
+    CHECK(d["upstream_headers_ms"].is_number());
+    CHECK(d["first_byte_ms"].is_number());
+    CHECK(d["proxy_overhead_ms"].is_number());
+    if (d["total_ms"].is_number()) CHECK(d["total_ms"].get<double>() > 0);
+    if (d["total_ms"].is_number() && d["upstream_headers_ms"].is_number()) {
+      CHECK(d["upstream_headers_ms"].get<double>() <= d["total_ms"].get<double>());
+    }
+
+    json detail = api.get_json("/requests/" + id);
+    CHECK(detail["id"] == id);
+    CHECK(detail["request_line"] == ex.method + " " + ex.upstream_target + " HTTP/1.1");
+    CHECK(detail["status_line"].get<std::string>().rfind("HTTP/1.1 200", 0) == 0);
+    REQUIRE(detail["files"]["request"].is_string());
+    REQUIRE(detail["files"]["response"].is_string());
+    const std::string req_rel = detail["files"]["request"].get<std::string>();
+    const std::string res_rel = detail["files"]["response"].get<std::string>();
+    const std::string started_at = row["started_at"].get<std::string>();
+    check_file_name(req_rel, started_at, id.substr(0, 8), "request");
+    check_file_name(res_rel, started_at, id.substr(0, 8), "response");
+    REQUIRE(fs::is_regular_file(data + "/" + req_rel));
+    REQUIRE(fs::is_regular_file(data + "/" + res_rel));
+
+    // The request file: start line as forwarded, headers, X-Proxy-Path, blank line, body.
+    const std::string req_file = read_file(data + "/" + req_rel);
+    auto [req_head, req_body] = split_message(req_file);
+    INFO("request head:\n" << req_head);
+    CHECK(req_head.rfind(ex.method + " " + ex.upstream_target + " HTTP/1.1\r\n", 0) == 0);
+    CHECK(req_head.find("\r\nX-Proxy-Path: " + ex.proxy_path + "\r\n") != std::string::npos);
+    CHECK(req_body == ex.request_body);
+    CHECK(req_head.find(kSecretCore) == std::string::npos);
+    if (ex.method == "POST") {
+      CHECK(req_head.find("\r\nAuthorization: Bearer ****WXYZ\r\n") != std::string::npos);
+      CHECK(req_head.find("\r\nContent-Type: application/json\r\n") != std::string::npos);
+      CHECK(row["request_content_type"] == "application/json");
+    }
+
+    // The response file: head, then exactly the body bytes the client received.
+    const std::string res_file = read_file(data + "/" + res_rel);
+    auto [res_head, res_body] = split_message(res_file);
+    INFO("response head:\n" << res_head);
+    CHECK(res_head.rfind("HTTP/1.1 200 ", 0) == 0);
+    CHECK(res_body.size() == ex.response_bytes);
+    CHECK(sha256_hex(res_body) == ex.response_sha);
+    CHECK(res_head.find(kSecretCore) == std::string::npos);
+    if (ex.method == "POST") {
+      echo_response_file = data + "/" + res_rel;
+      CHECK(res_body.find("Bearer " + kSecret) != std::string::npos);  // the upstream's echo
+    }
+    if (ex.proxy_path.find("/gzip") != std::string::npos) {
+      CHECK(res_head.find("\r\nContent-Encoding: gzip\r\n") != std::string::npos);
+      CHECK(row["response_content_encoding"] == "gzip");
+      CHECK(gunzip(res_body).size() > 0);
+    }
+    if (ex.proxy_path.find("/sse") != std::string::npos) {
+      CHECK(row["response_content_type"].get<std::string>().rfind("text/event-stream", 0) == 0);
+      // 5 events 50 ms apart: the capture spans the stream.
+      if (d["total_ms"].is_number()) CHECK(d["total_ms"].get<double>() >= 150);
+      MESSAGE("SSE capture: total " << d["total_ms"] << " ms, first byte " << d["first_byte_ms"]
+                                    << " ms");
+    }
+
+    // The raw API serves the same bytes as the files.
+    CHECK(api.get_raw("/requests/" + id + "/request") == req_file);
+    CHECK(api.get_raw("/requests/" + id.substr(0, 8) + "/response") == res_file);
+  }
+
+  // The credential reached no file of the log server (files, index, WAL) nor the spool.
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += "\n  " + x;
+    return out;
+  };
+  // The one exception: /echo's response body is JSON listing the headers the upstream got, so
+  // the upstream itself wrote the credential into it. That body is checked byte-exact above and
+  // its head for the credential; the body is the upstream's, and is stored as it was.
+  auto data_hits = files_containing(data, kSecretCore);
+  std::erase(data_hits, echo_response_file);
+  CHECK_MESSAGE(data_hits.empty(), "the credential is stored in:" << join(data_hits));
+  auto spool_hits = files_containing(spool, kSecretCore);
+  CHECK_MESSAGE(spool_hits.empty(), "the credential is spooled in:" << join(spool_hits));
+  for (const auto& line : proxy.process().lines())
+    CHECK(line.find(kSecretCore) == std::string::npos);
+  CHECK(count_spool_batches(spool) == 0);
+}
+
+TEST_CASE("capture: routes with logging false are not captured and unknown routes are (404)") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  Api api(ls.port());
+  const std::string tag = run_tag("lf");
+
+  const std::string quiet_path = "/quiet/echo?tag=" + tag + "-quiet";
+  HttpResponse quiet = http_get(port, quiet_path);
+  CHECK(quiet.status() == 200);
+  CHECK(quiet.body_json()["path"] == "/echo");
+
+  const std::string unknown_path = "/nothing/" + tag + "-nf";
+  HttpResponse unknown = http_get(port, unknown_path);
+  CHECK(unknown.status() == 404);
+  CHECK(unknown.body.find("No route found for GET " + unknown_path) != std::string::npos);
+
+  // A captured exchange after both: once it has arrived, the earlier ones would have too.
+  const std::string later_path = "/mock/echo?tag=" + tag + "-later";
+  CHECK(http_get(port, later_path).status() == 200);
+
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) {
+        auto p = by_path(rs);
+        return p.count(later_path) && p.count(unknown_path) && all_finished(rs);
+      },
+      10000ms);
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << describe_rows(rows) << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  auto paths = by_path(rows);
+  CHECK_MESSAGE(paths.count(quiet_path) == 0, "a logging: false route was captured");
+  CHECK(rows.size() == 2);
+  CHECK(api.get_json("/requests?route=quiet")["requests"].empty());
+
+  REQUIRE(paths[unknown_path].size() == 1);
+  const json nf = paths[unknown_path][0];
+  INFO("404 row: " << nf.dump());
+  CHECK(nf["status"] == 404);
+  CHECK(nf["outcome"] == "complete");
+  CHECK(nf["method"] == "GET");
+  CHECK(nf["response_bytes"] == unknown.body.size());
+  MESSAGE("unknown route captured with route " << nf["route"] << ", destination "
+                                               << nf["destination"]);
+  const std::string id = nf["id"].get<std::string>();
+  auto [res_head, res_body] = split_message(api.get_raw("/requests/" + id + "/response"));
+  CHECK(res_head.rfind("HTTP/1.1 404 ", 0) == 0);
+  CHECK(res_body == unknown.body);
+  auto [req_head, req_body] = split_message(api.get_raw("/requests/" + id + "/request"));
+  CHECK(req_head.find("\r\nX-Proxy-Path: " + unknown_path + "\r\n") != std::string::npos);
+  CHECK(req_body.empty());
+
+  CHECK(paths[later_path].size() == 1);
+  CHECK(paths[later_path][0]["route"] == "mock");
+
+  // The console marks captured exchanges with [log], and only those.
+  auto quiet_line = proxy.process().find_line(std::regex("GET /quiet/echo\\?tag=" + tag), 5000ms);
+  auto later_line = proxy.process().find_line(std::regex("GET /mock/echo\\?tag=" + tag), 5000ms);
+  REQUIRE(quiet_line);
+  REQUIRE(later_line);
+  CHECK((*quiet_line)[0].find("[log]") == std::string::npos);
+  for (const auto& line : proxy.process().lines()) {
+    if (line.find(quiet_path) != std::string::npos) CHECK(line.find("[log]") == std::string::npos);
+    if (line.find(later_path) != std::string::npos) CHECK(line.find("[log]") != std::string::npos);
+  }
+}
+
+TEST_CASE("capture: log server down at proxy start - calls succeed and spool and all arrive once") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  const int ls_port = unused_port();
+  write_file(
+      dir.file("proxy.yaml"),
+      proxy_yaml({mock.http_port(), "http://127.0.0.1:" + std::to_string(ls_port), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("down");
+
+  const int kCalls = 20;
+  std::set<std::string> sent;
+  RawConn conn(port);
+  for (int i = 0; i < kCalls; ++i) {
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(i);
+    const std::string body = "call " + std::to_string(i) + " while the log server is down";
+    auto r = conn.exchange(make_request("POST", path, port, {}, body), "POST");
+    REQUIRE_MESSAGE(r, "no response to call " << i);
+    CHECK(r->status() == 200);
+    sent.insert(path);
+  }
+
+  const auto t_spool = Clock::now();
+  bool spooled = await_cond([&] { return count_spool_batches(spool) > 0; }, 10000ms);
+  CHECK_MESSAGE(spooled, "no spool files in " << spool << "\nproxy:\n"
+                                              << proxy.process().output_tail());
+  MESSAGE(count_spool_batches(spool)
+          << " spooled batches " << ms_since(t_spool) << " ms after the last call");
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* unreachable)"), 5000ms));
+
+  write_file(dir.file("log-server.yaml"), log_server_yaml(ls_port, data));
+  const auto t_start = Clock::now();
+  LogServerProc ls(dir.file("log-server.yaml"));
+  REQUIRE(ls.port() == ls_port);
+  Api api(ls.port());
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) { return rs.size() >= sent.size() && all_finished(rs); },
+      30000ms, 100ms);
+  MESSAGE("all " << rows.size() << " spooled captures listed " << ms_since(t_start)
+                 << " ms after the log server started");
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << describe_rows(rows) << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  CHECK(rows.size() == sent.size());
+  auto paths = by_path(rows);
+  for (const auto& p : sent) {
+    CAPTURE(p);
+    REQUIRE(paths[p].size() == 1);
+    CHECK(paths[p][0]["outcome"] == "complete");
+    CHECK(paths[p][0]["status"] == 200);
+  }
+  for (const auto& [p, v] : paths) CHECK_MESSAGE(sent.count(p), "unexpected capture " << p);
+
+  bool drained = await_cond([&] { return count_regular_files(spool) == 0; }, 15000ms);
+  CHECK_MESSAGE(drained, count_regular_files(spool) << " files left in the spool");
+  MESSAGE("spool drained " << ms_since(t_start) << " ms after the log server started");
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms));
+}
+
+TEST_CASE(
+    "capture: SIGKILL and restart of the log server under load loses and duplicates nothing") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  auto ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
+  const int ls_port = ls->port();
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls->url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("kill");
+
+  const int kTotal = 2000, kThreads = 4, kKillAfter = 500;
+  const auto load_deadline = Clock::now() + 60s;
+  std::atomic<int> next{0}, done{0}, failed{0};
+  std::atomic<bool> thread_error{false};
+  std::mutex mu;
+  std::map<int, std::string> ok;  // request index -> body
+  std::vector<std::string> failures;
+
+  auto worker = [&] {
+    try {
+      std::unique_ptr<RawConn> conn;
+      for (;;) {
+        const int i = next.fetch_add(1);
+        if (i >= kTotal || Clock::now() >= load_deadline) break;
+        const std::string body = load_body(i);
+        const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(i);
+        if (!conn || !conn->is_open()) conn = std::make_unique<RawConn>(port);
+        auto r = conn->exchange(
+            make_request("POST", path, port, {{"Content-Type", "application/octet-stream"}}, body),
+            "POST", 10000ms);
+        bool good = false;
+        std::string why;
+        if (!r) {
+          why = "no response";
+        } else if (!r->complete || r->status() != 200) {
+          why = "status " + std::to_string(r->status()) + (r->complete ? "" : " incomplete");
+        } else {
+          json e = json::parse(r->body, nullptr, false);
+          good = !e.is_discarded() && e.value("body_sha256", "") == sha256_hex(body);
+          if (!good) why = "upstream got a different body";
+        }
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          if (good) {
+            ok.emplace(i, body);
+          } else if (failures.size() < 10) {
+            failures.push_back(std::to_string(i) + ": " + why);
+          }
+        }
+        if (!good) {
+          failed++;
+          conn.reset();
+        }
+        done++;
+      }
+    } catch (...) {
+      thread_error = true;
+    }
+  };
+
+  const auto t_load = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(worker);
+
+  bool reached = await_cond([&] { return done.load() >= kKillAfter; }, 60000ms, 2ms);
+  CHECK(reached);
+  const int done_at_kill = done.load();
+  const size_t console_mark = proxy.process().line_count();
+  const auto t_kill = Clock::now();
+  REQUIRE(ls->process().send_signal(SIGKILL));
+  REQUIRE(ls->process().wait_exit(5000ms));
+  ls.reset();
+  // The proxy notices within a batch interval or two (while the load goes on); then restart.
+  auto noticed = proxy.process().find_line(
+      std::regex(R"(\[capture\] log server .* (unreachable|answered))"), 5000ms, console_mark);
+  // Let batches pile up in the spool while the load goes on, so the restart has a backlog.
+  const bool spooled = await_cond([&] { return count_spool_batches(spool) > 0; }, 5000ms, 2ms);
+  const double down_ms = ms_since(t_kill);
+  const int done_at_restart = done.load();
+  write_file(dir.file("log-server-2.yaml"), log_server_yaml(ls_port, data));
+  ls = std::make_unique<LogServerProc>(dir.file("log-server-2.yaml"), "log-server-2");
+  REQUIRE(ls->port() == ls_port);
+  const auto t_restart = Clock::now();
+
+  for (auto& t : threads) t.join();
+  const double load_ms = ms_since(t_load);
+  const auto t_load_end = Clock::now();
+  REQUIRE_FALSE(thread_error.load());
+  const int sent = std::min(next.load(), kTotal);
+  MESSAGE("load: " << sent << " requests (" << ok.size() << " ok, " << failed.load()
+                   << " failed) in " << load_ms << " ms = " << sent / (load_ms / 1000)
+                   << " req/s; log server killed after " << done_at_kill
+                   << " requests, restarted after " << done_at_restart << " (" << down_ms
+                   << " ms down; proxy noticed: " << std::string(noticed ? "yes" : "no")
+                   << ", spooled: " << std::string(spooled ? "yes" : "no") << ")");
+  CHECK(noticed.has_value());
+  CHECK(spooled);
+  // The client path never depends on the log server.
+  std::string failure_text;
+  for (const auto& f : failures) failure_text += "\n  " + f;
+  CHECK_MESSAGE(failed.load() == 0, "failed requests, first ones:" << failure_text);
+  CHECK(done_at_restart < sent);  // the restart happened under load
+
+  Api api(ls->port());
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) { return rs.size() >= ok.size() && all_finished(rs); },
+      60000ms, 250ms);
+  MESSAGE("all " << rows.size() << " captures listed " << ms_since(t_load_end)
+                 << " ms after the load ended (" << ms_since(t_restart)
+                 << " ms after the restart)");
+  std::string capture_lines;
+  for (const auto& line : proxy.process().lines()) {
+    if (line.find("[capture]") != std::string::npos) capture_lines += "\n  " + line;
+  }
+  MESSAGE("proxy capture messages:" << capture_lines);
+  if (auto rec = ls->process().find_line(std::regex("recovery.*"), 0ms)) {
+    MESSAGE("restarted log server: " << (*rec)[0]);
+  }
+  auto paths = by_path(rows);
+  size_t missing = 0, duplicated = 0, not_complete = 0, wrong_bytes = 0;
+  std::vector<std::string> examples;
+  std::map<std::string, int> expected;  // path -> index
+  for (const auto& [i, body] : ok) {
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(i);
+    expected[path] = i;
+    auto it = paths.find(path);
+    if (it == paths.end()) {
+      ++missing;
+      if (examples.size() < 10) examples.push_back("missing " + path);
+      continue;
+    }
+    if (it->second.size() != 1) {
+      ++duplicated;
+      if (examples.size() < 10)
+        examples.push_back("x" + std::to_string(it->second.size()) + " " + path);
+    }
+    const json& row = it->second[0];
+    if (row["outcome"] != "complete" || row["status"] != 200) {
+      ++not_complete;
+      if (examples.size() < 10) examples.push_back(path + ": " + row.dump());
+    }
+    if (row["request_bytes"] != body.size()) ++wrong_bytes;
+  }
+  size_t unexpected = 0;
+  for (const auto& [p, v] : paths) {
+    if (!expected.count(p)) ++unexpected;
+  }
+  std::string example_text;
+  for (const auto& e : examples) example_text += "\n  " + e;
+  INFO("examples:" << example_text);
+  CHECK_MESSAGE(arrived,
+                "not all captures arrived within 60 s: " << rows.size() << " of " << ok.size());
+  CHECK(missing == 0);
+  CHECK(duplicated == 0);
+  CHECK(not_complete == 0);
+  CHECK(wrong_bytes == 0);
+  // Requests the loop saw fail may or may not be captured; nothing else may be.
+  CHECK(unexpected <= static_cast<size_t>(failed.load()));
+
+  // A sample, denser around the kill, byte-exact through the raw API.
+  std::vector<int> sample;
+  for (int k = 0; k < 25; ++k) sample.push_back(k * sent / 25);
+  for (int k = 0; k < 25; ++k) sample.push_back(std::max(0, done_at_kill - 60) + k * 5);
+  size_t checked = 0;
+  for (int i : sample) {
+    auto it = ok.find(i);
+    if (it == ok.end()) continue;
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(i);
+    if (paths[path].empty()) continue;  // counted as missing above
+    CAPTURE(path);
+    const std::string id = paths[path][0]["id"].get<std::string>();
+    auto [head, body] = split_message(api.get_raw("/requests/" + id + "/request"));
+    CHECK(head.rfind("POST /echo?tag=" + tag + "-" + std::to_string(i) + " HTTP/1.1\r\n", 0) == 0);
+    CHECK(head.find("\r\nX-Proxy-Path: " + path + "\r\n") != std::string::npos);
+    CHECK(body == it->second);
+    ++checked;
+  }
+  CHECK(checked >= 45);
+  CHECK(await_cond([&] { return count_regular_files(spool) == 0; }, 15000ms));
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms,
+                                  console_mark));
+}
+
+TEST_CASE("capture: a stopped (SIGSTOP) log server does not slow the proxy") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("stop");
+
+  RawConn conn(port);
+  int n = 0;
+  auto measure = [&](int count) {
+    std::vector<double> ms;
+    for (int k = 0; k < count; ++k) {
+      const auto t0 = Clock::now();
+      HttpResponse r = get_on(conn, port, "/mock/echo?tag=" + tag + "-" + std::to_string(n++));
+      ms.push_back(ms_since(t0));
+      CHECK(r.status() == 200);
+    }
+    return ms;
+  };
+  measure(20);  // warm-up: connections to the mock and the log server
+  std::vector<double> before = measure(200);
+
+  std::vector<double> during;
+  {
+    ContinueOnExit cont{ls.process().pid()};
+    REQUIRE(ls.process().send_signal(SIGSTOP));
+    during = measure(200);
+    REQUIRE(ls.process().send_signal(SIGCONT));
+  }
+  const double med_before = percentile(before, 0.5), med_during = percentile(during, 0.5);
+  MESSAGE("latency through the proxy: median "
+          << med_before << " ms (p99 " << percentile(before, 0.99) << ") before, median "
+          << med_during << " ms (p99 " << percentile(during, 0.99)
+          << ") while the log server was stopped");
+  CHECK(med_during < 5 * med_before + 5);
+
+  Api api(ls.port());
+  const auto t_cont = Clock::now();
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) {
+        return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
+      },
+      30000ms, 100ms);
+  MESSAGE("all " << rows.size() << " captures listed " << ms_since(t_cont) << " ms after SIGCONT");
+  CHECK_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n);
+  auto paths = by_path(rows);
+  CHECK(paths.size() == static_cast<size_t>(n));
+  for (int k = 0; k < n; ++k) {
+    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
+    if (paths[p].size() != 1) {
+      CHECK_MESSAGE(paths[p].size() == 1, p << " captured " << paths[p].size() << " times");
+      break;
+    }
+    if (paths[p][0]["outcome"] != "complete") {
+      CHECK_MESSAGE(paths[p][0]["outcome"] == "complete", paths[p][0].dump());
+      break;
+    }
+  }
+}
+
+TEST_CASE("capture: auth_token in the one shared config file: captures arrive") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  const int ls_port = unused_port();
+  const std::string token = "e2e-capture-" + run_tag("tok");
+  write_file(
+      dir.file("config.yaml"),
+      proxy_yaml({mock.http_port(), "http://127.0.0.1:" + std::to_string(ls_port), spool, ""}) +
+          log_server_yaml(ls_port, data, token));
+  LogServerProc ls(dir.file("config.yaml"));
+  ProxyProc proxy(dir.file("config.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("auth");
+
+  Api anon(ls.port());
+  auto denied = anon.get("/requests");
+  REQUIRE(denied);
+  CHECK(denied->status == 401);
+
+  const std::string path = "/mock/echo?tag=" + tag;
+  CHECK(http_get(port, path).status() == 200);
+  Api api(ls.port(), token);
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag, [](const std::vector<json>& rs) { return !rs.empty() && all_finished(rs); },
+      10000ms);
+  REQUIRE_MESSAGE(arrived, "capture did not arrive\nproxy:\n" << proxy.process().output_tail());
+  CHECK(rows.size() == 1);
+  CHECK(rows[0]["proxy_path"] == path);
+  CHECK(rows[0]["outcome"] == "complete");
+  CHECK_FALSE(proxy.process().find_line(std::regex("answered 401"), 0ms));
+}
+
+TEST_CASE("capture: a proxy without the log server's token spools and says 401") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  const std::string token = "e2e-capture-" + run_tag("tok");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data, token));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("noauth");
+
+  RawConn conn(port);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(get_on(conn, port, "/mock/echo?tag=" + tag + "-" + std::to_string(i)).status() == 200);
+  }
+  auto said =
+      proxy.process().find_line(std::regex(R"(\[capture\] log server answered 401)"), 10000ms);
+  CHECK_MESSAGE(said, "no 401 on the proxy console:\n" << proxy.process().output_tail());
+  if (said) MESSAGE("proxy: " << (*said)[0]);
+  CHECK_MESSAGE(await_cond([&] { return count_spool_batches(spool) > 0; }, 10000ms),
+                "nothing spooled in " << spool);
+  Api api(ls.port(), token);
+  auto rows = api.list_all("q=" + tag);
+  REQUIRE(rows);
+  CHECK_MESSAGE(rows->empty(), "captures arrived without the token: " << describe_rows(*rows));
+  CHECK(api.list_all("")->empty());
+}
