@@ -24,6 +24,7 @@ namespace {
 struct Context {
   const std::string& source;
   std::string route;  // empty when the problem is not about a route
+  bool expand_env = true;
 };
 
 [[noreturn]] void fail(const Context& ctx, int line, const std::string& problem) {
@@ -348,6 +349,10 @@ std::vector<std::pair<std::string, std::string>> get_injected_headers(const Cont
       }
     }
     std::string raw = get_string(ctx, h, label);
+    if (!ctx.expand_env) {
+      out.emplace_back(h.key, raw);
+      return;
+    }
     std::string error;
     auto value = expand_env(
         raw, [](const std::string& n) { return std::getenv(n.c_str()); }, &error);
@@ -364,7 +369,7 @@ std::vector<std::pair<std::string, std::string>> get_injected_headers(const Cont
 }
 
 RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
-  Context ctx{outer.source, route_entry.key};
+  Context ctx{outer.source, route_entry.key, outer.expand_env};
   RouteConfig route;
   route.name = route_entry.key;
   route.line = line_of(route_entry.key_node);
@@ -538,8 +543,9 @@ std::optional<size_t> parse_byte_size(std::string_view text) {
   return std::nullopt;
 }
 
-Config parse_config(const std::string& yaml_text, const std::string& source) {
-  const Context ctx{source, ""};
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const LoadOptions& options) {
+  const Context ctx{source, "", options.expand_env};
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
     if (docs.empty()) {
@@ -604,7 +610,7 @@ std::optional<std::string> expand_env(std::string_view text,
   return out;
 }
 
-Config load_config_file(const std::string& path) {
+Config load_config_file(const std::string& path, const LoadOptions& options) {
   std::string text;
   errno = 0;
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -618,7 +624,7 @@ Config load_config_file(const std::string& path) {
   int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) throw ConfigError(path + ": cannot read config: " + std::strerror(err));
-  Config config = parse_config(text, path);
+  Config config = parse_config(text, path, options);
   if (config.log_server.auth_token.empty()) {
     if (const char* token = std::getenv("LOG_SERVER_TOKEN"); token && *token) {
       config.log_server.auth_token = token;

@@ -91,10 +91,18 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct LoadOptions {
+  // Expand ${VAR} in routes.NAME.headers (an unset variable is then an error). Only the proxy
+  // sends those headers; the log server and `replay` load the same file without expanding, so
+  // they need none of the proxy's secrets in their environment.
+  bool expand_env = true;
+};
+
 // Parses YAML text; `source` names it in error messages (usually the file path).
-Config parse_config(const std::string& yaml_text, const std::string& source);
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const LoadOptions& options = {});
 // Reads and parses a file; a missing or unreadable file is a ConfigError too.
-Config load_config_file(const std::string& path);
+Config load_config_file(const std::string& path, const LoadOptions& options = {});
 
 // Expands "${NAME}" from `lookup` (nullptr: unset, which is an error naming the variable);
 // "$$" is a literal "$". nullopt with *error set on an unset variable or a malformed reference.

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
 
   lp::Config config;
   try {
-    config = lp::load_config_file(config_path);
+    config = lp::load_config_file(config_path, {.expand_env = false});
   } catch (const lp::ConfigError& e) {
     std::cerr << "log-server: " << e.what() << "\n";
     return 2;

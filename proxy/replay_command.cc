@@ -137,7 +137,7 @@ int run_replay(int argc, char** argv) {
 
   Config config;
   try {
-    config = load_config_file(config_path);
+    config = load_config_file(config_path, {.expand_env = false});
   } catch (const ConfigError& e) {
     // Without a config file, --to and --from must say where to go.
     if (config_given || to.empty() || from.empty()) return fail(e.what());

@@ -940,3 +940,204 @@ TEST_CASE("capture: a proxy without the log server's token spools and says 401")
   CHECK_MESSAGE(rows->empty(), "captures arrived without the token: " << describe_rows(*rows));
   CHECK(api.list_all("")->empty());
 }
+
+// --- replay -------------------------------------------------------------------------------------
+
+namespace {
+
+// Runs `logging-proxy replay ARGS...` to completion; returns its exit code and output lines.
+std::pair<int, std::vector<std::string>> run_replay(
+    const std::vector<std::string>& args,
+    std::vector<std::pair<std::string, std::string>> env = {}) {
+  env.push_back({"LOG_SERVER_TOKEN", ""});
+  std::vector<std::string> argv = {"replay"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(bin_dir() + "/logging-proxy", argv, ChildOptions{env, "", "replay"});
+  REQUIRE_MESSAGE(p.wait_exit(30000ms), "replay did not finish:\n" << p.output_tail());
+  return {p.exit_code().value_or(-1), p.lines()};
+}
+
+std::optional<std::smatch> find_summary(const std::vector<std::string>& lines, std::smatch* m) {
+  static const std::regex re(
+      R"(replay of ([0-9a-f]{8}): (\d{3}) [^,]*, (\d+) bytes, [0-9.]+ ms, new capture ([0-9a-f-]{36}))");
+  for (const auto& l : lines) {
+    if (std::regex_search(l, *m, re)) return *m;
+  }
+  return std::nullopt;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
+}
+
+struct ReplayStack {
+  TempDir dir;
+  MockUpstream mock;
+  std::unique_ptr<LogServerProc> ls;
+  std::unique_ptr<ChildProcess> proxy;
+  int proxy_port = 0;
+  std::string config;
+
+  ReplayStack() {
+    write_file(dir.file("log-server.yaml"), log_server_yaml(0, dir.file("data")));
+    ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
+    // One more route that keeps the provider key in the proxy (routes.NAME.headers).
+    config = dir.file("proxy.yaml");
+    write_file(config, proxy_yaml({mock.http_port(), ls->url(), dir.file("spool"), ""}) +
+                           "  inject: {pattern: \"/inject/\", destination: \"http://127.0.0.1:" +
+                           std::to_string(mock.http_port()) +
+                           "/\", headers: {X-Provider-Key: \"pk-${LP_E2E_PROVIDER_KEY}\"}}\n");
+    proxy = std::make_unique<ChildProcess>(
+        bin_dir() + "/logging-proxy", std::vector<std::string>{"--config", config},
+        ChildOptions{
+            {{"LOG_SERVER_TOKEN", ""}, {"LP_E2E_PROVIDER_KEY", "abcdefghijklmnop"}}, "", "proxy"});
+    auto m = proxy->wait_for_line(std::regex(R"(logging-proxy listening on http://[^ ]+:(\d+))"),
+                                  10000ms);
+    proxy_port = std::stoi(m[1]);
+  }
+  std::vector<std::string> to_from() const {
+    return {"--config", config,   "--to", "http://127.0.0.1:" + std::to_string(proxy_port),
+            "--from",   ls->url()};
+  }
+  // Awaits the one finished capture whose path contains `tag`; returns it.
+  json await_capture(Api& api, const std::string& tag) {
+    auto [rows, ok] = await_rows(
+        api, "q=" + tag,
+        [](const std::vector<json>& r) { return r.size() == 1 && all_finished(r); }, 10000ms);
+    REQUIRE_MESSAGE(ok, "capture " << tag << " did not arrive: " << describe_rows(rows));
+    return rows[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "replay: a JSON call is re-sent with the credential re-supplied and linked by replay_of") {
+  ReplayStack s;
+  Api api(s.ls->port());
+  const std::string tag = run_tag("replay");
+  const std::string body = "{\"model\":\"m\",\"messages\":[],\"tag\":\"" + tag + "\"}";
+  HttpResponse r = http_exchange(
+      s.proxy_port,
+      make_request("POST", "/mock/echo?tag=" + tag, s.proxy_port,
+                   {{"Authorization", "Bearer " + kSecret}, {"Content-Type", "application/json"}},
+                   body),
+      "POST");
+  REQUIRE(r.status() == 200);
+  json original = s.await_capture(api, tag);
+  const std::string id = original["id"];
+
+  auto args = s.to_from();
+  args.insert(args.begin(), id.substr(0, 8));
+  auto [code, lines] =
+      run_replay(args, {{"LOGGING_PROXY_REPLAY_AUTHORIZATION", "Bearer sk-replayed-42"}});
+  INFO(joined(lines));
+  CHECK(code == 0);
+  std::smatch m;
+  REQUIRE(find_summary(lines, &m));
+  CHECK(m[1] == id.substr(0, 8));
+  CHECK(m[2] == "200");
+  const std::string new_id = m[4];
+  CHECK(new_id != id);
+  // stdout carries the upstream's answer: the same body, the re-supplied credential.
+  std::string out = joined(lines);
+  size_t brace = out.find('{');
+  REQUIRE(brace != std::string::npos);
+  // The body has no newline of its own, so the stderr summary may follow it on the same line.
+  size_t end = out.find("replay of ", brace);
+  json echo =
+      json::parse(out.substr(brace, std::min(end, out.find('\n', brace)) - brace), nullptr, false);
+  REQUIRE(!echo.is_discarded());
+  CHECK(echo["body_sha256"] == sha256_hex(body));
+  CHECK(echo["path"] == "/echo");
+  bool resupplied = false;
+  for (const auto& h : echo["headers"]) {
+    if (h[0] == "Authorization") resupplied = h[1] == "Bearer sk-replayed-42";
+    CHECK(h[0] != "X-Replay-Of");  // meant for the proxy, not forwarded
+  }
+  CHECK(resupplied);
+  // The new capture is linked to the original.
+  auto [replays, ok] = await_rows(
+      api, "replay_of=" + id, [](const std::vector<json>& rows) { return rows.size() == 1; },
+      10000ms);
+  REQUIRE(ok);
+  CHECK(replays[0]["id"] == new_id);
+  json detail = api.get_json("/requests/" + new_id);
+  CHECK(detail["replay_of"] == id);
+  CHECK(detail["proxy_path"] == original["proxy_path"]);
+}
+
+TEST_CASE("replay: a streamed (SSE) capture streams its events again") {
+  ReplayStack s;
+  Api api(s.ls->port());
+  const std::string tag = run_tag("replay-sse");
+  HttpResponse r = http_exchange(
+      s.proxy_port, make_request("GET", "/mock/sse?n=5&ms=30&tag=" + tag, s.proxy_port), "GET");
+  REQUIRE(r.status() == 200);
+  json original = s.await_capture(api, tag);
+  auto args = s.to_from();
+  args.insert(args.begin(), original["id"].get<std::string>());
+  auto [code, lines] = run_replay(args);
+  INFO(joined(lines));
+  CHECK(code == 0);
+  int events = 0;
+  for (const auto& l : lines) events += l.rfind("data: {\"i\":", 0) == 0;
+  CHECK(events == 5);
+  std::smatch m;
+  REQUIRE(find_summary(lines, &m));
+  CHECK(m[2] == "200");
+}
+
+TEST_CASE("replay: unknown id, bad id and an unreachable log server exit 2 with a clear message") {
+  ReplayStack s;
+  {
+    auto args = s.to_from();
+    args.insert(args.begin(), "deadbeef");
+    auto [code, lines] = run_replay(args);
+    CHECK(code == 2);
+    CHECK(joined(lines).find("no capture with id 'deadbeef'") != std::string::npos);
+  }
+  {
+    auto [code, lines] = run_replay({"../etc/passwd", "--config", s.config});
+    CHECK(code == 2);
+    CHECK(joined(lines).find("is not a capture id") != std::string::npos);
+  }
+  {
+    const int dead = unused_port();
+    auto [code, lines] = run_replay({"deadbeef", "--config", s.config, "--to",
+                                     "http://127.0.0.1:" + std::to_string(s.proxy_port), "--from",
+                                     "http://127.0.0.1:" + std::to_string(dead)});
+    CHECK(code == 2);
+    CHECK(joined(lines).find("cannot reach the log server") != std::string::npos);
+  }
+  {
+    auto [code, lines] = run_replay({});
+    CHECK(code == 2);
+    CHECK(joined(lines).find("missing capture ID") != std::string::npos);
+  }
+}
+
+TEST_CASE("routes.NAME.headers: the proxy injects the provider key and the capture masks it") {
+  ReplayStack s;
+  Api api(s.ls->port());
+  const std::string tag = run_tag("inject");
+  HttpResponse r =
+      http_exchange(s.proxy_port,
+                    make_request("GET", "/inject/echo?tag=" + tag, s.proxy_port,
+                                 {{"X-Provider-Key", "client-value-should-be-replaced"}}),
+                    "GET");
+  REQUIRE(r.status() == 200);
+  json echo = r.body_json();
+  std::vector<std::string> seen;
+  for (const auto& h : echo["headers"]) {
+    if (h[0] == "X-Provider-Key") seen.push_back(h[1]);
+  }
+  CHECK(seen == std::vector<std::string>{"pk-abcdefghijklmnop"});
+  json capture = s.await_capture(api, tag);
+  auto [head, body] =
+      split_message(api.get_raw("/requests/" + capture["id"].get<std::string>() + "/request"));
+  CHECK(head.find("X-Provider-Key: ****mnop\r\n") != std::string::npos);
+  CHECK(head.find("abcdefghijkl") == std::string::npos);
+}

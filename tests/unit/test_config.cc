@@ -671,3 +671,13 @@ TEST_CASE("routes.NAME.headers are expanded at load time, a missing variable is 
     CHECK(error.find(message) != std::string::npos);
   }
 }
+
+TEST_CASE("expand_env false keeps routes.NAME.headers as written (log server, replay)") {
+  unsetenv("LP_TEST_UNSET_KEY");
+  lp::Config c = lp::parse_config(
+      "routes:\n  or:\n    pattern: /or/\n    destination: http://h/\n"
+      "    headers:\n      Authorization: \"Bearer ${LP_TEST_UNSET_KEY}\"\n",
+      "c.yaml", {.expand_env = false});
+  REQUIRE(c.routes[0].headers.size() == 1);
+  CHECK(c.routes[0].headers[0].second == "Bearer ${LP_TEST_UNSET_KEY}");
+}
