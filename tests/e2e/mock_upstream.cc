@@ -26,6 +26,20 @@
 //                          Content-Length (as RFC 9110 servers such as nginx send them).
 //   /headers               repeated response headers and a Connection-named hop-by-hop header.
 //   /stats                 JSON counters (see Stats::to_json); /stats itself is not counted.
+//   POST /v1/chat/completions  OpenAI shape: a chat.completion, or with "stream": true an SSE
+//                          stream of chat.completion.chunk events ending with `data: [DONE]`
+//                          (a usage chunk first with stream_options.include_usage). Needs
+//                          `Authorization: Bearer ...`, else 401.
+//   POST /v1/messages      Anthropic shape: a message, or with "stream": true the real event
+//                          sequence (message_start, content_block_start, ping,
+//                          content_block_delta per piece, content_block_stop, message_delta,
+//                          message_stop). Needs x-api-key (or a bearer token) and
+//                          anthropic-version, else 401 / 400.
+//   GET /v1/models         a models list both SDKs accept.
+//                          The reply text is "Hello from mock! You said: " + the last user
+//                          message; ids and timestamps are fixed, so the same request body gives
+//                          the same bytes. X-Body-Sha256 is the SHA-256 of the body sent; request
+//                          header X-Mock-Chunk-Ms=D pauses D ms before each event after the first.
 // All times are CLOCK_MONOTONIC microseconds, comparable with std::chrono::steady_clock in
 // another process on the same machine.
 
@@ -52,6 +66,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <string>
 #include <thread>
@@ -490,11 +505,315 @@ void handle_gzip(const httplib::Request&, httplib::Response& res) {
                            });
 }
 
+// --- LLM API shapes: OpenAI chat completions, Anthropic messages, a models list ----------------
+// Replies are a pure function of the request body (fixed ids and timestamps): sending the same
+// body straight to the mock gives the same bytes again. Each reply carries X-Body-Sha256, the
+// SHA-256 of the body bytes it sends (for a stream, of all its events).
+
+using ojson = nlohmann::ordered_json;
+
+constexpr int64_t kMockCreated = 1700000000;  // "created" of every completion and model
+constexpr size_t kMaxLlmRequest = 1 << 20;
+
+std::string dump(const ojson& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void llm_error(httplib::Response& res, int status, bool anthropic, const std::string& type,
+               const std::string& message) {
+  ojson body;
+  if (anthropic) {
+    body = ojson{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}};
+  } else {
+    body = ojson{
+        {"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}};
+  }
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+// The text of a message's content: a string, or the "text" parts of an array of parts.
+std::string content_text(const json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string out;
+  if (content.is_array()) {
+    for (const auto& part : content) {
+      if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+          part["text"].is_string()) {
+        out += part["text"].get<std::string>();
+      }
+    }
+  }
+  return out;
+}
+
+// What the mock "generates": a greeting that quotes the last user message, cut into pieces the
+// way tokens are (each piece but the first starts with its space).
+std::vector<std::string> reply_pieces(const json& request) {
+  std::string said;
+  if (request.contains("messages") && request["messages"].is_array()) {
+    const auto& messages = request["messages"];
+    for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+      if (it->is_object() && it->value("role", "") == "user" && it->contains("content")) {
+        said = content_text((*it)["content"]);
+        break;
+      }
+    }
+  }
+  const std::string text = said.empty() ? "Hello from mock!" : "Hello from mock! You said: " + said;
+  std::vector<std::string> pieces;
+  size_t start = 0;
+  for (size_t i = 1; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == ' ') {
+      pieces.push_back(text.substr(start, i - start));
+      start = i;
+    }
+  }
+  return pieces;
+}
+
+std::string join(const std::vector<std::string>& pieces) {
+  std::string out;
+  for (const auto& p : pieces) out += p;
+  return out;
+}
+
+// A rough, deterministic token count: the number of space-separated words in the messages.
+int prompt_tokens(const json& request) {
+  int n = 0;
+  if (request.contains("messages") && request["messages"].is_array()) {
+    for (const auto& m : request["messages"]) {
+      if (!m.is_object() || !m.contains("content")) continue;
+      bool in_word = false;
+      for (char c : content_text(m["content"])) {
+        if (c == ' ' || c == '\n') {
+          in_word = false;
+        } else if (!in_word) {
+          in_word = true;
+          ++n;
+        }
+      }
+    }
+  }
+  return n;
+}
+
+std::vector<std::string> openai_events(const std::string& model,
+                                       const std::vector<std::string>& pieces, bool usage,
+                                       int prompt) {
+  auto chunk = [&](ojson delta, ojson finish) {
+    return ojson{{"id", "chatcmpl-mock"},
+                 {"object", "chat.completion.chunk"},
+                 {"created", kMockCreated},
+                 {"model", model},
+                 {"system_fingerprint", nullptr},
+                 {"choices", ojson::array({ojson{{"index", 0},
+                                                 {"delta", std::move(delta)},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", std::move(finish)}}})}};
+  };
+  std::vector<std::string> events;
+  auto add = [&](const ojson& j) { events.push_back("data: " + dump(j) + "\n\n"); };
+  add(chunk(ojson{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr));
+  for (const auto& p : pieces) add(chunk(ojson{{"content", p}}, nullptr));
+  add(chunk(ojson::object(), "stop"));
+  if (usage) {
+    ojson last = chunk(ojson::object(), nullptr);
+    last["choices"] = ojson::array();
+    last["usage"] = ojson{{"prompt_tokens", prompt},
+                          {"completion_tokens", pieces.size()},
+                          {"total_tokens", prompt + static_cast<int>(pieces.size())}};
+    add(last);
+  }
+  events.push_back("data: [DONE]\n\n");
+  return events;
+}
+
+ojson openai_completion(const std::string& model, const std::vector<std::string>& pieces,
+                        int prompt) {
+  return ojson{
+      {"id", "chatcmpl-mock"},
+      {"object", "chat.completion"},
+      {"created", kMockCreated},
+      {"model", model},
+      {"system_fingerprint", nullptr},
+      {"choices",
+       ojson::array({ojson{
+           {"index", 0},
+           {"message", {{"role", "assistant"}, {"content", join(pieces)}, {"refusal", nullptr}}},
+           {"logprobs", nullptr},
+           {"finish_reason", "stop"}}})},
+      {"usage",
+       {{"prompt_tokens", prompt},
+        {"completion_tokens", pieces.size()},
+        {"total_tokens", prompt + static_cast<int>(pieces.size())}}}};
+}
+
+ojson anthropic_usage(int input, int output) {
+  return ojson{{"input_tokens", input},
+               {"cache_creation_input_tokens", 0},
+               {"cache_read_input_tokens", 0},
+               {"output_tokens", output}};
+}
+
+// The event sequence of the real Messages API stream, ping included.
+std::vector<std::string> anthropic_events(const std::string& model,
+                                          const std::vector<std::string>& pieces, int prompt) {
+  std::vector<std::string> events;
+  auto add = [&](const char* name, const ojson& j) {
+    events.push_back(std::string("event: ") + name + "\ndata: " + dump(j) + "\n\n");
+  };
+  add("message_start", ojson{{"type", "message_start"},
+                             {"message",
+                              {{"id", "msg_mock"},
+                               {"type", "message"},
+                               {"role", "assistant"},
+                               {"model", model},
+                               {"content", ojson::array()},
+                               {"stop_reason", nullptr},
+                               {"stop_sequence", nullptr},
+                               {"usage", anthropic_usage(prompt, 1)}}}});
+  add("content_block_start", ojson{{"type", "content_block_start"},
+                                   {"index", 0},
+                                   {"content_block", {{"type", "text"}, {"text", ""}}}});
+  add("ping", ojson{{"type", "ping"}});
+  for (const auto& p : pieces) {
+    add("content_block_delta", ojson{{"type", "content_block_delta"},
+                                     {"index", 0},
+                                     {"delta", {{"type", "text_delta"}, {"text", p}}}});
+  }
+  add("content_block_stop", ojson{{"type", "content_block_stop"}, {"index", 0}});
+  add("message_delta", ojson{{"type", "message_delta"},
+                             {"delta", {{"stop_reason", "end_turn"}, {"stop_sequence", nullptr}}},
+                             {"usage", {{"output_tokens", pieces.size()}}}});
+  add("message_stop", ojson{{"type", "message_stop"}});
+  return events;
+}
+
+ojson anthropic_message(const std::string& model, const std::vector<std::string>& pieces,
+                        int prompt) {
+  return ojson{{"id", "msg_mock"},
+               {"type", "message"},
+               {"role", "assistant"},
+               {"model", model},
+               {"content", ojson::array({ojson{{"type", "text"}, {"text", join(pieces)}}})},
+               {"stop_reason", "end_turn"},
+               {"stop_sequence", nullptr},
+               {"usage", anthropic_usage(prompt, static_cast<int>(pieces.size()))}};
+}
+
+// Sends `events` as one SSE stream, each event its own chunk, `gap_us` apart.
+void send_events(httplib::Response& res, std::vector<std::string> events, int64_t gap_us) {
+  res.set_header("X-Body-Sha256",
+                 sha256_hex(std::accumulate(events.begin(), events.end(), std::string())));
+  res.set_header("Cache-Control", "no-cache");
+  auto shared = std::make_shared<std::vector<std::string>>(std::move(events));
+  auto next = std::make_shared<size_t>(0);
+  res.set_chunked_content_provider("text/event-stream",
+                                   [shared, next, gap_us](size_t, httplib::DataSink& sink) {
+                                     if (*next >= shared->size()) {
+                                       sink.done();
+                                       return true;
+                                     }
+                                     if (*next > 0) sleep_us(gap_us);
+                                     const std::string& event = (*shared)[(*next)++];
+                                     return sink.write(event.data(), event.size());
+                                   });
+}
+
+void send_llm_json(httplib::Response& res, const ojson& body) {
+  std::string text = dump(body);
+  res.set_header("X-Body-Sha256", sha256_hex(text));
+  res.set_content(text, "application/json");
+}
+
+// POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic). Like the real APIs they
+// want credentials (and Anthropic its version header); the values are not checked.
+void handle_llm(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader* reader, bool anthropic) {
+  std::string raw;
+  bool too_large = false;
+  if (reader && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))) {
+    (*reader)([&](const char* data, size_t n) {
+      if (raw.size() + n > kMaxLlmRequest) too_large = true;
+      if (!too_large) raw.append(data, n);
+      return true;  // keep reading, so that keep-alive stays in sync
+    });
+  }
+  if (req.method != "POST") {
+    res.set_header("Allow", "POST");
+    return llm_error(res, 405, anthropic, "invalid_request_error", "use POST");
+  }
+  const std::string auth = req.get_header_value("Authorization");
+  const bool has_bearer = auth.rfind("Bearer ", 0) == 0 && auth.size() > 7;
+  if (anthropic ? (req.get_header_value("x-api-key").empty() && !has_bearer) : !has_bearer) {
+    return llm_error(
+        res, 401, anthropic, "authentication_error",
+        anthropic ? "x-api-key header is required" : "Missing bearer authentication in header");
+  }
+  if (anthropic && req.get_header_value("anthropic-version").empty()) {
+    return llm_error(res, 400, anthropic, "invalid_request_error",
+                     "anthropic-version: header is required");
+  }
+  if (too_large) return llm_error(res, 413, anthropic, "request_too_large", "request too large");
+  json request = json::parse(raw, nullptr, false);
+  if (!request.is_object() || !request.contains("messages") || !request["messages"].is_array()) {
+    return llm_error(res, 400, anthropic, "invalid_request_error",
+                     "the body must be a JSON object with a messages array");
+  }
+  const std::string model = request.contains("model") && request["model"].is_string()
+                                ? request["model"].get<std::string>()
+                                : std::string("mock-model");
+  const auto pieces = reply_pieces(request);
+  const int prompt = prompt_tokens(request);
+  const bool stream = request.contains("stream") && request["stream"] == true;
+  if (!stream) {
+    return send_llm_json(res, anthropic ? anthropic_message(model, pieces, prompt)
+                                        : openai_completion(model, pieces, prompt));
+  }
+  // X-Mock-Chunk-Ms: a pause before each event after the first, to watch a stream arrive.
+  long long gap_ms = 0;
+  try {
+    std::string h = req.get_header_value("X-Mock-Chunk-Ms");
+    if (!h.empty()) gap_ms = std::clamp(std::stoll(h), 0LL, 5000LL);
+  } catch (...) {
+  }
+  bool usage = false;
+  if (!anthropic && request.contains("stream_options") && request["stream_options"].is_object()) {
+    usage = request["stream_options"].value("include_usage", false);
+  }
+  send_events(res,
+              anthropic ? anthropic_events(model, pieces, prompt)
+                        : openai_events(model, pieces, usage, prompt),
+              gap_ms * 1000);
+}
+
+// GET /v1/models: one list that both SDKs accept (OpenAI's and Anthropic's fields together).
+void handle_models(const httplib::Request&, httplib::Response& res) {
+  ojson data = ojson::array();
+  for (const char* id : {"mock-gpt", "mock-claude"}) {
+    data.push_back(ojson{{"id", id},
+                         {"object", "model"},
+                         {"created", kMockCreated},
+                         {"owned_by", "mock"},
+                         {"type", "model"},
+                         {"display_name", id},
+                         {"created_at", "2023-11-14T22:13:20Z"}});
+  }
+  send_llm_json(res, ojson{{"object", "list"},
+                           {"data", data},
+                           {"has_more", false},
+                           {"first_id", "mock-gpt"},
+                           {"last_id", "mock-claude"}});
+}
+
 void dispatch(const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader* reader, bool tls) {
   const std::string path = target_path(req);
   if (path == "/echo" || path.rfind("/echo/", 0) == 0) {
     handle_echo(req, res, reader, tls);
+  } else if (path == "/v1/chat/completions" || path == "/v1/messages") {
+    handle_llm(req, res, reader, path == "/v1/messages");
   } else {
     // Other endpoints take no body; drain one that was sent anyway so keep-alive stays in sync.
     if (reader && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))) {
@@ -512,6 +831,8 @@ void dispatch(const httplib::Request& req, httplib::Response& res,
       handle_status(req, res);
     } else if (path == "/headers") {
       handle_headers(req, res);
+    } else if (path == "/v1/models") {
+      handle_models(req, res);
     } else if (path == "/stats") {
       set_json(res, g_stats.to_json());
     } else {
