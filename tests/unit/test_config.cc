@@ -139,11 +139,12 @@ TEST_CASE("the shipped config/config.yaml loads") {
   CHECK(c.server.port == 5601);
   CHECK(c.server.host == "localhost");
   CHECK(c.server.not_found == "/404/");
-  REQUIRE(c.routes.size() == 2);
+  REQUIRE(c.routes.size() == 4);
   CHECK(c.routes[0].name == "openrouter");
   CHECK(c.routes[0].pattern == "/api/v1/");
   CHECK(c.routes[0].destination.to_string() == "https://openrouter.ai/api/v1/");
-  CHECK(c.routes[1].logging == false);
+  CHECK(c.routes[3].name == "lmstudio");
+  CHECK(c.routes[3].logging == false);
   CHECK(c.log_server.host == "localhost");
   CHECK(c.log_server.port == 8080);
   CHECK(c.log_server.data_dir == "logs");
