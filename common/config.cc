@@ -1,6 +1,8 @@
 #include "common/config.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -14,6 +16,7 @@
 #include <initializer_list>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -543,10 +546,64 @@ std::optional<size_t> parse_byte_size(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// Counts parser events and gives up past a bound. yaml-cpp 0.7 loops forever on some malformed
+// flow collections (",\n[a -: 2" makes it emit nodes until memory runs out), so the text is first
+// run through this bounded pass; a real config has a few hundred events.
+class BoundedEvents : public YAML::EventHandler {
+ public:
+  static constexpr long kMaxEvents = 200000;
+  struct TooMany {
+    int line;
+  };
+  void OnDocumentStart(const YAML::Mark& m) override { count(m); }
+  void OnDocumentEnd() override { count(YAML::Mark::null_mark()); }
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { count(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { count(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    count(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    count(m);
+  }
+  void OnSequenceEnd() override { count(YAML::Mark::null_mark()); }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    count(m);
+  }
+  void OnMapEnd() override { count(YAML::Mark::null_mark()); }
+
+ private:
+  void count(const YAML::Mark& m) {
+    if (!m.is_null()) line_ = m.line + 1;
+    if (++events_ > kMaxEvents) throw TooMany{line_};
+  }
+  long events_ = 0;
+  int line_ = 0;
+};
+
+}  // namespace
+
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const LoadOptions& options) {
   const Context ctx{source, "", options.expand_env};
   try {
+    {
+      std::istringstream in(yaml_text);
+      YAML::Parser parser(in);
+      BoundedEvents bounded;
+      try {
+        while (parser.HandleNextDocument(bounded)) {
+        }
+      } catch (const BoundedEvents::TooMany& e) {
+        fail(ctx, e.line,
+             "invalid YAML: more than " + std::to_string(BoundedEvents::kMaxEvents) +
+                 " nodes (malformed collection?)");
+      }
+    }
     std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
     if (docs.empty()) {
       Config config;

@@ -122,7 +122,9 @@ bool parse_version(std::string_view v, int* minor, ParseResult* err) {
       *err = error(505, "HTTP version " + std::string(v.substr(5)) + " is not supported");
       return false;
     }
-    *minor = v[7] - '0';
+    // RFC 9112 2.6: a higher 1.x minor version is processed as the highest we implement, 1.1.
+    // Kept as sent, "HTTP/1.2" would skip the checks that key on 1.1 (a required Host).
+    *minor = v[7] == '0' ? 0 : 1;
     return true;
   }
   *err = error(400, "malformed HTTP version");

@@ -1,5 +1,7 @@
 #include "proxy/replay_request.h"
 
+#include <algorithm>
+
 #include "proxy/forward_headers.h"
 #include "proxy/redaction.h"
 
@@ -20,7 +22,11 @@ std::optional<ReplayRequest> build_replay_request(std::string_view stored,
     return std::nullopt;
   }
   const std::string* proxy_path = find_header(stored_head.headers, "X-Proxy-Path");
-  if (!proxy_path || proxy_path->empty() || proxy_path->front() != '/') {
+  // It becomes the request target: origin-form, visible ASCII only (a space would split the
+  // request line the replay sends).
+  auto is_target_char = [](char c) { return c > 0x20 && c < 0x7f; };
+  if (!proxy_path || proxy_path->empty() || proxy_path->front() != '/' ||
+      !std::all_of(proxy_path->begin(), proxy_path->end(), is_target_char)) {
     *error =
         "the stored request has no valid X-Proxy-Path header, so it cannot be re-sent "
         "through the proxy";
