@@ -58,6 +58,7 @@ struct Forwarder::Exchange {
   bool continue_pending = false;  // the client awaits "100 Continue" before sending its body
   bool request_head_reported = false;
   bool client_close = false;  // close the client connection after this exchange
+  bool body_failed = false;   // reading the request body failed: there is nothing to drain
   ExchangeSummary summary;
 };
 
@@ -203,8 +204,9 @@ bool Forwarder::respond_locally(Exchange& ex, int status, std::string body,
                                 std::vector<Header> extra_headers) {
   BodyReader& request_body = *ex.request_body;
   if (!request_body.done()) {
-    if (ex.continue_pending) {
-      ex.client_close = true;  // the client waits for 100 Continue; it will not send the body
+    if (ex.continue_pending || ex.body_failed) {
+      // The client awaits 100 Continue and will not send the body, or reading it already failed.
+      ex.client_close = true;
     } else {
       while (!request_body.done() && request_body.decoded_bytes() <= kMaxDrainBytes) {
         IoResult r =
@@ -333,6 +335,7 @@ bool Forwarder::forward(Exchange& ex) {
                                           });
       if (r.status == IoResult::Status::kTimeout) {
         ex.client_close = true;
+        ex.body_failed = true;
         ex.summary.outcome = Outcome::kClientAborted;
         ex.summary.error = "client stopped sending its body";
         return respond_locally(ex, 408, "request body timed out\n");
@@ -340,6 +343,7 @@ bool Forwarder::forward(Exchange& ex) {
       if (!r.ok()) {
         if (r.error.starts_with("invalid chunked body")) {
           ex.client_close = true;
+          ex.body_failed = true;
           ex.summary.outcome = Outcome::kClientAborted;
           ex.summary.error = r.error;
           return respond_locally(ex, 400, r.error + "\n");
