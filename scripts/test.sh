@@ -38,3 +38,8 @@ echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLP_SANITIZE=ON -DLP_WERROR=ON >/dev/null
 cmake --build build-asan -j2 --target unit_tests
 ctest --test-dir build-asan --output-on-failure -j2 -R '^unit_'
+
+# ---------------------------------------------------------------------------------------------
+echo "== fuzzing: every libFuzzer target in fuzz/ for 20 s from its committed corpus (build-fuzz/)"
+# clang + ASan/UBSan; fails on any crash, leak, hang, OOM or broken invariant (fuzz/README.md).
+fuzz/run.sh 20 build-fuzz
