@@ -233,7 +233,7 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
   for_each_entry(
       ctx, node, "in server",
       {"host", "port", "not_found", "upstream_timeout", "connect_timeout", "idle_timeout",
-       "header_timeout", "max_header_bytes", "max_connections"},
+       "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections"},
       [&](const Entry& e) {
         const std::string label = "server." + e.key;
         if (e.key == "host") {
@@ -255,6 +255,9 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
           out.header_timeout = get_duration(ctx, e, label, false);
         } else if (e.key == "max_header_bytes") {
           out.max_header_bytes = get_byte_size(ctx, e, label, 1024, 1024 * 1024, "1KiB-1MiB");
+        } else if (e.key == "max_request_body_bytes") {
+          out.max_request_body_bytes =
+              get_byte_size(ctx, e, label, 0, size_t{1} << 50, "0 for unlimited, up to 1024TiB");
         } else if (e.key == "max_connections") {
           out.max_connections = static_cast<size_t>(get_int(ctx, e, label, 1, 1000000));
         }

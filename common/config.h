@@ -41,6 +41,9 @@ struct ServerConfig {
   // How long a client may take to send a complete request head (slowloris bound).
   std::chrono::milliseconds header_timeout = std::chrono::seconds(30);
   size_t max_header_bytes = 64 * 1024;
+  // Largest request body accepted; 0 = unlimited (LLM payloads with images or long contexts
+  // are large, so there is no default cap). Beyond: 413 and the connection closed.
+  uint64_t max_request_body_bytes = 0;
   size_t max_connections = 10000;  // concurrent client connections; more are refused with 503
 };
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "log-server/api.h"
 #include "log-server/auth.h"
@@ -54,10 +55,6 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
-}
-
 std::string index_path(const lp::Config& config) {
   return config.log_server.data_dir + "/index.sqlite";
 }
@@ -74,27 +71,21 @@ void describe(const lp::Config& config, std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path = "config.yaml";
-  bool check = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
+  const lp::CliArgs args = lp::parse_cli_args(argc, argv);
+  switch (args.action) {
+    case lp::CliArgs::Action::kHelp:
       std::cout << kUsage;
       return 0;
-    } else if (arg == "--version") {
+    case lp::CliArgs::Action::kVersion:
       std::cout << "log-server " << LP_VERSION << "\n";
       return 0;
-    } else if (arg == "--check") {
-      check = true;
-    } else if (arg == "--config") {
-      if (i + 1 >= argc) return usage_error("--config needs a file name");
-      config_path = argv[++i];
-    } else if (arg.starts_with("--config=")) {
-      config_path = arg.substr(9);
-    } else {
-      return usage_error("unknown argument '" + arg + "'");
-    }
+    case lp::CliArgs::Action::kError:
+      return usage_error(args.error);
+    case lp::CliArgs::Action::kRun:
+      break;
   }
+  const std::string& config_path = args.config_path;
+  const bool check = args.check;
 
   lp::Config config;
   try {
@@ -112,15 +103,16 @@ int main(int argc, char** argv) {
     std::cerr << "log-server: " << config.source << ": log_server.data_dir must not be empty\n";
     return 2;
   }
+  // Warnings go to stderr in --check mode too, so a config can be vetted before it runs.
+  if (!lp::is_loopback_host(ls.host) && ls.auth_token.empty()) {
+    std::cerr << "WARNING: log-server listens on " << ls.host
+              << " without an auth_token: anyone who can reach it can read every capture and "
+                 "write new ones. Set log_server.auth_token or LOG_SERVER_TOKEN.\n";
+  }
   if (check) {
     std::cout << config.source << ": OK\n";
     describe(config, std::cout);
     return 0;
-  }
-  if (!is_loopback(ls.host) && ls.auth_token.empty()) {
-    std::cerr << "WARNING: log-server listens on " << ls.host
-              << " without an auth_token: anyone who can reach it can read every capture and "
-                 "write new ones. Set log_server.auth_token or LOG_SERVER_TOKEN.\n";
   }
 
   // Signals are handled by one thread with sigwait; every other thread has them blocked.
@@ -142,6 +134,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "log-server: cannot open the store in " << ls.data_dir << ": " << e.what() << "\n";
     return 1;
+  }
+  // A data dir made by the user beforehand keeps its mode (files inside are 0600 anyway), but
+  // listing it would show which exchanges happened when; say so instead of changing it.
+  if (struct stat st{}; ::stat(ls.data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    std::cerr << "WARNING: log_server.data_dir " << ls.data_dir << " is accessible by group or "
+              << "others (mode " << std::oct << (st.st_mode & 0777) << std::dec
+              << "); captures hold prompts and responses: chmod 700 it.\n";
   }
   Ingestor ingestor(*db, *store, metrics);
   try {

@@ -151,6 +151,18 @@ bool Forwarder::serve(ClientConnection& client, const RequestHead& head) {
   client.buffer.clear();
   ex.continue_pending =
       !ex.request_body->done() && headers_have_token(head.headers, "Expect", "100-continue");
+  if (const uint64_t max_body = config_.server.max_request_body_bytes;
+      max_body != 0 && framing.framing.kind == BodyFraming::Kind::kLength &&
+      framing.framing.length > max_body) {
+    // Refused before a byte of it is read or forwarded; the unread body makes the connection
+    // unusable, so it closes after the answer.
+    ex.client_close = true;
+    ex.body_failed = true;
+    ex.summary.error = "request body of " + std::to_string(framing.framing.length) +
+                       " bytes exceeds server.max_request_body_bytes (" + std::to_string(max_body) +
+                       ")";
+    return respond_locally(ex, 413, ex.summary.error + "\n");
+  }
 
   switch (match.kind) {
     case RouteMatch::Kind::kRoute:
@@ -349,6 +361,17 @@ bool Forwarder::forward(Exchange& ex) {
           return respond_locally(ex, 400, r.error + "\n");
         }
         return client_gone("client failed while sending its body: " + r.error);
+      }
+      if (sc.max_request_body_bytes != 0 &&
+          request_body.decoded_bytes() > sc.max_request_body_bytes) {
+        // A chunked body grew past the limit: what was already forwarded stays forwarded, the
+        // upstream request is cut (the connection is not reused) and the client gets 413.
+        ex.client_close = true;
+        ex.body_failed = true;
+        ex.summary.outcome = Outcome::kClientAborted;
+        ex.summary.error = "request body exceeds server.max_request_body_bytes (" +
+                           std::to_string(sc.max_request_body_bytes) + ")";
+        return respond_locally(ex, 413, ex.summary.error + "\n");
       }
       if (request_body.done()) encoder.finish(&out);
       if (out.empty()) continue;

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "proxy/capture_queue.h"
 #include "proxy/capture_tee.h"
@@ -77,27 +78,21 @@ void describe(const lp::Config& config, std::ostream& out) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "replay") return lp::run_replay(argc, argv);
-  std::string config_path = "config.yaml";
-  bool check = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
+  const lp::CliArgs args = lp::parse_cli_args(argc, argv);
+  switch (args.action) {
+    case lp::CliArgs::Action::kHelp:
       std::cout << kUsage;
       return 0;
-    } else if (arg == "--version") {
+    case lp::CliArgs::Action::kVersion:
       std::cout << "logging-proxy " << LP_VERSION << "\n";
       return 0;
-    } else if (arg == "--check") {
-      check = true;
-    } else if (arg == "--config") {
-      if (i + 1 >= argc) return usage_error("--config needs a file name");
-      config_path = argv[++i];
-    } else if (arg.starts_with("--config=")) {
-      config_path = arg.substr(9);
-    } else {
-      return usage_error("unknown argument '" + arg + "'");
-    }
+    case lp::CliArgs::Action::kError:
+      return usage_error(args.error);
+    case lp::CliArgs::Action::kRun:
+      break;
   }
+  const std::string& config_path = args.config_path;
+  const bool check = args.check;
 
   lp::Config config;
   try {
@@ -133,17 +128,29 @@ int main(int argc, char** argv) {
     std::cerr << "logging-proxy: " << config.source << ": " << e.what() << "\n";
     return 2;
   }
-  if (check) {
-    std::cout << config.source << ": OK\n";
-    describe(config, std::cout);
-    return 0;
-  }
+  // Warnings go to stderr in --check mode too, so a config can be vetted before it runs.
   for (const auto& r : config.routes) {
     if (r.insecure_skip_verify && r.destination.tls()) {
       std::cerr << "WARNING: route '" << r.name
                 << "': insecure_skip_verify is on: TLS certificates of " << r.destination.origin()
                 << " are NOT verified; anyone on the path can read and alter this traffic.\n";
     }
+  }
+
+  if (!lp::is_loopback_host(config.server.host)) {
+    bool injects = false;
+    for (const auto& r : config.routes) injects = injects || !r.headers.empty();
+    std::cerr << "WARNING: logging-proxy listens on " << config.server.host
+              << ": anyone who can reach this port can send requests through every route"
+              << (injects ? ", with the credentials your routes inject," : "")
+              << " and their traffic is captured. Use server.host: localhost unless this is "
+                 "intended and the port is firewalled.\n";
+  }
+
+  if (check) {
+    std::cout << config.source << ": OK\n";
+    describe(config, std::cout);
+    return 0;
   }
 
   std::unique_ptr<lp::Shipper> shipper;

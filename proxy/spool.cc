@@ -1,6 +1,7 @@
 #include "proxy/spool.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,6 +134,10 @@ bool read_file(const std::string& path, std::string* out, std::string* why) {
 
 }  // namespace
 
+Spool::~Spool() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
 Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {
   auto fail = [&](const std::string& why) {
     throw std::runtime_error("spool directory " + dir_ + ": " + why);
@@ -154,6 +159,17 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_by
     status = fs::status(dir_, ec);
   }
   if (!fs::is_directory(status)) fail("not a directory");
+  const std::string lock_path = dir_ + "/.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) fail("cannot open " + lock_path + ": " + errno_text(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    fail(err == EWOULDBLOCK ? "in use by another logging-proxy; give each proxy its own "
+                              "logging.spool_dir"
+                            : "cannot lock " + lock_path + ": " + errno_text(err));
+  }
 
   struct Found {
     uint64_t counter;

@@ -5,7 +5,9 @@
 // crash never leaves a half batch under a real name. The counter orders the files: it starts
 // at 1 + the largest counter found in the directory, because seq alone restarts at 1 with
 // each new proxy_id. Bounded by max_bytes: append() refuses a batch that would exceed it, and
-// the caller counts the loss. Single-threaded use (the shipper thread); no locking.
+// the caller counts the loss. Single-threaded use (the shipper thread). Two processes must
+// never share a spool (both would re-send and delete the same files): the directory is locked
+// (flock on "<dir>/.lock") for the Spool's lifetime, and a second one fails to open.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,9 @@ class Spool {
   // first by counter); leftover "*.tmp" files are deleted, unrelated files ignored. Throws
   // std::runtime_error naming the directory on failure.
   Spool(std::string dir, uint64_t max_bytes);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
 
   // Stores a batch behind all others; false if it would exceed max_bytes or the write
   // failed (error() says why).
@@ -42,6 +47,7 @@ class Spool {
     uint64_t size;
   };
   std::string dir_;
+  int lock_fd_ = -1;
   uint64_t max_bytes_;
   std::deque<Entry> files_;  // oldest first
   uint64_t bytes_ = 0;

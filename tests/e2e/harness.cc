@@ -411,7 +411,13 @@ bool ChildProcess::reap(bool block) {
 bool ChildProcess::wait_exit(Ms timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    if (reap(false)) return true;
+    if (reap(false)) {
+      // The child has exited, but its last lines may still be in the pipe: wait for the reader
+      // to see EOF (bounded: a grandchild could hold the pipe open), so lines() is complete.
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_until(lk, Clock::now() + 2000ms, [&] { return output_closed_; });
+      return true;
+    }
     if (Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(2ms);  // polling a condition (waitpid), bounded by the deadline
   }

@@ -246,12 +246,13 @@ size_t count_spool_batches(const std::string& dir) {
   return n;
 }
 
-size_t count_regular_files(const std::string& dir) {
+// Batches waiting in a spool dir (its ".lock" file is there by design).
+size_t count_spooled_batches(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return 0;
   size_t n = 0;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file(ec)) ++n;
+    if (e.is_regular_file(ec) && e.path().extension() == ".batch") ++n;
   }
   return n;
 }
@@ -621,8 +622,8 @@ TEST_CASE("capture: log server down at proxy start - calls succeed and spool and
   }
   for (const auto& [p, v] : paths) CHECK_MESSAGE(sent.count(p), "unexpected capture " << p);
 
-  bool drained = await_cond([&] { return count_regular_files(spool) == 0; }, 15000ms);
-  CHECK_MESSAGE(drained, count_regular_files(spool) << " files left in the spool");
+  bool drained = await_cond([&] { return count_spooled_batches(spool) == 0; }, 15000ms);
+  CHECK_MESSAGE(drained, count_spooled_batches(spool) << " files left in the spool");
   MESSAGE("spool drained " << ms_since(t_start) << " ms after the log server started");
   CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms));
 }
@@ -809,7 +810,7 @@ TEST_CASE(
     ++checked;
   }
   CHECK(checked >= 45);
-  CHECK(await_cond([&] { return count_regular_files(spool) == 0; }, 15000ms));
+  CHECK(await_cond([&] { return count_spooled_batches(spool) == 0; }, 15000ms));
   CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms,
                                   console_mark));
 }

@@ -228,13 +228,18 @@ struct HostileConfig {
   std::string max_header_bytes = "8KiB";
   std::string server_url = "http://127.0.0.1:9";  // nothing listens: captures spool or drop
   std::string spool_dir = "spool";
+  std::string max_request_body_bytes;  // empty: not set (unlimited)
 };
 
 std::string hostile_yaml(const HostileConfig& c) {
   std::string y;
   y += "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: 2s, header_timeout: 2s, "
        "idle_timeout: 3s, max_header_bytes: " +
-       c.max_header_bytes + "}\n";
+       c.max_header_bytes;
+  if (!c.max_request_body_bytes.empty()) {
+    y += ", max_request_body_bytes: " + c.max_request_body_bytes;
+  }
+  y += "}\n";
   y += "logging: {console: true, server_url: \"" + c.server_url +
        "\", default: false, batch_interval: 50ms, spool_dir: \"" + c.spool_dir + "\"}\n";
   y += "routes:\n";
@@ -256,7 +261,9 @@ struct Stack {
   MockUpstream mock;
   Proxy proxy;
   explicit Stack(const std::string& max_header_bytes = "8KiB")
-      : proxy(hostile_yaml(HostileConfig{mock.http_port(), 0, max_header_bytes}), proxy_opts()) {}
+      : proxy(hostile_yaml(HostileConfig{mock.http_port(), 0, max_header_bytes,
+                                         "http://127.0.0.1:9", "spool", ""}),
+              proxy_opts()) {}
   int port() const { return proxy.port(); }
   uint64_t upstream_requests() { return mock.stats()["requests"].get<uint64_t>(); }
 };
@@ -266,11 +273,13 @@ struct RawStack {
   MockUpstream mock;
   RawUpstream raw;
   Proxy proxy;
-  explicit RawStack(RawUpstream::Script script, std::string server_url = "http://127.0.0.1:9")
+  explicit RawStack(RawUpstream::Script script, std::string server_url = "http://127.0.0.1:9",
+                    std::string max_request_body_bytes = "")
       : raw(std::move(script)),
-        proxy(hostile_yaml(
-                  HostileConfig{mock.http_port(), raw.port(), "8KiB", std::move(server_url)}),
-              proxy_opts()) {}
+        proxy(
+            hostile_yaml(HostileConfig{mock.http_port(), raw.port(), "8KiB", std::move(server_url),
+                                       "spool", std::move(max_request_body_bytes)}),
+            proxy_opts()) {}
   int port() const { return proxy.port(); }
 };
 
@@ -524,6 +533,68 @@ TEST_CASE("framing: invalid chunk sizes get 400 and the upstream request is cut,
   auto r = http_get(s.port(), "/raw/ok");
   CHECK(r.status() == 200);
   CHECK(r.body == "ok");
+}
+
+TEST_CASE("limits: a body over max_request_body_bytes gets 413, the connection is closed") {
+  RawStack s(RawUpstream::Script{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+             "http://127.0.0.1:9", "1KiB");
+  auto upstream_saw = [&](const std::string& tag) {
+    for (const auto& r : s.raw.records()) {
+      if (r.received.find(tag) != std::string::npos) return true;
+    }
+    return false;
+  };
+  const std::string body_1025(1025, 'x');
+  SUBCASE("Content-Length over the limit: refused before anything is forwarded") {
+    std::string body = expect_rejected(
+        s.port(),
+        "POST /raw/upload?tag=cl413 HTTP/1.1\r\n" + kHost +
+            "Content-Length: 1025\r\nContent-Type: application/json\r\n\r\n" + body_1025,
+        413, "POST");
+    CHECK(body.find("max_request_body_bytes") != std::string::npos);
+    CHECK_FALSE(upstream_saw("cl413"));
+  }
+  SUBCASE("Expect: 100-continue over the limit: 413 instead of 100, body never requested") {
+    RawConn c(s.port());
+    REQUIRE(c.send_all("POST /raw/upload?tag=expect413 HTTP/1.1\r\n" + kHost +
+                       "Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"));
+    auto r = c.read_response("POST", 3000ms);
+    REQUIRE(r);
+    CHECK(r->status() == 413);
+    CHECK(c.wait_closed(2000ms));
+    CHECK_FALSE(upstream_saw("expect413"));
+  }
+  SUBCASE("a chunked body growing past the limit: 413, the upstream request is cut") {
+    RawConn c(s.port());
+    REQUIRE(c.send_all("POST /raw/upload?tag=chunk413 HTTP/1.1\r\n" + kHost +
+                       "Transfer-Encoding: chunked\r\n\r\n258\r\n" + std::string(600, 'a') +
+                       "\r\n"));
+    auto [before, forwarded] = s.raw.await(
+        [](const std::vector<RawUpstream::Record>& rs) {
+          return !rs.empty() && rs.back().received.find("aaaa") != std::string::npos;
+        },
+        3000ms);
+    REQUIRE_MESSAGE(forwarded, "the first 600 bytes (under the limit) never reached upstream");
+    REQUIRE(c.send_all("258\r\n" + std::string(600, 'b') + "\r\n0\r\n\r\n"));
+    auto r = c.read_response("POST", 3000ms);
+    REQUIRE(r);
+    CHECK(r->status() == 413);
+    CHECK(c.wait_closed(2000ms));
+    auto [recs, cut] = s.raw.await(
+        [](const std::vector<RawUpstream::Record>& rs) { return rs.back().peer_closed; }, 3000ms);
+    CHECK_MESSAGE(cut, "the upstream request was not aborted");
+    CHECK(recs.back().received.find('b') == std::string::npos);
+    CHECK(recs.back().received.find("0\r\n\r\n") == std::string::npos);
+  }
+  SUBCASE("bodies up to the limit pass") {
+    RawConn c(s.port());
+    REQUIRE(c.send_all("POST /raw/upload?tag=ok1024 HTTP/1.1\r\n" + kHost +
+                       "Content-Length: 1024\r\n\r\n" + std::string(1024, 'y')));
+    auto r = c.read_response("POST", 3000ms);
+    REQUIRE(r);
+    CHECK(r->status() == 200);
+    CHECK(upstream_saw("ok1024"));
+  }
 }
 
 TEST_CASE("limits: head over max_header_bytes gets 431, request line over 16 KiB gets 414") {

@@ -465,15 +465,40 @@ TEST_CASE("log-server: command line") {
   CHECK(check.find("ok.yaml: OK") != std::string::npos);
   CHECK(check.find("http://localhost:8099") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.file("store")));  // --check creates nothing
-  // Listening beyond loopback without a token warns.
+  // Listening beyond loopback without a token warns (shown by --check, so nothing listens on
+  // 0.0.0.0 here); with a token, or on loopback, it does not.
   write_file(dir.file("open.yaml"), "log_server:\n  host: 0.0.0.0\n  port: 0\n  data_dir: store\n");
-  ChildProcess open(bin_dir() + "/log-server", {"--config", "open.yaml"},
+  auto warnings = [&](const std::string& file, const std::string& token) {
+    ChildProcess p(bin_dir() + "/log-server", {"--config", file, "--check"},
+                   ChildOptions{{{"LOG_SERVER_TOKEN", token}}, dir.path(), ""});
+    REQUIRE(p.wait_exit(10000ms));
+    CHECK(p.exit_code() == 0);
+    size_t n = 0;
+    for (const auto& l : p.lines()) n += l.starts_with("WARNING: log-server listens on 0.0.0.0");
+    return n;
+  };
+  CHECK(warnings("open.yaml", "") == 1);
+  CHECK(warnings("open.yaml", "a-long-enough-token-0123456789") == 0);
+  CHECK(warnings("ok.yaml", "") == 0);
+  // A data dir the user made with a wide mode is kept as is, with a warning (files inside are
+  // created 0600 regardless).
+  std::filesystem::create_directory(dir.file("wide"));
+  std::filesystem::permissions(dir.file("wide"), std::filesystem::perms(0755));
+  write_file(dir.file("wide.yaml"),
+             "log_server:\n  host: 127.0.0.1\n  port: 0\n  data_dir: wide\n");
+  ChildProcess wide(bin_dir() + "/log-server", {"--config", "wide.yaml"},
                     ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, dir.path(), ""});
-  open.wait_for_line(std::regex("WARNING: log-server listens on 0.0.0.0 without an auth_token"),
+  wide.wait_for_line(std::regex(R"(WARNING: log_server\.data_dir wide is accessible by group or )"
+                                R"(others \(mode 755\); .*chmod 700)"),
                      10000ms);
-  open.wait_for_line(std::regex(R"(log-server listening on http://0\.0\.0\.0:\d+)"), 10000ms);
-  CHECK(open.terminate(10000ms));
-  CHECK(open.exit_code() == 0);
+  wide.wait_for_line(std::regex(R"(log-server listening on http://127\.0\.0\.1:\d+)"), 10000ms);
+  CHECK(wide.terminate(10000ms));
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.file("wide"))) {
+    if (!e.is_regular_file()) continue;
+    CAPTURE(e.path().string());
+    CHECK((std::filesystem::status(e.path()).permissions() & std::filesystem::perms(077)) ==
+          std::filesystem::perms::none);
+  }
 }
 
 TEST_CASE("log-server: ingest rate (batches of 200 exchanges, 2 KiB bodies)") {

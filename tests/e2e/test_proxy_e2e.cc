@@ -996,3 +996,69 @@ TEST_CASE("shutdown: SIGTERM lets an in-flight SSE stream finish, then exits 0")
   REQUIRE_MESSAGE(exited, "still running 5 s after SIGTERM:\n" << s.proxy.process().output_tail());
   CHECK(s.proxy.process().exit_code().value_or(-1) == 0);
 }
+
+TEST_CASE("command line: --help, --version, bad arguments, --check and its warnings") {
+  TempDir dir;
+  auto run = [&](std::vector<std::string> args, int want_exit) {
+    ChildProcess p(bin_dir() + "/logging-proxy", args,
+                   ChildOptions{{{"OPENAI_API_KEY", "sk-test-0123456789abcdef"}}, dir.path(), ""});
+    REQUIRE(p.wait_exit(10000ms));
+    CHECK(p.exit_code() == want_exit);
+    std::string out;
+    for (const auto& l : p.lines()) out += l + "\n";
+    return out;
+  };
+  CHECK(run({"--version"}, 0).starts_with("logging-proxy "));
+  CHECK(run({"--help"}, 0).find("Usage: logging-proxy") != std::string::npos);
+  CHECK(run({"--bogus"}, 2).starts_with("logging-proxy: unknown argument '--bogus'"));
+  CHECK(run({"--config"}, 2).starts_with("logging-proxy: --config needs a file name"));
+  CHECK(run({"--config", "missing.yaml"}, 2).starts_with("logging-proxy: "));
+
+  const std::string route = "routes:\n  r: {pattern: /, destination: \"https://127.0.0.1:9/\"";
+  write_file(dir.file("local.yaml"), "server: {host: 127.0.0.1, port: 0}\n" + route + "}\n");
+  write_file(dir.file("open.yaml"), "server: {host: 0.0.0.0, port: 0}\n" + route + "}\n");
+  write_file(dir.file("open-keys.yaml"),
+             "server: {host: \"::\", port: 0}\n" + route +
+                 ", headers: {Authorization: \"Bearer ${OPENAI_API_KEY}\"}}\n");
+  write_file(dir.file("insecure.yaml"),
+             "server: {host: localhost, port: 0}\n" + route + ", insecure_skip_verify: true}\n");
+  struct Row {
+    std::string file;
+    std::vector<std::string> warnings;  // substrings, one WARNING line each
+  };
+  const std::vector<Row> rows = {
+      {"local.yaml", {}},
+      {"open.yaml", {"WARNING: logging-proxy listens on 0.0.0.0: anyone who can reach"}},
+      {"open-keys.yaml",
+       {"WARNING: logging-proxy listens on ::", "with the credentials your routes inject"}},
+      {"insecure.yaml", {"WARNING: route 'r': insecure_skip_verify is on"}},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.file);
+    std::string out = run({"--config", row.file, "--check"}, 0);
+    CHECK(out.find(row.file + ": OK") != std::string::npos);
+    size_t warning_lines = 0;
+    for (size_t at = out.find("WARNING:"); at != std::string::npos;
+         at = out.find("WARNING:", at + 1)) {
+      ++warning_lines;
+    }
+    CHECK(warning_lines == (row.warnings.empty() ? 0 : 1));
+    for (const auto& w : row.warnings) CHECK_MESSAGE(out.find(w) != std::string::npos, out);
+    // The injected key never appears in what the proxy prints.
+    CHECK(out.find("0123456789abcdef") == std::string::npos);
+  }
+
+  // Two proxies on one spool_dir would re-send and delete each other's batches: the second
+  // refuses to start.
+  write_file(
+      dir.file("spool.yaml"),
+      "server: {host: 127.0.0.1, port: 0}\nlogging: {spool_dir: shared-spool}\n" + route + "}\n");
+  ChildProcess first(bin_dir() + "/logging-proxy", {"--config", "spool.yaml"},
+                     ChildOptions{{}, dir.path(), "first"});
+  first.wait_for_line(std::regex("logging-proxy listening on"), 10000ms);
+  std::string second = run({"--config", "spool.yaml"}, 1);
+  CHECK_MESSAGE(second.find("spool directory shared-spool: in use by another logging-proxy") !=
+                    std::string::npos,
+                second);
+  CHECK(first.terminate(10000ms));
+}

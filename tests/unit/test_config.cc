@@ -80,6 +80,7 @@ void check_defaults(const lp::Config& c) {
   CHECK(c.server.idle_timeout == 60s);
   CHECK(c.server.header_timeout == 30s);
   CHECK(c.server.max_header_bytes == 64 * 1024);
+  CHECK(c.server.max_request_body_bytes == 0);  // unlimited
   CHECK(c.server.max_connections == 10000);
   CHECK(c.logging.console == true);
   CHECK(c.logging.server_url == "http://localhost:8080");
@@ -213,6 +214,7 @@ TEST_CASE("every key is read") {
   idle_timeout: 2m
   header_timeout: 15
   max_header_bytes: 1MiB
+  max_request_body_bytes: 2GiB
   max_connections: 1000000
 logging:
   console: off
@@ -244,6 +246,7 @@ log_server:
   CHECK(c.server.idle_timeout == 2min);
   CHECK(c.server.header_timeout == 15s);
   CHECK(c.server.max_header_bytes == 1024 * 1024);
+  CHECK(c.server.max_request_body_bytes == 2ULL * 1024 * 1024 * 1024);
   CHECK(c.server.max_connections == 1000000);
   CHECK_FALSE(c.logging.console);
   CHECK(c.logging.server_url == "https://logs.example.com:9443/ingest");
@@ -257,12 +260,12 @@ log_server:
   CHECK(c.routes[0].logging == true);
   CHECK(c.routes[0].ca_file == ca.path());
   CHECK_FALSE(c.routes[0].insecure_skip_verify);
-  CHECK(c.routes[0].line == 16);
+  CHECK(c.routes[0].line == 17);
   CHECK(c.routes[1].name == "alpha");
   CHECK(c.routes[1].destination.host == "::1");
   CHECK_FALSE(c.routes[1].logging.has_value());
   CHECK(c.routes[1].insecure_skip_verify);
-  CHECK(c.routes[1].line == 22);
+  CHECK(c.routes[1].line == 23);
   CHECK(c.captures(&c.routes[0]));
   CHECK_FALSE(c.captures(&c.routes[1]));
   CHECK_FALSE(c.captures(nullptr));
@@ -336,6 +339,10 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
        "config.yaml:2: server.max_header_bytes: 512 is out of range (1KiB-1MiB)"},
       {"server:\n  max_header_bytes: 64 KiB\n",
        "config.yaml:2: server.max_header_bytes: \"64 KiB\" is not a size"},
+      {"server:\n  max_request_body_bytes: -1\n",
+       "config.yaml:2: server.max_request_body_bytes: \"-1\" is not a size"},
+      {"server:\n  max_request_body_bytes: 10 MB\n",
+       "config.yaml:2: server.max_request_body_bytes: \"10 MB\" is not a size"},
       {"server:\n  max_connections: 0\n",
        "config.yaml:2: server.max_connections: 0 is out of range (1-1000000)"},
       {"server:\n  max_connections: 1000001\n",

@@ -50,9 +50,12 @@ std::string make_batch(const std::string& proxy_id, uint64_t seq, const std::str
   return out;
 }
 
+// The entries of `dir` but the spool's lock file, which is there by design.
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename() != ".lock") names.push_back(e.path().filename().string());
+  }
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -217,6 +220,22 @@ TEST_CASE("a restart resumes the same batches in order, and new ones come after"
     CHECK(spool.empty());
     CHECK(spool.bytes() == 0);
   }
+}
+
+TEST_CASE("a spool in use cannot be opened a second time, and is free again once closed") {
+  TempDir tmp;
+  const std::string dir = tmp.sub("spool");
+  {
+    lp::Spool first(dir, 1 << 20);
+    REQUIRE(first.append(1, "p", make_batch("p", 1, "one")));
+    // flock is per open file description, so a second Spool in this process stands for a
+    // second proxy exactly.
+    CHECK_THROWS_WITH_AS(lp::Spool(dir, 1 << 20),
+                         doctest::Contains("in use by another logging-proxy"), std::runtime_error);
+    CHECK(first.count() == 1);
+  }
+  lp::Spool again(dir, 1 << 20);
+  CHECK(again.count() == 1);  // the lock file is not mistaken for a batch
 }
 
 TEST_CASE("the ordering counter continues past the largest counter on disk") {
@@ -405,13 +424,15 @@ TEST_CASE("a write failure is reported and leaves the index unchanged") {
 TEST_CASE("a proxy_id with path characters stays inside the directory") {
   TempDir tmp;
   const std::string dir = tmp.sub("spool");
-  lp::Spool spool(dir, 1 << 20);
   std::string batch = make_batch("../evil/id", 3, "x");
-  REQUIRE_MESSAGE(spool.append(3, "../evil/id", batch), spool.error());
-  auto files = batch_files(dir);
-  REQUIRE(files.size() == 1);
-  CHECK(files[0] == "00000000000000000001-00000000000000000003-.._evil_id.batch");
-  CHECK(list_dir(tmp.path) == std::vector<std::string>{"spool"});
+  {
+    lp::Spool spool(dir, 1 << 20);
+    REQUIRE_MESSAGE(spool.append(3, "../evil/id", batch), spool.error());
+    auto files = batch_files(dir);
+    REQUIRE(files.size() == 1);
+    CHECK(files[0] == "00000000000000000001-00000000000000000003-.._evil_id.batch");
+    CHECK(list_dir(tmp.path) == std::vector<std::string>{"spool"});
+  }
   lp::Spool reopened(dir, 1 << 20);
   CHECK(*reopened.front() == batch);
 }
