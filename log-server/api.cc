@@ -5,13 +5,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include <httplib.h>
 #include <sqlite3.h>
 
 #include "common/capture_wire.h"
+#include "log-server/byte_range.h"
 #include "log-server/exchange_json.h"
 #include "log-server/list_query.h"
 
@@ -24,6 +28,9 @@ using json = nlohmann::ordered_json;
 constexpr size_t kMaxHeadRead = 1024 * 1024;  // heads larger than this are shown cut
 constexpr int kMaxCandidates = 10;            // listed in a 409 for an ambiguous prefix
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr const char* kEndpoints =
+    "the API serves GET /requests, /requests/{id}, /requests/{id}/request, "
+    "/requests/{id}/response, /healthz, /metrics and POST /ingest";
 
 // Exposes the listening socket: its real port, and a deeper backlog than the library's 5.
 class Server : public httplib::Server {
@@ -41,6 +48,13 @@ void send_error(httplib::Response& res, int status, const std::string& message,
   json body{{"error", message}};
   if (!parameter.empty()) body["parameter"] = parameter;
   send_json(res, status, body);
+}
+
+// A 400 for a bad request parameter: "parameter" is always present (even when its name is
+// empty), so a client can tell which one to fix.
+void send_param_error(httplib::Response& res, const std::string& parameter,
+                      const std::string& message) {
+  send_json(res, 400, {{"error", message}, {"parameter", parameter}});
 }
 
 void log_line(const std::string& line) {
@@ -71,8 +85,37 @@ bool has_body(const httplib::Request& req) {
          (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
 }
 
+// The query parameters as sent: in order, repeats kept, percent- and '+'-decoded. Not
+// req.params, which silently drops a repeated identical pair and mis-splits "=value".
 std::vector<std::pair<std::string, std::string>> params_of(const httplib::Request& req) {
-  return {req.params.begin(), req.params.end()};
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t question = req.target.find('?');
+  if (question == std::string::npos) return out;
+  std::string_view query(req.target);
+  query.remove_prefix(question + 1);
+  for (size_t pos = 0; pos <= query.size();) {
+    size_t amp = std::min(query.find('&', pos), query.size());
+    std::string_view part = query.substr(pos, amp - pos);
+    if (!part.empty()) {
+      size_t eq = part.find('=');
+      std::string_view name = part.substr(0, eq);
+      std::string_view value = eq == std::string_view::npos ? "" : part.substr(eq + 1);
+      out.emplace_back(httplib::detail::decode_url(std::string(name), true),
+                       httplib::detail::decode_url(std::string(value), true));
+    }
+    pos = amp + 1;
+  }
+  return out;
+}
+
+// Endpoints that take no query parameters refuse any: a misspelt filter must not be mistaken
+// for one that was applied. Answers 400 itself and returns false.
+bool no_params(const httplib::Request& req, httplib::Response& res) {
+  auto params = params_of(req);
+  if (params.empty()) return true;
+  send_param_error(res, params.front().first,
+                   "unknown parameter (this endpoint takes no query parameters)");
+  return false;
 }
 
 // Reads the first `size` bytes of a stored file (bounded), for its head.
@@ -120,15 +163,15 @@ struct ApiServer::Impl {
     for (char c : raw) {
       if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
       if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-')) {
-        send_error(res, 400, "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more",
-                   "id");
+        send_param_error(res, "id",
+                         "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more");
         return std::nullopt;
       }
       id += c;
     }
     if (id.size() < 8 || id.size() > 36) {
-      send_error(res, 400, "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more",
-                 "id");
+      send_param_error(res, "id",
+                       "an exchange id is 36 characters of [0-9a-f-], or its first 8 or more");
       return std::nullopt;
     }
     std::vector<ExchangeRow> rows = deps.readers.with_reader([&](IndexReader& r) {
@@ -167,7 +210,7 @@ struct ApiServer::Impl {
     ListQuery q;
     ParamError err;
     if (!parse_list_query(params_of(req), &q, &err)) {
-      return send_error(res, 400, err.message, err.parameter);
+      return send_param_error(res, err.parameter, err.message);
     }
     ListPage page = deps.readers.with_reader([&](IndexReader& r) { return r.list(q); });
     json items = json::array();
@@ -178,6 +221,7 @@ struct ApiServer::Impl {
   }
 
   void detail(const httplib::Request& req, httplib::Response& res) {
+    if (!no_params(req, res)) return;
     auto row = resolve(req.matches[1], res);
     if (!row) return;
     auto request_head = read_head(deps.store, row->request_file, row->request_head_size);
@@ -186,13 +230,15 @@ struct ApiServer::Impl {
   }
 
   void raw(const httplib::Request& req, httplib::Response& res) {
+    if (!no_params(req, res)) return;
     auto row = resolve(req.matches[1], res);
     if (!row) return;
     bool request = req.matches[2] == "request";
     std::optional<std::string> file =
         request ? std::optional(row->request_file) : row->response_file;
     // Only acknowledged bytes are served: a batch being applied may have appended more.
-    int64_t size = request ? row->request_file_size : row->response_file_size;
+    const int64_t total = request ? row->request_file_size : row->response_file_size;
+    int64_t size = total;
     if (!file) return send_error(res, 404, "exchange " + row->id + " has no response (yet)");
     int fd = deps.store.open_read(*file);
     if (fd < 0) {
@@ -200,6 +246,21 @@ struct ApiServer::Impl {
       return send_error(res, 404, "the stored file of exchange " + row->id + " is missing");
     }
     res.set_header("X-Exchange-Id", row->id);
+    ByteRange range = parse_byte_range(req.get_header_value("Range"), size);
+    if (range.kind == ByteRange::Kind::kRejected) {
+      ::close(fd);
+      res.set_header("Content-Range", "bytes */" + std::to_string(size));
+      return send_error(res, 416, range.problem);
+    }
+    int64_t first = 0;
+    if (range.kind == ByteRange::Kind::kPart) {
+      first = range.first;
+      size = range.length;
+      res.status = 206;
+      res.set_header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                          std::to_string(first + size - 1) + "/" +
+                                          std::to_string(total));
+    }
     if (size == 0) {
       ::close(fd);
       res.set_content("", "application/octet-stream");
@@ -209,15 +270,15 @@ struct ApiServer::Impl {
       ::close(*p);
       delete p;
     });
-    res.set_content_provider(static_cast<size_t>(size), "application/octet-stream",
-                             [shared_fd](size_t offset, size_t length, httplib::DataSink& sink) {
-                               std::string buf(std::min(length, kReadChunk), '\0');
-                               ssize_t n = ::pread(*shared_fd, buf.data(), buf.size(),
-                                                   static_cast<off_t>(offset));
-                               if (n <= 0)
-                                 return false;  // the file is shorter than acknowledged: abort
-                               return sink.write(buf.data(), static_cast<size_t>(n));
-                             });
+    res.set_content_provider(
+        static_cast<size_t>(size), "application/octet-stream",
+        [shared_fd, first](size_t offset, size_t length, httplib::DataSink& sink) {
+          std::string buf(std::min(length, kReadChunk), '\0');
+          ssize_t n = ::pread(*shared_fd, buf.data(), buf.size(),
+                              static_cast<off_t>(first) + static_cast<off_t>(offset));
+          if (n <= 0) return false;  // the file is shorter than acknowledged: abort
+          return sink.write(buf.data(), static_cast<size_t>(n));
+        });
   }
 
   void ingest(const httplib::Request& req, httplib::Response& res,
@@ -227,9 +288,31 @@ struct ApiServer::Impl {
       res.set_header("Connection", "close");  // the rest of the body is not read
       send_error(res, 413, "batch larger than " + std::to_string(wire::kMaxBatchBytes) + " bytes");
     };
+    auto refuse = [&](int status, const std::string& message) {
+      deps.metrics.count_error(IngestErrorKind::kMalformed);
+      res.set_header("Connection", "close");  // the body is not read
+      send_error(res, status, message);
+    };
+    // Only batches are accepted. A multipart or form body would also make the HTTP library
+    // parse it its own way, so anything else is refused before a byte of the body is read.
+    if (req.has_header("Content-Type")) {
+      std::string type = req.get_header_value("Content-Type");
+      type = type.substr(0, type.find(';'));
+      while (!type.empty() && type.back() == ' ') type.pop_back();
+      for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (type != "application/octet-stream") {
+        return refuse(415, "Content-Type must be application/octet-stream (a capture batch)");
+      }
+    }
     std::string body;
     if (req.has_header("Content-Length")) {
-      uint64_t length = req.get_header_value<uint64_t>("Content-Length");
+      // The library reads "abc" as 0 and "-1" as huge: only plain digits are a length.
+      const std::string value = req.get_header_value("Content-Length");
+      if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+        return refuse(400, "Content-Length is not a decimal number of bytes");
+      }
+      if (value.size() > 18) return too_large();
+      uint64_t length = std::stoull(value);
       if (length > wire::kMaxBatchBytes) return too_large();
       body.reserve(length);
     }
@@ -275,6 +358,10 @@ struct ApiServer::Impl {
 
   void routes() {
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // cpp-httplib 0.11.4 applies a Range header to every answer, JSON errors included, and
+      // miscomputes ranges past the end; raw() serves ranges itself (byte_range.h). The
+      // library's Request is a non-const object it owns, so dropping its parsed ranges is safe.
+      const_cast<httplib::Request&>(req).ranges.clear();
       if (req.path == "/healthz" || auth.allows(req.get_header_value("Authorization"))) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
@@ -288,6 +375,12 @@ struct ApiServer::Impl {
         httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
           if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
           std::string message = status_text(res.status);
+          // No route matched: say what exists rather than echo the (hostile) path back.
+          if (res.status == 404) message = "no such endpoint; " + std::string(kEndpoints);
+          // The library refuses a Range it cannot parse before any handler runs.
+          if (res.status == 416) {
+            message = "Range header: expected bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX";
+          }
           send_error(res, res.status, message);
           return httplib::Server::HandlerResponse::Handled;
         }));

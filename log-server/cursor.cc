@@ -82,6 +82,9 @@ std::optional<Cursor> decode_cursor(std::string_view text) {
   for (char ch : c.id) {
     if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || ch == '-')) return std::nullopt;
   }
+  // One spelling per cursor: "007.x" or "-0.x" decode to a cursor that encodes differently,
+  // so they are edits, not cursors this server handed out.
+  if (encode_cursor(c) != text) return std::nullopt;
   return c;
 }
 

@@ -19,7 +19,8 @@ struct Cursor {
 
 std::string encode_cursor(const Cursor& cursor);
 // nullopt for anything encode_cursor could not have produced (bad base64url, missing dot,
-// a number out of range, an id that is not 1-36 characters of [0-9a-f-]).
+// a number out of range or not in canonical form, an id that is not 1-36 characters of
+// [0-9a-f-]): decode_cursor(t) succeeds only when encode_cursor of the result is t again.
 std::optional<Cursor> decode_cursor(std::string_view text);
 
 }  // namespace lp::logsrv

@@ -3,23 +3,20 @@
 namespace lp::logsrv {
 
 ListPage IndexReader::list(const ListQuery& q) {
+  // The WHERE clause is assembled from fixed fragments with anonymous `?` placeholders; every
+  // value is bound below, in the same order (tests/unit/test_log_server_sql.cc checks that no
+  // runtime text ever becomes part of the SQL).
   std::string sql = std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE 1";
-  int n = 0;
-  auto param = [&] { return "?" + std::to_string(++n); };
-  if (q.route) sql += " AND route = " + param();
-  if (q.method) sql += " AND method = " + param();
-  if (q.status) sql += " AND status = " + param();
-  if (q.outcome) sql += " AND outcome = " + param();
-  if (q.since_us) sql += " AND started_us >= " + param();
-  if (q.until_us) sql += " AND started_us < " + param();
-  if (q.q) sql += " AND instr(proxy_path, " + param() + ") > 0";
-  if (q.replay_of) sql += " AND replay_of = " + param();
-  if (q.cursor) {
-    std::string a = param();
-    std::string b = param();
-    sql += " AND (started_us, id) < (" + a + ", " + b + ")";
-  }
-  sql += " ORDER BY started_us DESC, id DESC LIMIT " + param();
+  if (q.route) sql += " AND route = ?";
+  if (q.method) sql += " AND method = ?";
+  if (q.status) sql += " AND status = ?";
+  if (q.outcome) sql += " AND outcome = ?";
+  if (q.since_us) sql += " AND started_us >= ?";
+  if (q.until_us) sql += " AND started_us < ?";
+  if (q.q) sql += " AND instr(proxy_path, ?) > 0";
+  if (q.replay_of) sql += " AND replay_of = ?";
+  if (q.cursor) sql += " AND (started_us, id) < (?, ?)";
+  sql += " ORDER BY started_us DESC, id DESC LIMIT ?";
 
   Statement& s = db_.cached(sql);
   StatementScope scope(s);

@@ -26,6 +26,16 @@ std::optional<int64_t> parse_int(const std::string& s, int64_t lo, int64_t hi) {
   return v;
 }
 
+// Stored routes and proxy paths never hold control bytes (the proxy rejects raw ones in a
+// request target), and SQLite's text functions stop at NUL: such a filter can only mislead.
+bool has_control(const std::string& s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool is_outcome(std::string_view s) {
@@ -40,9 +50,13 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
   ListQuery q;
   std::set<std::string> seen;
   for (const auto& [name, value] : params) {
+    if (name.empty()) return fail(error, name, "a parameter without a name");
     if (!seen.insert(name).second) return fail(error, name, "parameter given more than once");
     if (value.size() > kMaxFilterChars) {
       return fail(error, name, "value longer than " + std::to_string(kMaxFilterChars) + " bytes");
+    }
+    if ((name == "route" || name == "q") && has_control(value)) {
+      return fail(error, name, "contains a control character (a NUL byte, %00, or similar)");
     }
     if (name == "route") {
       q.route = value;
@@ -80,10 +94,14 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
     } else if (name == "q") {
       if (!value.empty()) q.q = value;
     } else if (name == "replay_of") {
-      if (value.size() != 36 || value.find_first_not_of("0123456789abcdef-") != std::string::npos) {
+      std::string id = value;  // ids are lower case; accept them as /requests/{id} does
+      for (char& c : id) {
+        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+      }
+      if (id.size() != 36 || id.find_first_not_of("0123456789abcdef-") != std::string::npos) {
         return fail(error, name, "expected a full 36-character capture id");
       }
-      q.replay_of = value;
+      q.replay_of = id;
     } else if (name == "limit") {
       auto v = parse_int(value, 1, kMaxLimit);
       if (!v)

@@ -1,6 +1,7 @@
 // The filters of GET /requests, parsed and validated from the query parameters. Every problem
-// names the offending parameter (for the 400 answer); unknown or repeated parameters are
-// problems too, so a typo never silently widens a query.
+// names the offending parameter (for the 400 answer); unknown, repeated or nameless
+// parameters are problems too, so a typo never silently widens a query. Text filters are
+// bound as values (literal text, never patterns) and may not hold control characters.
 #pragma once
 
 #include <cstdint>
