@@ -1,11 +1,16 @@
 #include "log-server/blob_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iostream>
 
 #include "log-server/time_format.h"
 
@@ -46,7 +51,92 @@ bool make_dir(const std::string& dir) {
   return false;
 }
 
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether s[pos..] starts with digits in the shape of `shape` ('9' a digit, else literal).
+bool matches_shape(std::string_view s, size_t pos, std::string_view shape) {
+  if (s.size() < pos + shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    char c = s[pos + i];
+    if (shape[i] == '9' ? !(c >= '0' && c <= '9') : c != shape[i]) return false;
+  }
+  return true;
+}
+
+// Entries of `dir` (not . and ..) that are directories (`want_dir`) or regular files.
+std::vector<std::string> list_dir(const std::string& dir, bool want_dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) fail("opendir", dir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    bool is_dir = e->d_type == DT_DIR, is_file = e->d_type == DT_REG;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      if (::lstat((dir + "/" + name).c_str(), &st) != 0) continue;  // gone meanwhile
+      is_dir = S_ISDIR(st.st_mode);
+      is_file = S_ISREG(st.st_mode);
+    }
+    if (want_dir ? is_dir : is_file) names.push_back(std::move(name));
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) {
+    errno = err;
+    fail("readdir", dir);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The test quota (kTestQuotaEnv), when the hook is set and its file holds a number.
+std::optional<uint64_t> read_test_quota() {
+  const char* file = std::getenv(kTestQuotaEnv);
+  if (!file || !*file) return std::nullopt;
+  std::ifstream in(file);
+  std::string text;
+  if (!(in >> text) || !all_digits(text) || text.size() > 19) return std::nullopt;
+  return std::stoull(text);
+}
+
+// Bytes of the exchange files under `root` (for the test quota only: a full walk).
+uint64_t blob_bytes(const BlobStore& store) {
+  uint64_t total = 0;
+  for (const std::string& day : store.day_directories()) {
+    for (const std::string& f : store.blob_files(day)) {
+      struct stat st;
+      if (::stat(store.path(f).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  return total;
+}
+
 }  // namespace
+
+bool is_day_directory_name(std::string_view name) {
+  return name.size() == 10 && matches_shape(name, 0, "9999-99-99");
+}
+
+bool is_blob_file_name(std::string_view day, std::string_view name) {
+  // {day}_HH-MM-SS.mmm_{id}_{kind}.bin
+  if (!is_day_directory_name(day) || name.substr(0, day.size()) != day) return false;
+  if (!matches_shape(name, day.size(), "_99-99-99.999_")) return false;
+  std::string_view rest = name.substr(day.size() + 14);
+  std::string_view kind;
+  for (std::string_view k : {"_request.bin", "_response.bin"}) {
+    if (rest.size() > k.size() && rest.substr(rest.size() - k.size()) == k) kind = k;
+  }
+  if (kind.empty()) return false;
+  std::string_view id = rest.substr(0, rest.size() - kind.size());
+  if (id.size() != 8 && id.size() != 36) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-';
+  });
+}
 
 DiskError::DiskError(int err, const std::string& what) : std::runtime_error(what), err_(err) {}
 
@@ -63,6 +153,10 @@ BlobStore::BlobStore(std::string data_dir) : root_(std::move(data_dir)) {
     if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) fail("mkdir", parent);
   }
   make_dir(root_);
+  if (const char* quota = std::getenv(kTestQuotaEnv); quota && *quota) {
+    std::cerr << "log-server: TEST HOOK " << kTestQuotaEnv << "=" << quota
+              << " is set: exchange files are limited to the byte count in that file\n";
+  }
 }
 
 FileNames BlobStore::names_for(int64_t started_us, const std::string& id, bool full_id) {
@@ -110,6 +204,37 @@ int BlobStore::open_read(const std::string& relative) const {
   return ::open(path(relative).c_str(), O_RDONLY | O_CLOEXEC);
 }
 
+std::vector<std::string> BlobStore::day_directories() const {
+  std::vector<std::string> days = list_dir(root_, /*want_dir=*/true);
+  std::erase_if(days, [](const std::string& d) { return !is_day_directory_name(d); });
+  return days;
+}
+
+std::vector<std::string> BlobStore::blob_files(const std::string& day) const {
+  std::vector<std::string> files;
+  for (std::string& name : list_dir(path(day), /*want_dir=*/false)) {
+    if (is_blob_file_name(day, name)) files.push_back(day + "/" + name);
+  }
+  return files;
+}
+
+int64_t BlobStore::quarantine(const std::string& relative) {
+  std::string from = path(relative);
+  struct stat st;
+  if (::stat(from.c_str(), &st) != 0) fail("stat", from);
+  std::string to_dir = path(kQuarantineDir);
+  make_dir(to_dir);
+  size_t slash = relative.rfind('/');
+  if (slash != std::string::npos) {
+    to_dir += "/" + relative.substr(0, slash);
+    make_dir(to_dir);
+  }
+  std::string to = path(std::string(kQuarantineDir) + "/" + relative);
+  // No fsync: if the rename is lost in a crash, the next start finds the orphan again.
+  if (::rename(from.c_str(), to.c_str()) != 0) fail("rename", from + " to " + to);
+  return st.st_size;
+}
+
 BatchFiles::~BatchFiles() {
   for (auto& [_, f] : open_) ::close(f.fd);
 }
@@ -149,6 +274,22 @@ void BatchFiles::touch(const std::string& relative, int64_t acked_size) {
 
 int64_t BatchFiles::append(const std::string& relative, int64_t acked_size, std::string_view data) {
   OpenFile& f = open(relative, acked_size);
+  if (!quota_read_) {
+    quota_read_ = true;
+    quota_ = read_test_quota();
+    if (quota_) quota_base_ = blob_bytes(store_);
+  }
+  bool over_quota = false;
+  if (quota_) {
+    // Files opened later in the batch may still be cut back; counting them whole errs on the
+    // full side, which is what a test of a full disk wants.
+    uint64_t used = quota_base_ + bytes_written_;
+    uint64_t room = used < *quota_ ? *quota_ - used : 0;
+    if (data.size() > room) {
+      data = data.substr(0, room);
+      over_quota = true;
+    }
+  }
   while (!data.empty()) {
     ssize_t n = ::pwrite(f.fd, data.data(), data.size(), f.size);
     if (n < 0) {
@@ -158,6 +299,10 @@ int64_t BatchFiles::append(const std::string& relative, int64_t acked_size, std:
     f.size += n;
     bytes_written_ += static_cast<uint64_t>(n);
     data.remove_prefix(static_cast<size_t>(n));
+  }
+  if (over_quota) {
+    errno = ENOSPC;
+    fail("write", store_.path(relative));
   }
   return f.size;
 }

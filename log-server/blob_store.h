@@ -2,14 +2,17 @@
 // `..._response.bin`, directories 0700 and files 0600. A file only ever grows by appends at
 // the size the index acknowledges; bytes past that size belong to an attempt that was never
 // committed and are cut off before the next append (BatchFiles) or at startup (trim_to).
+// Whole files no row names (orphans) are moved aside at startup (quarantine, see recovery.h).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace lp::logsrv {
 
@@ -23,6 +26,22 @@ class DiskError : public std::runtime_error {
  private:
   int err_;
 };
+
+// Where startup recovery moves orphan files: {data_dir}/orphaned/{day}/{name}. It is not a day
+// directory name, so it is never scanned as one.
+inline constexpr const char* kQuarantineDir = "orphaned";
+
+// Test hook, never set in production: LP_TEST_DISK_QUOTA_FILE names a file holding a byte
+// count; an append that would take the exchange files under data_dir beyond it writes what
+// fits and fails with ENOSPC, as a full disk does. The file is read at every batch, so a test
+// can fill and free the "disk" while the server runs. A missing or unreadable file: no limit.
+inline constexpr const char* kTestQuotaEnv = "LP_TEST_DISK_QUOTA_FILE";
+
+// "2025-09-13": a day directory name.
+bool is_day_directory_name(std::string_view name);
+// Whether `name`, found in day directory `day`, is a name names_for() gives: "{day}_HH-MM-SS.mmm_
+// {8 or 36 id chars}_{request|response}.bin", dated `day`. Anything else is not ours.
+bool is_blob_file_name(std::string_view day, std::string_view name);
 
 struct FileNames {
   std::string request;  // relative to data_dir
@@ -50,6 +69,14 @@ class BlobStore {
 
   // Opens a stored file for reading; -1 with errno set on failure.
   int open_read(const std::string& relative) const;
+
+  // The day directories under root, sorted. Throws DiskError.
+  std::vector<std::string> day_directories() const;
+  // The exchange files in `day` ("day/name", see is_blob_file_name), sorted. Throws DiskError.
+  std::vector<std::string> blob_files(const std::string& day) const;
+  // Moves `relative` to kQuarantineDir/relative (creating the directories; an older file of the
+  // same name there is replaced) and returns its size. Throws DiskError.
+  int64_t quarantine(const std::string& relative);
 
  private:
   std::string root_;
@@ -92,6 +119,11 @@ class BatchFiles {
   std::set<std::string> known_dirs_;  // day directories checked in this batch
   std::set<std::string> dirty_dirs_;  // absolute paths of directories that gained entries
   uint64_t bytes_written_ = 0;
+  // The test quota (kTestQuotaEnv), read on the first append of the batch, and the bytes of
+  // exchange files under data_dir at that moment.
+  bool quota_read_ = false;
+  std::optional<uint64_t> quota_;
+  uint64_t quota_base_ = 0;
 };
 
 }  // namespace lp::logsrv

@@ -135,6 +135,30 @@ std::vector<ExchangeRow> IndexWriter::in_progress() {
   return rows;
 }
 
+std::vector<ExchangeRow> IndexWriter::truncated_with(const std::string& error) {
+  Statement& s = db_.cached(std::string("SELECT ") + kExchangeColumns +
+                            " FROM exchanges WHERE outcome = 'truncated' AND error = ?1");
+  StatementScope scope(s);
+  s.bind(1, error);
+  std::vector<ExchangeRow> rows;
+  while (s.step()) rows.push_back(read_exchange_row(s));
+  return rows;
+}
+
+std::vector<std::string> IndexWriter::files_started_between(int64_t from_us, int64_t to_us) {
+  Statement& s = db_.cached(
+      "SELECT request_file, response_file FROM exchanges WHERE started_us >= ?1 AND "
+      "started_us < ?2");
+  StatementScope scope(s);
+  s.bind(1, from_us).bind(2, to_us);
+  std::vector<std::string> files;
+  while (s.step()) {
+    files.push_back(s.text(0));
+    if (!s.is_null(1)) files.push_back(s.text(1));
+  }
+  return files;
+}
+
 int64_t IndexWriter::count() {
   Statement& s = db_.cached("SELECT count(*) FROM exchanges");
   StatementScope scope(s);

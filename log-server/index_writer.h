@@ -34,6 +34,12 @@ class IndexWriter {
                           const std::string& id);
 
   std::vector<ExchangeRow> in_progress();
+  // Rows `truncated` with `error` (an earlier recovery's mark): their end frame never came, so
+  // re-sent frames may still append to their files.
+  std::vector<ExchangeRow> truncated_with(const std::string& error);
+  // The request and response file names of the exchanges that started in [from_us, to_us)
+  // (for the orphan scan: one day directory at a time).
+  std::vector<std::string> files_started_between(int64_t from_us, int64_t to_us);
   int64_t count();
 
  private:

@@ -145,12 +145,18 @@ int main(int argc, char** argv) {
   Ingestor ingestor(*db, *store, metrics);
   try {
     RecoveryReport r = recover(ingestor.writer(), *store);
-    if (r.marked > 0) {
+    if (r.marked + r.trimmed + r.missing + r.short_files > 0) {
       std::cerr << "log-server: recovery: " << r.marked
                 << " exchange(s) were in progress at the last stop, marked truncated (" << r.trimmed
                 << " file(s) cut back to acknowledged size, " << r.missing << " missing, "
                 << r.short_files << " shorter than recorded)\n";
     }
+    if (r.orphans > 0) {
+      std::cerr << "log-server: recovery: " << r.orphans << " orphan file(s) (" << r.orphan_bytes
+                << " bytes, written by batches that never committed) moved to "
+                << store->path(kQuarantineDir) << "\n";
+    }
+    metrics.orphan_files = r.orphans;
     metrics.exchanges = ingestor.writer().count();
   } catch (const std::exception& e) {
     std::cerr << "log-server: recovery failed: " << e.what() << "\n";

@@ -52,6 +52,9 @@ std::string Metrics::render() const {
   metric("log_server_frames_skipped_total", "counter",
          "Frames skipped: unknown exchange or invalid order.", load(frames_skipped));
   metric("log_server_exchanges", "gauge", "Exchanges in the index.", load(exchanges));
+  metric("log_server_recovery_orphan_files_total", "counter",
+         "Exchange files no index row named, moved to data_dir/orphaned at startup.",
+         load(orphan_files));
   return out;
 }
 

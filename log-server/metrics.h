@@ -29,7 +29,8 @@ class Metrics {
   std::atomic<uint64_t> batches_applied{0};
   std::atomic<uint64_t> batches_duplicate{0};
   std::atomic<uint64_t> frames_skipped{0};
-  std::atomic<int64_t> exchanges{0};  // rows in the index (gauge)
+  std::atomic<int64_t> exchanges{0};      // rows in the index (gauge)
+  std::atomic<uint64_t> orphan_files{0};  // moved aside by startup recovery (set once)
 
   void count_error(IngestErrorKind kind, uint64_t n = 1) {
     errors_[static_cast<int>(kind)].fetch_add(n, std::memory_order_relaxed);

@@ -479,3 +479,211 @@ TEST_CASE("blob store: file names") {
   CHECK(n.request == kRequestFile);
   CHECK(n.response == kResponseFile);
 }
+
+TEST_CASE("blob store: which names the orphan scan takes for exchange files") {
+  struct Case {
+    const char* day;
+    const char* name;
+    bool ours;
+  };
+  const Case cases[] = {
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d0424_request.bin", true},
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d0424_response.bin", true},
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d0424-5a5b-4c6d-8e9f-0123456789ab_request.bin",
+       true},
+      {"2025-09-13", "2025-09-14_02-11-09.123_092d0424_request.bin", false},  // another day
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d042_request.bin", false},   // 7 id chars
+      {"2025-09-13", "2025-09-13_02-11-09.123_092D0424_request.bin", false},  // upper case
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d0424_request.bin.tmp", false},
+      {"2025-09-13", "2025-09-13_02-11-09.123_092d0424_body.bin", false},
+      {"2025-09-13", "2025-09-13_02-11-09_092d0424_request.bin", false},  // no milliseconds
+      {"2025-09-13", "2025-09-13_02:11:09.123_092d0424_request.bin", false},
+      {"2025-09-13", "notes.txt", false},
+      {"2025-09-13", "", false},
+      {"orphaned", "2025-09-13_02-11-09.123_092d0424_request.bin", false},
+      {"2025-9-13", "2025-9-13_02-11-09.123_092d0424_request.bin", false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.day);
+    CAPTURE(c.name);
+    CHECK(is_blob_file_name(c.day, c.name) == c.ours);
+  }
+  CHECK(is_day_directory_name("2025-09-13"));
+  CHECK_FALSE(is_day_directory_name("orphaned"));
+  CHECK_FALSE(is_day_directory_name("2025-09-133"));
+  CHECK_FALSE(is_day_directory_name("2025_09_13"));
+}
+
+TEST_CASE("recovery: orphan files (no row names them) are moved aside and counted") {
+  Store s;
+  const std::string open = "0a0a0a0a-0000-4000-8000-000000000000";
+  const std::string open_request = "2025-09-13/2025-09-13_02-11-09.123_0a0a0a0a_request.bin";
+  const std::string open_response = "2025-09-13/2025-09-13_02-11-09.123_0a0a0a0a_response.bin";
+  const std::string twin = "092d0424-bbbb-4000-8000-000000000002";
+  s.apply_ok(Batch("p1", 1)
+                 .begin(kId)
+                 .request_head(kId)
+                 .response_head(kId)
+                 .response_body(kId, "done")
+                 .end(kId)
+                 .begin(twin)  // same millisecond and id8: full-id file names
+                 .request_head(twin)
+                 .response_head(twin)
+                 .end(twin)
+                 .begin(open)
+                 .request_head(open));
+  const std::string twin_request = s.row(twin).request_file;
+  REQUIRE(twin_request.find(twin) != std::string::npos);
+
+  // What a crash before COMMIT leaves: the response head of `open` never committed, nor the
+  // begins of two other exchanges (one with a full-id name, on another day).
+  const std::string lost1 = "2025-09-13/2025-09-13_05-00-00.000_ffffffff_request.bin";
+  const std::string lost2 =
+      "2025-09-14/2025-09-14_00-00-00.001_eeeeeeee-0000-4000-8000-000000000000_request.bin";
+  std::filesystem::create_directories(s.data + "/2025-09-14");
+  append_file(s.data + "/" + open_response, kResponseHead + "never acknowledged");
+  append_file(s.data + "/" + lost1, kRequestHead + "lost one");
+  append_file(s.data + "/" + lost2, kRequestHead);
+  // Not ours: left alone wherever they are.
+  const std::vector<std::string> foreign = {
+      "2025-09-13/notes.txt", "2025-09-13/2025-09-14_00-00-00.001_ffffffff_request.bin",
+      "stray_request.bin", "backup/2025-09-13_05-00-00.000_ffffffff_request.bin"};
+  std::filesystem::create_directories(s.data + "/backup");
+  for (const auto& f : foreign) append_file(s.data + "/" + f, "x");
+
+  RecoveryReport rep = recover(s.ingestor.writer(), s.blobs);
+  CHECK(rep.marked == 1);  // `open`
+  CHECK(rep.orphans == 3);
+  CHECK(rep.orphan_bytes ==
+        kResponseHead.size() + 18 + kRequestHead.size() + 8 + kRequestHead.size());
+  for (const auto& f : {open_response, lost1, lost2}) {
+    CAPTURE(f);
+    CHECK_FALSE(s.exists(f));
+    CHECK(s.exists(std::string(kQuarantineDir) + "/" + f));
+  }
+  CHECK(s.file(std::string(kQuarantineDir) + "/" + lost1) == kRequestHead + "lost one");
+  for (const auto& f : foreign) CHECK(s.exists(f));
+  // Files rows name stay, byte for byte.
+  CHECK(s.file(kRequestFile) == kRequestHead);
+  CHECK(s.file(kResponseFile) == kResponseHead + "done");
+  CHECK(s.exists(twin_request));
+  CHECK(s.exists(*s.row(twin).response_file));
+  CHECK(s.file(open_request) == kRequestHead);
+
+  // Nothing left to find, and the quarantine is not scanned as a day.
+  RecoveryReport again = recover(s.ingestor.writer(), s.blobs);
+  CHECK(again.orphans == 0);
+  CHECK(again.marked == 0);
+
+  // The proxy re-sends the batch that never committed: it applies once, byte-exact.
+  s.apply_ok(Batch("p1", 2).response_head(open).response_body(open, "now acknowledged").end(open));
+  CHECK(s.row(open).response_file == open_response);
+  CHECK(s.file(open_response) == kResponseHead + "now acknowledged");
+  CHECK(recover(s.ingestor.writer(), s.blobs).orphans == 0);
+}
+
+namespace {
+
+// Sets the disk quota test hook for the scope of a test.
+class QuotaHook {
+ public:
+  explicit QuotaHook(const std::string& file) : file_(file) {
+    REQUIRE(setenv(kTestQuotaEnv, file.c_str(), 1) == 0);
+  }
+  ~QuotaHook() { unsetenv(kTestQuotaEnv); }
+  void set(uint64_t bytes) { std::ofstream(file_, std::ios::trunc) << bytes << "\n"; }
+
+ private:
+  std::string file_;
+};
+
+}  // namespace
+
+TEST_CASE("ingest: a full disk (test quota hook) is disk full, rolled back, applied once later") {
+  Store s;
+  s.apply_ok(Batch("p1", 1).begin(kId).request_head(kId).request_body(kId, "kept"));
+  const uint64_t used = kRequestHead.size() + 4;
+
+  QuotaHook hook(s.dir.path() + "/quota");
+  hook.set(used + 100);  // room for 100 more bytes
+  const std::string other = "eeeeeeee-0000-4000-8000-000000000000";
+  Batch b2 = Batch("p1", 2)
+                 .request_body(kId, bytes(50, 1))
+                 .begin(other)
+                 .request_head(other)
+                 .request_body(other, bytes(5000, 2));
+  IngestResult full = s.apply(b2);
+  CHECK(full.status == IngestResult::Status::kDiskFull);
+  CHECK(full.error.find("No space left") != std::string::npos);
+  CHECK(s.metrics.errors(IngestErrorKind::kDiskFull) == 1);
+  CHECK_FALSE(s.ingestor.writer().batch_applied("p1", 2));
+  CHECK_FALSE(s.ingestor.writer().find(other));
+  CHECK(s.row().request_file_size == static_cast<int64_t>(used));
+
+  // Still full: a re-send fails the same way, and nothing moves.
+  CHECK(s.apply(b2).status == IngestResult::Status::kDiskFull);
+  CHECK(s.metrics.batches_applied == 1);
+
+  hook.set(10 * 1024 * 1024);  // space is back
+  s.apply_ok(b2);
+  CHECK(s.apply(b2).status == IngestResult::Status::kDuplicate);
+  CHECK(s.file(kRequestFile) == kRequestHead + "kept" + bytes(50, 1));
+  CHECK(s.file(s.row(other).request_file) == kRequestHead + bytes(5000, 2));
+  CHECK(s.metrics.batches_applied == 2);
+}
+
+TEST_CASE("ingest: SQLITE_FULL from the index is disk full too, and rolled back") {
+  Store s;
+  s.apply_ok(Batch("p1", 1).begin(kId).request_head(kId));
+  int64_t pages = 0;
+  {
+    Statement& st = s.db->cached("PRAGMA page_count");
+    StatementScope scope(st);
+    REQUIRE(st.step());
+    pages = st.int64(0);
+  }
+  // The index may not grow: SQLite answers SQLITE_FULL, as on a full disk.
+  s.db->exec("PRAGMA max_page_count = " + std::to_string(pages));
+  Batch many("p1", 2);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "%08x-0000-4000-8000-%012d", 0x20000000 + i, i);
+    ids.push_back(id);
+    many.begin(id).request_head(id).request_body(id, bytes(10, i)).end(id);
+  }
+  IngestResult full = s.apply(many);
+  INFO(full.error);
+  CHECK(full.status == IngestResult::Status::kDiskFull);
+  CHECK(full.error.find("index:") == 0);
+  CHECK(s.metrics.errors(IngestErrorKind::kDiskFull) == 1);
+  CHECK_FALSE(s.ingestor.writer().find(ids[0]));
+  CHECK_FALSE(s.ingestor.writer().batch_applied("p1", 2));
+
+  s.db->exec("PRAGMA max_page_count = 1073741823");
+  s.apply_ok(many);
+  for (int i = 0; i < 200; i += 37) {
+    ExchangeRow r = s.row(ids[i]);
+    CHECK(r.outcome == "complete");
+    CHECK(s.file(r.request_file) == kRequestHead + bytes(10, i));
+  }
+}
+
+TEST_CASE("recovery: an exchange continued after a restart and cut short again is cut back") {
+  Store s;
+  s.apply_ok(
+      Batch("p1", 1).begin(kId).request_head(kId).response_head(kId).response_body(kId, "a"));
+  CHECK(recover(s.ingestor.writer(), s.blobs).marked == 1);
+  // Re-sent frames continue it (still without its end); then a batch that never committed.
+  s.apply_ok(Batch("p1", 2).response_body(kId, "b"));
+  CHECK(s.row().outcome == "truncated");
+  append_file(s.data + "/" + kResponseFile, "never committed");
+  RecoveryReport rep = recover(s.ingestor.writer(), s.blobs);
+  CHECK(rep.marked == 0);
+  CHECK(rep.trimmed == 1);
+  CHECK(s.file(kResponseFile) == kResponseHead + "ab");
+  // Once its end arrives, it is final: recovery no longer reads its files.
+  s.apply_ok(Batch("p1", 3).response_body(kId, "c").end(kId));
+  append_file(s.data + "/" + kResponseFile, "x");
+  CHECK(recover(s.ingestor.writer(), s.blobs).trimmed == 0);
+}
