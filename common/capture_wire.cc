@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/json_writer.h"
+
 namespace lp::wire {
 
 namespace {
@@ -16,6 +18,13 @@ void put_u32(std::string* out, uint32_t v) {
   char b[4] = {static_cast<char>((v >> 24) & 0xff), static_cast<char>((v >> 16) & 0xff),
                static_cast<char>((v >> 8) & 0xff), static_cast<char>(v & 0xff)};
   out->append(b, sizeof b);
+}
+
+void set_u32(std::string* out, size_t at, uint32_t v) {
+  (*out)[at] = static_cast<char>((v >> 24) & 0xff);
+  (*out)[at + 1] = static_cast<char>((v >> 16) & 0xff);
+  (*out)[at + 2] = static_cast<char>((v >> 8) & 0xff);
+  (*out)[at + 3] = static_cast<char>(v & 0xff);
 }
 
 uint32_t get_u32(const unsigned char* p) {
@@ -58,17 +67,44 @@ void append_frame(std::string* out, FrameType type, const nlohmann::json& meta,
   // never take down the proxy because a client sent odd bytes in a header.
   std::string m = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out->reserve(out->size() + kFrameHeaderBytes + m.size() + data.size());
-  out->push_back(static_cast<char>(type));
-  put_u32(out, static_cast<uint32_t>(m.size()));
-  put_u32(out, static_cast<uint32_t>(data.size()));
+  size_t start = start_frame(out, type);
   out->append(m);
+  finish_frame(out, start, data);
+}
+
+size_t start_frame(std::string* out, FrameType type) {
+  size_t start = out->size();
+  out->push_back(static_cast<char>(type));
+  put_u32(out, 0);  // meta_len, data_len: finish_frame knows them
+  put_u32(out, 0);
+  return start;
+}
+
+size_t finish_meta(std::string* out, size_t frame_start) {
+  size_t meta_len = out->size() - frame_start - kFrameHeaderBytes;
+  set_u32(out, frame_start + 1, static_cast<uint32_t>(meta_len));
+  return out->size();
+}
+
+void finish_data(std::string* out, size_t frame_start, size_t data_start) {
+  set_u32(out, frame_start + 5, static_cast<uint32_t>(out->size() - data_start));
+}
+
+void finish_frame(std::string* out, size_t frame_start, std::string_view data) {
+  size_t data_start = finish_meta(out, frame_start);
   out->append(data.data(), data.size());
+  finish_data(out, frame_start, data_start);
 }
 
 void begin_batch(std::string* out, const std::string& proxy_id, uint64_t seq) {
   out->append(kMagic.data(), kMagic.size());
   out->push_back(static_cast<char>(kVersion));
-  append_frame(out, FrameType::kBatch, nlohmann::json{{"proxy_id", proxy_id}, {"seq", seq}}, {});
+  size_t start = start_frame(out, FrameType::kBatch);
+  JsonObjectWriter meta(out);  // keys in nlohmann's (sorted) order
+  meta.field("proxy_id", proxy_id);
+  meta.field("seq", seq);
+  meta.close();
+  finish_frame(out, start, {});
 }
 
 std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* error) {

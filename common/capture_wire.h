@@ -54,6 +54,16 @@ struct Frame {
 // caller (encoding never fails, decoding enforces the limits).
 void append_frame(std::string* out, FrameType type, const nlohmann::json& meta,
                   std::string_view data);
+// The same without a DOM, for the proxy's hot path: start_frame() appends the frame header
+// with the lengths left open and returns where the frame starts; the caller then appends the
+// meta object to `out` (common/json_writer.h); finish_frame() fills in both lengths and appends
+// the data. The bytes are those append_frame would write for the same meta.
+size_t start_frame(std::string* out, FrameType type);
+void finish_frame(std::string* out, size_t frame_start, std::string_view data);
+// Or, to write the data in place as well: finish_meta() after the meta returns where the data
+// starts; append the data; then finish_data().
+size_t finish_meta(std::string* out, size_t frame_start);
+void finish_data(std::string* out, size_t frame_start, size_t data_start);
 // The batch preamble: magic, version, and the kBatch frame.
 void begin_batch(std::string* out, const std::string& proxy_id, uint64_t seq);
 

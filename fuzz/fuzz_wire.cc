@@ -3,17 +3,26 @@
 //
 // Invariants checked beyond "no crash": a decoded batch re-encodes (append_frame) to bytes that
 // decode to the same proxy id, sequence number and frames, and a rejected batch always carries
-// a message.
+// a message. Differentially: the proxy's JSON string writer (common/json_writer.h) escapes the
+// input bytes exactly as nlohmann's dump does, invalid UTF-8 included.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "common/capture_wire.h"
+#include "common/json_writer.h"
 #include "fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  {
+    std::string_view s = bytes.substr(0, 4096);
+    std::string ours;
+    lp::append_json_string(&ours, s);
+    FUZZ_CHECK(ours == nlohmann::json(std::string(s))
+                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
   std::string error;
   auto batch = lp::wire::decode_batch(bytes, &error);
   if (!batch) {

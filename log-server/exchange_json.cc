@@ -61,6 +61,15 @@ json detail_json(const ExchangeRow& r, const std::optional<HttpHead>& request_he
                   {"request_forwarded_us", or_null(r.request_forwarded_us)},
                   {"upstream_headers_us", or_null(r.upstream_headers_us)},
                   {"first_byte_us", or_null(r.first_byte_us)}};
+  // The rest of what the proxy reported (its overhead, connect time, chunk delays), as sent.
+  if (r.timings_json) {
+    json extra = json::parse(*r.timings_json, nullptr, /*allow_exceptions=*/false);
+    if (extra.is_object()) {
+      for (auto it = extra.begin(); it != extra.end(); ++it) {
+        if (!j["timings"].contains(it.key())) j["timings"][it.key()] = it.value();
+      }
+    }
+  }
   j["files"] = {{"request", r.request_file},
                 {"request_size", r.request_file_size},
                 {"response", or_null(r.response_file)},

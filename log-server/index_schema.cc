@@ -8,11 +8,12 @@ const char* const kExchangeColumns =
     "request_forwarded_us, upstream_headers_us, first_byte_us, request_content_type, "
     "response_content_type, response_content_encoding, request_file, response_file, "
     "request_file_size, response_file_size, request_head_size, response_head_size, proxy_id, "
-    "ingested_at";
+    "ingested_at, timings_json";
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: timings_json (version 1 indexes get the column when a writer opens them).
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
   request_head_size INTEGER NOT NULL,
   response_head_size INTEGER NOT NULL,
   proxy_id TEXT NOT NULL,
-  ingested_at TEXT NOT NULL
+  ingested_at TEXT NOT NULL,
+  timings_json TEXT
 );
 -- Newest first, keyset on (started_us, id); each filter column leads its own index so an
 -- equality filter plus the time order is one range scan.
@@ -99,6 +101,7 @@ ExchangeRow read_exchange_row(const Statement& s) {
   r.response_head_size = s.int64(c++);
   r.proxy_id = s.text(c++);
   r.ingested_at = s.text(c++);
+  r.timings_json = s.opt_text(c++);
   return r;
 }
 
@@ -122,6 +125,7 @@ std::unique_ptr<Database> open_index(const std::string& path, bool writer) {
                                  std::to_string(kSchemaVersion) + ")");
       }
       db->exec(kSchema);
+      if (version == 1) db->exec("ALTER TABLE exchanges ADD COLUMN timings_json TEXT");
       db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
       db->exec("COMMIT");
     } catch (...) {

@@ -35,6 +35,9 @@ struct ExchangeRow {
   std::optional<int64_t> request_forwarded_us;
   std::optional<int64_t> upstream_headers_us;
   std::optional<int64_t> first_byte_us;
+  // The end frame's whole "timings" object as JSON (the fields above and the proxy's
+  // overhead figures: proxy_overhead_us, upstream_connect_us, response_chunk*), shown as is.
+  std::optional<std::string> timings_json;
   std::optional<std::string> request_content_type;
   std::optional<std::string> response_content_type;
   std::optional<std::string> response_content_encoding;

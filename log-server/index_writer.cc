@@ -48,7 +48,7 @@ void IndexWriter::insert(const ExchangeRow& r) {
   Statement& s = db_.cached(std::string("INSERT INTO exchanges (") + kExchangeColumns +
                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
                             "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
-                            "?27, ?28, ?29, ?30)");
+                            "?27, ?28, ?29, ?30, ?31)");
   StatementScope scope(s);
   int c = 1;
   s.bind(c++, r.id);
@@ -81,6 +81,7 @@ void IndexWriter::insert(const ExchangeRow& r) {
   s.bind(c++, r.response_head_size);
   s.bind(c++, r.proxy_id);
   s.bind(c++, r.ingested_at);
+  s.bind(c++, r.timings_json);
   s.step();
 }
 
@@ -90,8 +91,8 @@ void IndexWriter::update(const ExchangeRow& r) {
       "response_bytes = ?6, total_us = ?7, request_forwarded_us = ?8, upstream_headers_us = ?9, "
       "first_byte_us = ?10, request_content_type = ?11, response_content_type = ?12, "
       "response_content_encoding = ?13, response_file = ?14, request_file_size = ?15, "
-      "response_file_size = ?16, request_head_size = ?17, response_head_size = ?18 "
-      "WHERE id = ?1");
+      "response_file_size = ?16, request_head_size = ?17, response_head_size = ?18, "
+      "timings_json = ?19 WHERE id = ?1");
   StatementScope scope(s);
   int c = 1;
   s.bind(c++, r.id);
@@ -112,6 +113,7 @@ void IndexWriter::update(const ExchangeRow& r) {
   s.bind(c++, r.response_file_size);
   s.bind(c++, r.request_head_size);
   s.bind(c++, r.response_head_size);
+  s.bind(c++, r.timings_json);
   s.step();
 }
 

@@ -122,6 +122,7 @@ class BatchApplier {
           r.upstream_headers_us = opt_int(*t, "upstream_headers_us");
           r.first_byte_us = opt_int(*t, "first_byte_us");
           r.total_us = opt_int(*t, "total_us");
+          r.timings_json = t->dump(-1, ' ', false, json::error_handler_t::replace);
         }
         break;
       }

@@ -1,15 +1,22 @@
 #include "proxy/capture_queue.h"
 
+#include <algorithm>
+
 namespace lp {
 
-bool CaptureQueue::push(std::string frame, bool force) {
+bool CaptureQueue::push(std::string&& frame, bool force) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!force && bytes_ + frame.size() > max_bytes_) return false;
     bytes_ += frame.size();
     frames_.push_back(std::move(frame));
+    if (bytes_ >= wake_at_bytes_) {
+      wake_at_bytes_ = kNoWaiter;
+      wake = true;
+    }
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return true;
 }
 
@@ -17,12 +24,15 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
                                std::chrono::steady_clock::time_point first_frame_deadline,
                                std::chrono::steady_clock::duration batch_age) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!cv_.wait_until(lock, first_frame_deadline, [&] { return closed_ || !frames_.empty(); })) {
-    return 0;
-  }
+  wake_at_bytes_ = 1;
+  const bool any =
+      cv_.wait_until(lock, first_frame_deadline, [&] { return closed_ || !frames_.empty(); });
+  wake_at_bytes_ = kNoWaiter;
+  if (!any) return 0;
   // A batch closes when full or when its first frame is batch_age old: a quiet proxy still
   // ships each exchange within batch_age.
   auto batch_deadline = std::chrono::steady_clock::now() + batch_age;
+  out->reserve(out->size() + std::min(std::max(bytes_, size_t{64} << 10), max_bytes));
   size_t moved = 0;
   while (true) {
     while (!frames_.empty() && (moved == 0 || out->size() + frames_.front().size() <= max_bytes)) {
@@ -33,7 +43,13 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
       ++moved;
     }
     if (closed_ || out->size() >= max_bytes || !frames_.empty()) break;
-    if (!cv_.wait_until(lock, batch_deadline, [&] { return closed_ || !frames_.empty(); })) break;
+    if (std::chrono::steady_clock::now() >= batch_deadline) break;
+    // Sleep until the batch could be filled or it is old enough, not once per push: producers
+    // wake this thread only when the queue holds `room` bytes.
+    const size_t room = max_bytes - out->size();
+    wake_at_bytes_ = room;
+    cv_.wait_until(lock, batch_deadline, [&] { return closed_ || bytes_ >= room; });
+    wake_at_bytes_ = kNoWaiter;
   }
   return moved;
 }

@@ -1,7 +1,8 @@
 // The bounded hand-off between client threads (producers of encoded capture frames) and the
 // shipper thread. push() never blocks: when the queue holds max_bytes it refuses the frame
 // and the producer marks its exchange truncated. End frames are admitted past the bound
-// (they are small, and they are how the log server learns an exchange was truncated).
+// (they are small, and they are how the log server learns an exchange was truncated). A push
+// wakes the shipper only when it waits for a first frame or for enough bytes to fill a batch.
 #pragma once
 
 #include <chrono>
@@ -17,8 +18,9 @@ class CaptureQueue {
  public:
   explicit CaptureQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
 
-  // False (frame dropped) when full, unless `force`.
-  bool push(std::string frame, bool force = false);
+  // False (frame dropped) when full, unless `force`; `frames` (one or more encoded frames) is
+  // moved from only when admitted.
+  bool push(std::string&& frames, bool force = false);
   // Waits until at least one frame is queued or `deadline`, then keeps collecting until
   // `out` holds max_bytes or `deadline` passes. Returns the number of frames moved.
   size_t pop_batch(std::string* out, size_t max_bytes,
@@ -34,6 +36,10 @@ class CaptureQueue {
   std::condition_variable cv_;
   std::deque<std::string> frames_;
   size_t bytes_ = 0;
+  // A waiting pop_batch is woken when bytes_ reaches this (its first frame, or enough to fill
+  // its batch), so producers do not wake the shipper on every push.
+  static constexpr size_t kNoWaiter = SIZE_MAX;
+  size_t wake_at_bytes_ = kNoWaiter;
   bool closed_ = false;
 };
 

@@ -2,10 +2,52 @@
 
 #include <unistd.h>
 
-#include <chrono>
+#include <algorithm>
+#include <cstring>
 #include <ctime>
 
 namespace lp {
+namespace {
+
+// After a wake-up the writer waits this long for more lines before writing: under load one
+// write() then carries many lines and producers find it busy (no wake-up); a line reaches the
+// terminal at most this much later.
+constexpr auto kLinger = std::chrono::milliseconds(2);
+constexpr size_t kMaxWrite = 64 * 1024;
+
+template <class T>
+void put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <class T>
+T get(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Formats timestamps, reusing the last one within the same second.
+class TimestampCache {
+ public:
+  std::string_view format(int64_t t_us) {
+    int64_t secs = t_us >= 0 ? t_us / 1000000 : (t_us - 999999) / 1000000;
+    if (secs != secs_ || len_ == 0) {
+      secs_ = secs;
+      std::string s = console_timestamp(std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::seconds(secs))));
+      len_ = s.copy(buf_, sizeof buf_);
+    }
+    return {buf_, len_};
+  }
+
+ private:
+  int64_t secs_ = 0;
+  char buf_[32];
+  size_t len_ = 0;
+};
+
+}  // namespace
 
 ConsoleLog::ConsoleLog(bool enabled, size_t max_queued_lines)
     : enabled_(enabled), max_queued_(max_queued_lines) {
@@ -22,50 +64,86 @@ ConsoleLog::~ConsoleLog() {
   thread_.join();
 }
 
-void ConsoleLog::line(std::string text) {
+void ConsoleLog::append(int64_t t_us, std::initializer_list<std::string_view> parts) {
   if (!enabled_) return;
+  size_t len = 0;
+  for (auto p : parts) len += p.size();
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= max_queued_) {
+    if (queued_lines_ >= max_queued_) {
       ++dropped_;
       return;
     }
-    queue_.push_back(std::move(text));
+    put(&queued_, t_us);
+    put(&queued_, static_cast<uint32_t>(len));
+    for (auto p : parts) queued_.append(p);
+    ++queued_lines_;
+    if (sleeping_) {
+      sleeping_ = false;
+      wake = true;
+    }
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void ConsoleLog::flush() {
   if (!enabled_) return;
   std::unique_lock<std::mutex> lock(mu_);
-  drained_.wait(lock, [this] { return queue_.empty() && !writing_; });
+  if (sleeping_ && !queued_.empty()) {
+    sleeping_ = false;
+    cv_.notify_one();
+  }
+  drained_.wait(lock, [this] { return queued_.empty() && !writing_; });
 }
 
 void ConsoleLog::run() {
+  std::string taken;
+  std::string out;
+  TimestampCache stamps;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty() && stop_) break;
-    std::string batch;
-    while (!queue_.empty() && batch.size() < 64 * 1024) {
-      batch += queue_.front();
-      batch += '\n';
-      queue_.pop_front();
+    if (queued_.empty() && !stop_) {
+      sleeping_ = true;
+      cv_.wait(lock, [this] { return stop_ || !sleeping_; });
+      sleeping_ = false;
+      // Let more lines gather; only stop (or flush) cuts this short.
+      if (!stop_) cv_.wait_for(lock, kLinger, [this] { return stop_; });
     }
-    if (dropped_ > 0) {
-      batch += "[console] " + std::to_string(dropped_) + " lines dropped (stdout too slow)\n";
-      dropped_ = 0;
-    }
+    if (queued_.empty() && stop_) break;
+    taken.swap(queued_);
+    queued_lines_ = 0;
+    uint64_t dropped = dropped_;
+    dropped_ = 0;
     writing_ = true;
     lock.unlock();
-    for (size_t off = 0; off < batch.size();) {
-      ssize_t n = ::write(STDOUT_FILENO, batch.data() + off, batch.size() - off);
+
+    for (size_t off = 0; off < taken.size();) {
+      auto t_us = get<int64_t>(taken.data() + off);
+      auto len = get<uint32_t>(taken.data() + off + sizeof(int64_t));
+      off += sizeof(int64_t) + sizeof(uint32_t);
+      if (t_us != kNoTime) out.append(stamps.format(t_us));
+      out.append(taken, off, len);
+      out.push_back('\n');
+      off += len;
+    }
+    if (dropped > 0) {
+      out += "[console] " + std::to_string(dropped) + " lines dropped (stdout too slow)\n";
+    }
+    for (size_t off = 0; off < out.size();) {
+      size_t n_max = std::min(out.size() - off, kMaxWrite);
+      ssize_t n = ::write(STDOUT_FILENO, out.data() + off, n_max);
       if (n <= 0) break;  // stdout gone: nothing more useful to do with console lines
       off += static_cast<size_t>(n);
     }
+    taken.clear();
+    out.clear();
+    if (taken.capacity() > 4 * kMaxWrite) taken.shrink_to_fit();
+    if (out.capacity() > 4 * kMaxWrite) out.shrink_to_fit();
+
     lock.lock();
     writing_ = false;
-    if (queue_.empty()) drained_.notify_all();
+    if (queued_.empty()) drained_.notify_all();
   }
   drained_.notify_all();
 }

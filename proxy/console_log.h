@@ -1,13 +1,18 @@
-// Console output off the client's path: lines go into a bounded queue that one thread writes
-// to stdout, so a slow terminal or a full pipe never stalls a request. When the queue is
-// full, lines are dropped and counted, and the count is printed once there is room again.
+// Console output off the client's path: a line costs the caller one short mutex-held append
+// into a shared buffer, nothing more. One thread formats (timestamps, localtime) and writes to
+// stdout, so a slow terminal or a full pipe never stalls a request. The writer is woken only
+// when it sleeps, then lingers a moment to collect more lines, so under load there is no
+// futex wake-up per line and one write() carries many. When the buffer is full, lines are
+// dropped and counted, and the count is printed once there is room again.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <initializer_list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace lp {
@@ -21,11 +26,19 @@ class ConsoleLog {
 
   bool enabled() const { return enabled_; }
   // Queues one line (without its newline). Never blocks on output.
-  void line(std::string text);
+  void line(std::string_view text) { append(kNoTime, {text}); }
+  // Queues "<console_timestamp(t)><parts...>"; the timestamp is formatted by the writer thread.
+  void stamped_line(std::chrono::system_clock::time_point t,
+                    std::initializer_list<std::string_view> parts) {
+    append(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count(),
+           parts);
+  }
   // Writes everything queued so far, then returns.
   void flush();
 
  private:
+  static constexpr int64_t kNoTime = INT64_MIN;
+  void append(int64_t t_us, std::initializer_list<std::string_view> parts);
   void run();
 
   const bool enabled_;
@@ -33,8 +46,10 @@ class ConsoleLog {
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable drained_;
-  std::deque<std::string> queue_;
+  std::string queued_;  // records: time i64 | length u32 | text
+  size_t queued_lines_ = 0;
   uint64_t dropped_ = 0;
+  bool sleeping_ = false;  // the writer waits for a line: the next append wakes it
   bool writing_ = false;
   bool stop_ = false;
   std::thread thread_;

@@ -35,6 +35,14 @@ struct ExchangeTimings {
   Clock::time_point upstream_headers;   // upstream response head parsed
   Clock::time_point first_body_byte;    // first response body bytes written to the client
   Clock::time_point end;
+  // The proxy's own share (issue 5): time connecting to the upstream (TCP and TLS, every
+  // attempt) when no pooled connection was used, and for the response body, each write to
+  // the client timed from the arrival of its oldest bytes from upstream to the write's end.
+  bool new_upstream_connection = false;
+  Clock::duration upstream_connect{};
+  uint64_t response_chunks = 0;
+  Clock::duration chunk_delay_max{};
+  Clock::duration chunk_delay_total{};
 };
 
 struct ExchangeSummary {

@@ -1,11 +1,13 @@
 #include "proxy/forwarder.h"
 
+#include <charconv>
 #include <cstdio>
 #include <map>
 
 #include "common/ids.h"
 #include "proxy/body_stream.h"
 #include "proxy/forward_headers.h"
+#include "proxy/redaction.h"
 
 namespace lp {
 namespace {
@@ -13,12 +15,6 @@ namespace {
 // A local response (404, 502, ...) may arrive before the client sent its body; reading a
 // small body first lets the client see the answer instead of a reset.
 constexpr uint64_t kMaxDrainBytes = 1 << 20;
-
-std::string format_ms(Clock::duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f", std::chrono::duration<double, std::milli>(d).count());
-  return buf;
-}
 
 std::string seconds_text(std::chrono::milliseconds d) {
   char buf[32];
@@ -180,11 +176,19 @@ bool Forwarder::serve(ClientConnection& client, const RequestHead& head) {
 
 void Forwarder::log_start(const Exchange& ex) const {
   if (!console_.enabled()) return;
-  std::string line = console_timestamp(ex.info.started_at);
-  line += " [" + short_id(ex.info.id) + "] " + ex.head.method + " " + ex.head.target + " -> ";
-  line += ex.info.destination.empty() ? std::string("(no route)") : ex.info.destination;
-  if (ex.observer) line += " [log]";
-  console_.line(std::move(line));
+  // Credentials in the query (?key=...) are masked; the writer thread adds the timestamp.
+  std::string target_masked, destination_masked;
+  std::string_view target = ex.head.target;
+  if (target.find('?') != std::string_view::npos) target = target_masked = redact_query(target);
+  std::string_view destination = ex.info.destination;
+  if (destination.empty()) {
+    destination = "(no route)";
+  } else if (destination.find('?') != std::string_view::npos) {
+    destination = destination_masked = redact_query(destination);
+  }
+  console_.stamped_line(ex.info.started_at,
+                        {" [", std::string_view(ex.info.id).substr(0, 8), "] ", ex.head.method, " ",
+                         target, " -> ", destination, ex.observer ? " [log]" : ""});
 }
 
 bool Forwarder::finish(Exchange& ex) {
@@ -198,15 +202,31 @@ bool Forwarder::finish(Exchange& ex) {
     }
   }
   if (console_.enabled()) {
-    std::string line = console_timestamp(std::chrono::system_clock::now());
-    line += " [" + short_id(ex.info.id) + "] " + std::to_string(ex.summary.status) + " " +
-            std::to_string(ex.summary.response_body_bytes) + " bytes " +
-            format_ms(ex.summary.timings.end - ex.summary.timings.start) + " ms";
-    if (ex.summary.outcome != Outcome::kComplete) {
-      line += " " + std::string(outcome_name(ex.summary.outcome));
-      if (!ex.summary.error.empty()) line += ": " + ex.summary.error;
-    }
-    console_.line(std::move(line));
+    // Integers only (no printf): "200 1024 bytes 0.1 ms".
+    char status[16], bytes[24], ms[32];
+    auto end_of = [](char* b, size_t n, auto v) { return std::to_chars(b, b + n, v).ptr; };
+    const std::string_view status_text(status,
+                                       end_of(status, sizeof status, ex.summary.status) - status);
+    const std::string_view bytes_text(
+        bytes, end_of(bytes, sizeof bytes, ex.summary.response_body_bytes) - bytes);
+    const auto tenths =
+        static_cast<uint64_t>((std::chrono::duration_cast<std::chrono::microseconds>(
+                                   ex.summary.timings.end - ex.summary.timings.start)
+                                   .count() +
+                               50) /
+                              100);
+    char* p = end_of(ms, sizeof ms - 2, tenths / 10);
+    *p++ = '.';
+    *p++ = static_cast<char>('0' + tenths % 10);
+    const std::string_view ms_text(ms, p - ms);
+    const bool complete = ex.summary.outcome == Outcome::kComplete;
+    const bool with_error = !complete && !ex.summary.error.empty();
+    console_.stamped_line(
+        std::chrono::system_clock::now(),
+        {" [", std::string_view(ex.info.id).substr(0, 8), "] ", status_text, " ", bytes_text,
+         " bytes ", ms_text, " ms", complete ? "" : " ",
+         complete ? std::string_view() : outcome_name(ex.summary.outcome), with_error ? ": " : "",
+         with_error ? std::string_view(ex.summary.error) : std::string_view()});
   }
   if (ex.observer) ex.observer->on_end(ex.summary);
   return !ex.client_close;
@@ -314,8 +334,13 @@ bool Forwarder::forward(Exchange& ex) {
   bool request_sent_fully = true;
   for (int attempt = 0;; ++attempt) {
     std::string error;
+    const Clock::time_point acquire_start = Clock::now();
     conn = pool_.acquire(endpoint, deadline_after(sc.connect_timeout), &error);
     if (!conn) return upstream_failed(502, error);
+    if (!conn->reused) {
+      ex.summary.timings.new_upstream_connection = true;
+      ex.summary.timings.upstream_connect += Clock::now() - acquire_start;
+    }
     const bool may_retry = conn->reused && attempt == 0;
     IoResult w = write_all(*conn->stream, head_bytes.data(), head_bytes.size(),
                            deadline_after(sc.upstream_timeout));
@@ -466,11 +491,15 @@ bool Forwarder::forward(Exchange& ex) {
   BodyEncoder encoder(client_framing);
   std::string out;
   append_response_head(&out, downstream);
+  // Arrival of the oldest body bytes in `out`; bytes that came with the head arrived with it.
+  Clock::time_point out_since{};
+  bool first = true;
   auto tee = [&](std::string_view piece) {
-    if (ex.observer) ex.observer->on_response_body(piece, Clock::now());
+    Clock::time_point arrived = first ? ex.summary.timings.upstream_headers : Clock::now();
+    if (out_since == Clock::time_point{}) out_since = arrived;
+    if (ex.observer) ex.observer->on_response_body(piece, arrived);
     encoder.append(&out, piece);
   };
-  bool first = true;
   while (true) {
     if (!body.done() && (!first || body.has_buffered())) {
       IoResult r = body.read_once(*conn->stream, deadline_after(sc.upstream_timeout),
@@ -504,8 +533,15 @@ bool Forwarder::forward(Exchange& ex) {
         ex.summary.response_body_bytes = body.decoded_bytes();
         return client_gone("writing to the client: " + w.error);
       }
-      if (ex.summary.timings.first_body_byte == Clock::time_point{} && body.decoded_bytes() > 0) {
-        ex.summary.timings.first_body_byte = Clock::now();
+      ExchangeTimings& t = ex.summary.timings;
+      if (out_since != Clock::time_point{}) {
+        const Clock::time_point written = Clock::now();
+        const Clock::duration delay = written - out_since;
+        ++t.response_chunks;
+        t.chunk_delay_total += delay;
+        if (delay > t.chunk_delay_max) t.chunk_delay_max = delay;
+        if (t.first_body_byte == Clock::time_point{}) t.first_body_byte = written;
+        out_since = Clock::time_point{};
       }
       out.clear();
     }

@@ -108,8 +108,9 @@ void Shipper::warn_truncations() {
     return;
   }
   console_.line("[capture] WARNING: " + std::to_string(truncated - truncations_reported_) +
-                " exchanges truncated: capture queue full (log server unreachable and spool "
-                "full or disabled); clients are unaffected");
+                " exchanges truncated: capture queue full (the log server takes captures "
+                "slower than they come, or is unreachable with the spool full or disabled); "
+                "clients are unaffected");
   truncations_reported_ = truncated;
   last_truncation_warning_ = now;
 }
@@ -125,7 +126,6 @@ void Shipper::run() {
   auto past_stop_deadline = [&] {
     return stopping_ && SteadyClock::now().time_since_epoch().count() >= stop_deadline_ns_;
   };
-  std::string frames;
   while (true) {
     warn_truncations();
     // The backlog goes first, oldest first, so the log server sees batches in order.
@@ -150,17 +150,18 @@ void Shipper::run() {
       std::this_thread::sleep_until(std::min(next_attempt, SteadyClock::now() + kMaxBackoff));
       continue;
     }
-    frames.clear();
+    // The frames go straight behind the batch preamble (no second copy of the batch).
+    std::string batch;
+    wire::begin_batch(&batch, proxy_id_, seq_ + 1);
+    const size_t preamble = batch.size();
     auto wait_until = backlog ? next_attempt : SteadyClock::now() + std::chrono::seconds(1);
-    size_t n = queue_.pop_batch(&frames, config_.logging.batch_bytes, wait_until,
+    size_t n = queue_.pop_batch(&batch, preamble + config_.logging.batch_bytes, wait_until,
                                 config_.logging.batch_interval);
     if (n == 0) {
       if (stopping_ && queue_.bytes() == 0) break;
       continue;
     }
-    std::string batch;
-    wire::begin_batch(&batch, proxy_id_, ++seq_);
-    batch += frames;
+    ++seq_;
     if (!backlog && !past_stop_deadline()) {
       SendResult r = send(batch);
       if (r != SendResult::kFailed) continue;

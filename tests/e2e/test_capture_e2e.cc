@@ -1142,3 +1142,103 @@ TEST_CASE("routes.NAME.headers: the proxy injects the provider key and the captu
   CHECK(head.find("X-Provider-Key: ****mnop\r\n") != std::string::npos);
   CHECK(head.find("abcdefghijkl") == std::string::npos);
 }
+
+TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chunk delays") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  Api api(ls.port());
+  const std::string tag = run_tag("timing");
+  const std::string key = "AIzaSy-0123456789abcdefWXYZ";  // a Gemini-style key in the query
+
+  // A slow stream on the proxy's first upstream connection (a new one: connect time), then
+  // short calls, which find that upstream connection in the pool.
+  constexpr int kEvents = 6;
+  const std::string sse_path =
+      "/mock/sse?n=" + std::to_string(kEvents) + "&ms=100&tag=" + tag + "-sse&key=" + key;
+  {
+    HttpResponse r = http_exchange(port, make_request("GET", sse_path, port, {}), "GET", 10000ms);
+    REQUIRE(r.status() == 200);
+    size_t events = 0;
+    for (size_t p = 0; (p = r.body.find("data: ", p)) != std::string::npos; ++p) ++events;
+    REQUIRE(events == kEvents);
+  }
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = http_exchange(
+        port, make_request("GET", "/mock/echo?tag=" + tag + "-echo" + std::to_string(i), port, {}),
+        "GET");
+    REQUIRE(r.status() == 200);
+  }
+
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [](const std::vector<json>& rs) { return rs.size() >= 4 && all_finished(rs); }, 10000ms);
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << describe_rows(rows) << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  const std::string masked_sse_path =
+      "/mock/sse?n=" + std::to_string(kEvents) + "&ms=100&tag=" + tag + "-sse&key=****WXYZ";
+  auto paths = by_path(rows);
+  REQUIRE(paths[masked_sse_path].size() == 1);
+
+  // The stream: one chunk per event, each forwarded within a generous bound.
+  const std::string sse_id = paths[masked_sse_path][0]["id"].get<std::string>();
+  json sse = api.get_json("/requests/" + sse_id);
+  const json& t = sse["timings"];
+  INFO("stream timings: " << t.dump());
+  MESSAGE("SSE timings: " << t.dump());
+  CHECK(t["response_chunks"] == kEvents);
+  REQUIRE(t["response_chunk_delay_max_us"].is_number_integer());
+  REQUIRE(t["response_chunk_delay_total_us"].is_number_integer());
+  const int64_t max_us = t["response_chunk_delay_max_us"].get<int64_t>();
+  const int64_t total_us = t["response_chunk_delay_total_us"].get<int64_t>();
+  CHECK(max_us >= 0);
+  CHECK(max_us < 500000);  // an event is not held back until the next one (100 ms later)
+  CHECK(total_us >= max_us);
+  CHECK(total_us <= max_us * kEvents);
+  REQUIRE(t["upstream_connect_us"].is_number_integer());  // the first upstream connection
+  REQUIRE(t["proxy_overhead_us"].is_number_integer());
+  REQUIRE(t["request_forwarded_us"].is_number_integer());
+  const int64_t connect_us = t["upstream_connect_us"].get<int64_t>();
+  const int64_t overhead_us = t["proxy_overhead_us"].get<int64_t>();
+  CHECK(connect_us > 0);
+  CHECK(overhead_us >= 0);
+  CHECK(overhead_us + connect_us == t["request_forwarded_us"].get<int64_t>());
+  CHECK(t["total_us"].get<int64_t>() >= 100000 * (kEvents - 1));
+  CHECK(t["first_byte_us"].get<int64_t>() <= t["total_us"].get<int64_t>());
+
+  // The query credential is masked in the record, the stored request line and the console.
+  CHECK(sse["request_line"].get<std::string>().find(key) == std::string::npos);
+  CHECK(sse["request_line"].get<std::string>().find("key=****WXYZ") != std::string::npos);
+  CHECK(sse["destination"].get<std::string>().find("key=****WXYZ") != std::string::npos);
+  const std::string req = api.get_raw("/requests/" + sse_id + "/request");
+  CHECK(req.find("X-Proxy-Path: " + masked_sse_path + "\r\n") != std::string::npos);
+  CHECK(files_containing(data, "0123456789abcdef").empty());
+  bool console_masked = false;
+  for (const auto& line : proxy.process().lines()) {
+    CHECK(line.find("0123456789abcdef") == std::string::npos);
+    if (line.find("key=****WXYZ -> ") != std::string::npos) console_masked = true;
+  }
+  CHECK(console_masked);
+
+  // The short calls after it: pooled, so no connect time; at least one used the pool.
+  int pooled = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string path = "/mock/echo?tag=" + tag + "-echo" + std::to_string(i);
+    REQUIRE(paths[path].size() == 1);
+    json d = api.get_json("/requests/" + paths[path][0]["id"].get<std::string>());
+    const json& et = d["timings"];
+    INFO("echo timings: " << et.dump());
+    CHECK(et["proxy_overhead_us"].is_number_integer());
+    CHECK(et["response_chunks"].get<int64_t>() >= 1);
+    if (!et.contains("upstream_connect_us")) {
+      ++pooled;
+      CHECK(et["proxy_overhead_us"] == et["request_forwarded_us"]);
+    }
+  }
+  CHECK(pooled >= 1);
+}

@@ -1,6 +1,9 @@
 // Redaction, the capture queue's bound, and the frames the capture tee emits.
 #include <doctest/doctest.h>
 
+#include <ctime>
+#include <thread>
+
 #include "common/capture_wire.h"
 #include "proxy/capture_queue.h"
 #include "proxy/capture_tee.h"
@@ -72,6 +75,76 @@ TEST_CASE("captured heads carry X-Proxy-Path and masked credentials") {
         "HTTP/1.1 200 OK\r\nSet-Cookie: ****qrst\r\nContent-Type: text/event-stream\r\n\r\n");
 }
 
+TEST_CASE("redact_query masks credential parameters and keeps everything else") {
+  struct Row {
+    const char* in;
+    const char* out;
+  };
+  const Row rows[] = {
+      {"/v1/models", "/v1/models"},
+      {"/v1/models?", "/v1/models?"},
+      {"/v1/x?key=sk-1234567890abcdefwxyz", "/v1/x?key=****wxyz"},
+      {"/v1/x?model=a&key=sk-1234567890abcdefwxyz&n=1", "/v1/x?model=a&key=****wxyz&n=1"},
+      {"/x?API_KEY=short&Token=abcdefghijklmnop", "/x?API_KEY=****&Token=****mnop"},
+      {"/x?api-key=1&apikey=2&x-api-key=3&access_token=4&refresh_token=5&id_token=6",
+       "/x?api-key=****&apikey=****&x-api-key=****&access_token=****&refresh_token=****&id_"
+       "token=****"},
+      {"/x?auth=1&sig=2&signature=3&password=4&secret=5&client_secret=6",
+       "/x?auth=****&sig=****&signature=****&password=****&secret=****&client_secret=****"},
+      {"/x?key=", "/x?key=****"},                                      // empty value: still marked
+      {"/x?key", "/x?key"},                                            // no value to mask
+      {"/x?monkey=1&keys=2&key_id=3", "/x?monkey=1&keys=2&key_id=3"},  // whole names only
+      {"/x?a=1&&key=abcdefghijklmnop&", "/x?a=1&&key=****mnop&"},
+      {"/x?key=abcdefghijklmnop#key=frag", "/x?key=****mnop#key=frag"},
+      {"/x?q=key%3Dabc&token=a%20b", "/x?q=key%3Dabc&token=****"},
+      {"/x?key=a=b=cdefghijklmnop", "/x?key=****mnop"},
+      {"*", "*"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.in);
+    CHECK(redact_query(r.in) == r.out);
+  }
+  CHECK(is_secret_query_param("KEY"));
+  CHECK_FALSE(is_secret_query_param("model"));
+}
+
+TEST_CASE("captured heads mask credentials in the request target and X-Proxy-Path") {
+  RequestHead head;
+  head.method = "GET";
+  head.target = "/v1beta/models?key=AIzaSy0123456789abcdEFGH&alt=sse";
+  head.headers = {{"Host", "api.example"}};
+  CHECK(captured_request_head(head, "/gemini/v1beta/models?alt=sse&key=AIzaSy0123456789abcdEFGH",
+                              Redactor(true, {})) ==
+        "GET /v1beta/models?key=****EFGH&alt=sse HTTP/1.1\r\nHost: api.example\r\nX-Proxy-Path: "
+        "/gemini/v1beta/models?alt=sse&key=****EFGH\r\n\r\n");
+  // logging.redact: false keeps captures verbatim.
+  CHECK(captured_request_head(head, "/p?key=abc", Redactor(false, {})) ==
+        "GET /v1beta/models?key=AIzaSy0123456789abcdEFGH&alt=sse HTTP/1.1\r\nHost: "
+        "api.example\r\nX-Proxy-Path: /p?key=abc\r\n\r\n");
+}
+
+TEST_CASE("rfc3339_micros matches strftime's UTC rendering") {
+  const int64_t rows[] = {0,
+                          1,
+                          999999,
+                          86399999999,
+                          951782400000000,    // 2000-02-29
+                          1757729469123456,   // 2025-09-13T02:11:09.123456Z
+                          4102444799999999,   // 2099-12-31T23:59:59.999999Z
+                          4107542400000000};  // 2100-03-01
+  for (int64_t us : rows) {
+    CAPTURE(us);
+    std::time_t secs = static_cast<std::time_t>(us / 1000000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us % 1000000));
+    CHECK(rfc3339_micros(std::chrono::system_clock::time_point(std::chrono::microseconds(us))) ==
+          buf);
+  }
+}
+
 TEST_CASE("CaptureQueue refuses frames beyond its bound except forced ones") {
   CaptureQueue q(10);
   CHECK(q.push("12345"));
@@ -103,6 +176,31 @@ TEST_CASE("CaptureQueue batches respect max_bytes but always take one frame") {
   CHECK(out.size() == 300);
   out.clear();
   CHECK(q.pop_batch(&out, 150, now, std::chrono::milliseconds(0)) == 0);
+  q.close();
+}
+
+TEST_CASE("CaptureQueue: a batch gathers until it is full or old, woken once when full") {
+  using namespace std::chrono_literals;
+  CaptureQueue q(1 << 20);
+  std::thread producer([&] {
+    q.push(std::string(60, 'a'));
+    q.push(std::string(10, 'b'));  // the batch has room: no reason to end it
+    std::this_thread::sleep_for(50ms);
+    q.push(std::string(60, 'c'));  // fills it: the waiting pop ends at once
+  });
+  std::string out;
+  auto t0 = std::chrono::steady_clock::now();
+  size_t n = q.pop_batch(&out, 100, t0 + 5s, 10s);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  producer.join();
+  CHECK(n == 2);  // "c" does not fit: it starts the next batch
+  CHECK(out == std::string(60, 'a') + std::string(10, 'b'));
+  CHECK(waited < 5s);  // woken by the filling push, not by the 10 s batch age
+  CHECK(waited >= 40ms);
+  out.clear();
+  t0 = std::chrono::steady_clock::now();
+  CHECK(q.pop_batch(&out, 100, t0 + 5s, 100ms) == 1);  // alone, it waits out its age
+  CHECK(std::chrono::steady_clock::now() - t0 >= 90ms);
   q.close();
 }
 
@@ -169,6 +267,194 @@ TEST_CASE("the tee emits begin, heads, bodies and end in order") {
   CHECK(frames[5].meta["outcome"] == "complete");
   CHECK(frames[5].meta["response_bytes"] == 9);
   CHECK(tee.counters().truncated == 0);
+}
+
+// Every meta the tee wrote is byte for byte what nlohmann would write for it: re-encoding the
+// decoded frames with the nlohmann-based append_frame gives the same bytes.
+void check_same_as_nlohmann(const std::string& frames) {
+  std::string batch;
+  wire::begin_batch(&batch, "test-proxy", 1);
+  size_t preamble = batch.size();
+  batch += frames;
+  std::string error;
+  auto decoded = wire::decode_batch(batch, &error);
+  INFO(error);
+  REQUIRE(decoded.has_value());
+  std::string again;
+  for (const auto& f : decoded->frames) wire::append_frame(&again, f.type, f.meta, f.data);
+  CHECK(again == batch.substr(preamble));
+}
+
+TEST_CASE("a short exchange is one push, its metas equal nlohmann's, with masked paths") {
+  CaptureQueue q(1 << 20);
+  CaptureTee tee(q, Redactor(true, {"Authorization"}));
+  ExchangeInfo info = sample_info();
+  info.proxy_path = "/mock/echo?key=sk-1234567890abcdefwxyz&q=\"\\\x01\xff";
+  info.destination = "http://127.0.0.1:1/echo?key=sk-1234567890abcdefwxyz&q=1";
+  info.replay_of = "ffffffff-0000-4000-8000-000000000001";
+  info.client_ip = "::1";
+  auto obs = tee.start(info);
+  RequestHead head;
+  head.method = "POST";
+  head.target = "/echo?key=sk-1234567890abcdefwxyz";
+  head.headers = {{"Host", "x"}, {"Authorization", "Bearer sk-1234567890abcdefwxyz"}};
+  obs->on_request_head(head);
+  obs->on_request_body(std::string(1024, 'b'));
+  ResponseHead resp;
+  resp.status = 200;
+  resp.reason = "OK";
+  obs->on_response_head(resp);
+  obs->on_response_body(std::string(1024, 'r'), Clock::now());
+  ExchangeSummary s;
+  s.status = 200;
+  s.outcome = Outcome::kUpstreamError;
+  s.error = "odd \"error\"\n\xc3";
+  s.request_body_bytes = 1024;
+  s.response_body_bytes = 1024;
+  s.timings.start = info.started;
+  s.timings.request_forwarded = info.started + std::chrono::microseconds(300);
+  s.timings.new_upstream_connection = true;
+  s.timings.upstream_connect = std::chrono::microseconds(200);
+  s.timings.upstream_headers = info.started + std::chrono::microseconds(900);
+  s.timings.first_body_byte = info.started + std::chrono::microseconds(950);
+  s.timings.response_chunks = 3;
+  s.timings.chunk_delay_max = std::chrono::microseconds(40);
+  s.timings.chunk_delay_total = std::chrono::microseconds(70);
+  s.timings.end = info.started + std::chrono::microseconds(1000);
+  obs->on_end(s);
+
+  std::string frames;
+  CHECK(q.pop_batch(&frames, 1 << 30, std::chrono::steady_clock::now(),
+                    std::chrono::milliseconds(0)) == 1);  // one push for the whole exchange
+  check_same_as_nlohmann(frames);
+  std::string batch;
+  wire::begin_batch(&batch, "test-proxy", 1);
+  auto decoded = wire::decode_batch(batch + frames, nullptr);
+  REQUIRE(decoded.has_value());
+  const auto& f = decoded->frames;
+  REQUIRE(f.size() == 6);
+  CHECK(f[0].meta["proxy_path"] == "/mock/echo?key=****wxyz&q=\"\\\x01\xef\xbf\xbd");
+  CHECK(f[0].meta["destination"] == "http://127.0.0.1:1/echo?key=****wxyz&q=1");
+  CHECK(f[0].meta["replay_of"] == info.replay_of);
+  CHECK(f[1].data.find("POST /echo?key=****wxyz HTTP/1.1\r\n") == 0);
+  CHECK(f[1].data.find("Authorization: Bearer ****wxyz\r\n") != std::string::npos);
+  CHECK(f[1].data.find("sk-1234567890") == std::string::npos);
+  const auto& t = f[5].meta["timings"];
+  CHECK(t["request_forwarded_us"] == 300);
+  CHECK(t["proxy_overhead_us"] == 100);  // 300 minus the 200 spent connecting
+  CHECK(t["upstream_connect_us"] == 200);
+  CHECK(t["upstream_headers_us"] == 900);
+  CHECK(t["first_byte_us"] == 950);
+  CHECK(t["total_us"] == 1000);
+  CHECK(t["response_chunks"] == 3);
+  CHECK(t["response_chunk_delay_max_us"] == 40);
+  CHECK(t["response_chunk_delay_total_us"] == 70);
+  CHECK(f[5].meta["outcome"] == "upstream_error");
+}
+
+TEST_CASE("a pooled connection has no upstream_connect_us and no chunks means no delays") {
+  CaptureQueue q(1 << 20);
+  CaptureTee tee(q, Redactor(true, {}));
+  ExchangeInfo info = sample_info();
+  auto obs = tee.start(info);
+  ExchangeSummary s;
+  s.timings.start = info.started;
+  s.timings.request_forwarded = info.started + std::chrono::microseconds(30);
+  s.timings.end = info.started + std::chrono::microseconds(100);
+  obs->on_end(s);
+  auto frames = drain(q);
+  REQUIRE(frames.size() == 2);
+  const auto& t = frames[1].meta["timings"];
+  CHECK(t["proxy_overhead_us"] == 30);
+  CHECK_FALSE(t.contains("upstream_connect_us"));
+  CHECK_FALSE(t.contains("response_chunk_delay_max_us"));
+  CHECK(t["response_chunks"] == 0);
+}
+
+TEST_CASE("frames are pushed early when big or old, and in order") {
+  CaptureQueue q(1 << 20);
+  CaptureTee tee(q, Redactor(true, {}));
+  ExchangeInfo info = sample_info();
+  auto obs = tee.start(info);
+  std::string all;
+  auto pop = [&] {
+    std::string out;
+    size_t n =
+        q.pop_batch(&out, 1 << 30, std::chrono::steady_clock::now(), std::chrono::milliseconds(0));
+    all += out;
+    return n;
+  };
+  RequestHead head;
+  head.method = "POST";
+  head.target = "/echo";
+  obs->on_request_head(head);
+  CHECK(q.bytes() == 0);  // small and young: held
+  obs->on_request_body(std::string(20000, 'x'));
+  CHECK(q.bytes() > 20000);  // big: pushed, with what was held before it
+  CHECK(pop() == 1);
+  ResponseHead resp;
+  resp.status = 200;
+  resp.reason = "OK";
+  obs->on_response_head(resp);
+  obs->on_response_body("data: 1\n\n", Clock::now());
+  CHECK(q.bytes() == 0);
+  // The next piece arrives when the oldest held frame is over 10 ms old: both go.
+  obs->on_response_body("data: 2\n\n", Clock::now() + std::chrono::milliseconds(20));
+  CHECK(q.bytes() > 0);
+  CHECK(pop() == 1);
+  ExchangeSummary s;
+  obs->on_end(s);
+  CHECK(pop() == 1);
+  check_same_as_nlohmann(all);
+  std::string batch;
+  wire::begin_batch(&batch, "test-proxy", 1);
+  auto decoded = wire::decode_batch(batch + all, nullptr);
+  REQUIRE(decoded.has_value());
+  std::vector<wire::FrameType> types;
+  for (const auto& f : decoded->frames) types.push_back(f.type);
+  using T = wire::FrameType;
+  CHECK(types == std::vector<T>{T::kBegin, T::kRequestHead, T::kRequestBody, T::kResponseHead,
+                                T::kResponseBody, T::kResponseBody, T::kEnd});
+  CHECK(decoded->frames[2].data == std::string(20000, 'x'));
+  CHECK(decoded->frames[5].data == "data: 2\n\n");
+}
+
+TEST_CASE(
+    "a refused push keeps the heads if they fit, and a begin that never fit goes with the end") {
+  {
+    CaptureQueue q(100);  // not even the begin frame fits
+    CaptureTee tee(q, Redactor(true, {}));
+    auto obs = tee.start(sample_info());
+    obs->on_request_body(std::string(10000, 'x'));
+    ExchangeSummary s;
+    s.status = 200;
+    obs->on_end(s);
+    auto frames = drain(q);
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].type == wire::FrameType::kBegin);
+    CHECK(frames[1].type == wire::FrameType::kEnd);
+    CHECK(frames[1].meta["outcome"] == "truncated");
+    CHECK(tee.counters().truncated == 1);
+  }
+  {
+    CaptureQueue q(1 << 20);
+    q.push(std::string((1 << 20) - 10, 'f'));  // full: the short exchange's one push is refused
+    CaptureTee tee(q, Redactor(true, {}));
+    auto obs = tee.start(sample_info());
+    ExchangeSummary s;
+    s.status = 200;
+    s.error = "x";
+    obs->on_end(s);
+    std::string out;
+    q.pop_batch(&out, 1 << 30, std::chrono::steady_clock::now(), std::chrono::milliseconds(0));
+    std::string batch;
+    wire::begin_batch(&batch, "test-proxy", 1);
+    auto decoded = wire::decode_batch(batch + out.substr((1 << 20) - 10), nullptr);
+    REQUIRE(decoded.has_value());
+    REQUIRE(decoded->frames.size() == 2);
+    CHECK(decoded->frames[1].meta["outcome"] == "truncated");
+    CHECK(decoded->frames[1].meta["error"] == "capture queue full: frames dropped; x");
+  }
 }
 
 TEST_CASE("a full queue truncates the exchange but still delivers its end frame") {
