@@ -1,5 +1,7 @@
 #include "common/cli.h"
 
+#include <iostream>
+
 namespace lp {
 
 CliArgs parse_cli_args(int argc, const char* const* argv, int first) {
@@ -31,6 +33,24 @@ CliArgs parse_cli_args(int argc, const char* const* argv, int first) {
     }
   }
   return out;
+}
+
+int cli_exit_code(const CliArgs& args, std::string_view program, std::string_view usage,
+                  std::string_view version) {
+  switch (args.action) {
+    case CliArgs::Action::kHelp:
+      std::cout << usage;
+      return 0;
+    case CliArgs::Action::kVersion:
+      std::cout << program << " " << version << "\n";
+      return 0;
+    case CliArgs::Action::kError:
+      std::cerr << program << ": " << args.error << "\nTry '" << program << " --help'.\n";
+      return 2;
+    case CliArgs::Action::kRun:
+      break;
+  }
+  return -1;
 }
 
 bool is_loopback_host(std::string_view host) {

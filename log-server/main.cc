@@ -1,6 +1,7 @@
 // log-server: the command line. Loads the config, opens the store (recovering from an
 // unclean stop), serves the API, and turns SIGINT/SIGTERM into a clean stop (in-flight
 // requests finish, the index is checkpointed) with exit 0.
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -49,12 +50,6 @@ needs "Authorization: Bearer TOKEN".
 Signals: SIGINT/SIGTERM stop accepting, finish in-flight requests, and exit 0.
 )";
 
-int usage_error(const std::string& message) {
-  std::cerr << "log-server: " << message << "\n"
-            << "Try 'log-server --help'.\n";
-  return 2;
-}
-
 std::string index_path(const lp::Config& config) {
   return config.log_server.data_dir + "/index.sqlite";
 }
@@ -71,19 +66,12 @@ void describe(const lp::Config& config, std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives each of the API's worker threads its own malloc arena and keeps what a large
+  // /requests answer used: RSS went 17 -> 117 MiB after one full listing in the soak run, and
+  // stayed there. Two arenas keep it near 20 MiB; ingest is serialised anyway.
+  mallopt(M_ARENA_MAX, 2);
   const lp::CliArgs args = lp::parse_cli_args(argc, argv);
-  switch (args.action) {
-    case lp::CliArgs::Action::kHelp:
-      std::cout << kUsage;
-      return 0;
-    case lp::CliArgs::Action::kVersion:
-      std::cout << "log-server " << LP_VERSION << "\n";
-      return 0;
-    case lp::CliArgs::Action::kError:
-      return usage_error(args.error);
-    case lp::CliArgs::Action::kRun:
-      break;
-  }
+  if (int code = lp::cli_exit_code(args, "log-server", kUsage, LP_VERSION); code >= 0) return code;
   const std::string& config_path = args.config_path;
   const bool check = args.check;
 

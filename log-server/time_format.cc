@@ -92,7 +92,7 @@ Broken split(int64_t us) {
 
 std::optional<int64_t> parse_rfc3339_us(std::string_view t) {
   size_t pos = 0;
-  int64_t year, month, day, hour, minute, second;
+  int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   if (!digits(t, pos, 4, &year) || !expect(t, pos, '-') || !digits(t, pos, 2, &month) ||
       !expect(t, pos, '-') || !digits(t, pos, 2, &day)) {
     return std::nullopt;

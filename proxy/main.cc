@@ -47,12 +47,6 @@ Signals: SIGINT/SIGTERM stop accepting, let in-flight exchanges finish (up to
 10 s), ship or spool their captures (up to 5 s), and exit 0.
 )";
 
-int usage_error(const std::string& message) {
-  std::cerr << "logging-proxy: " << message << "\n"
-            << "Try 'logging-proxy --help'.\n";
-  return 2;
-}
-
 // "file:line: route 'name': problem" for a route the router rejected.
 std::string route_error(const lp::Config& config, const lp::RouteError& e) {
   std::string where = config.source;
@@ -79,18 +73,8 @@ void describe(const lp::Config& config, std::ostream& out) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "replay") return lp::run_replay(argc, argv);
   const lp::CliArgs args = lp::parse_cli_args(argc, argv);
-  switch (args.action) {
-    case lp::CliArgs::Action::kHelp:
-      std::cout << kUsage;
-      return 0;
-    case lp::CliArgs::Action::kVersion:
-      std::cout << "logging-proxy " << LP_VERSION << "\n";
-      return 0;
-    case lp::CliArgs::Action::kError:
-      return usage_error(args.error);
-    case lp::CliArgs::Action::kRun:
-      break;
-  }
+  if (int code = lp::cli_exit_code(args, "logging-proxy", kUsage, LP_VERSION); code >= 0)
+    return code;
   const std::string& config_path = args.config_path;
   const bool check = args.check;
 

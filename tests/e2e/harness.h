@@ -40,6 +40,14 @@ long raise_fd_limit(long want = 8192);
 // A free TCP port on 127.0.0.1 that nothing listens on (bound, read, closed).
 int unused_port();
 
+// Milliseconds since t0 (for the figures the tests report).
+double ms_since(Clock::time_point t0);
+
+// Polls until cond() holds; true if it did before `timeout`. For conditions nothing can notify
+// us of (a file appearing, a row in another process's database): the interval is a poll, not
+// synchronisation.
+bool await_cond(const std::function<bool()>& cond, Ms timeout, Ms interval = 20ms);
+
 // --- files -------------------------------------------------------------------------------------
 
 class TempDir {
@@ -57,6 +65,8 @@ class TempDir {
 
 void write_file(const std::string& path, std::string_view content);
 std::string read_file(const std::string& path);
+// Batches waiting in a proxy's spool dir (`*.batch`; its ".lock" file is there by design).
+size_t count_spooled_batches(const std::string& dir);
 
 // --- hashing and test data ----------------------------------------------------------------------
 

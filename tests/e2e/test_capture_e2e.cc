@@ -36,10 +36,6 @@ namespace {
 const std::string kSecret = "sk-test-1234567890abcdefWXYZ";
 const std::string kSecretCore = "1234567890abcdef";  // must not survive anywhere either
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
 // A tag unique to this run and call: letters, digits and '-' only (used unencoded in ?q=).
 std::string run_tag(const std::string& what) {
   static std::atomic<int> counter{0};
@@ -202,16 +198,6 @@ std::pair<std::vector<json>, bool> await_rows(
   }
 }
 
-// Polls until cond() holds; true if it did before the deadline.
-bool await_cond(const std::function<bool()>& cond, Ms timeout, Ms interval = 20ms) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (cond()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(interval);  // poll interval, not synchronisation
-  }
-}
-
 std::map<std::string, std::vector<json>> by_path(const std::vector<json>& rows) {
   std::map<std::string, std::vector<json>> out;
   for (const auto& r : rows) out[r.value("proxy_path", "")].push_back(r);
@@ -234,27 +220,6 @@ std::pair<std::string, std::string> split_message(const std::string& m) {
   size_t p = m.find("\r\n\r\n");
   REQUIRE_MESSAGE(p != std::string::npos, "no end of head in stored message: " << m.substr(0, 300));
   return {m.substr(0, p + 4), m.substr(p + 4)};
-}
-
-size_t count_spool_batches(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return 0;
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file(ec) && e.path().extension() == ".batch") ++n;
-  }
-  return n;
-}
-
-// Batches waiting in a spool dir (its ".lock" file is there by design).
-size_t count_spooled_batches(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return 0;
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file(ec) && e.path().extension() == ".batch") ++n;
-  }
-  return n;
 }
 
 // Files under `dir` (recursively) whose bytes contain `needle`.
@@ -492,7 +457,7 @@ TEST_CASE("capture: plain and SSE and gzip exchanges arrive byte-exact in files 
   CHECK_MESSAGE(spool_hits.empty(), "the credential is spooled in:" << join(spool_hits));
   for (const auto& line : proxy.process().lines())
     CHECK(line.find(kSecretCore) == std::string::npos);
-  CHECK(count_spool_batches(spool) == 0);
+  CHECK(count_spooled_batches(spool) == 0);
 }
 
 TEST_CASE("capture: routes with logging false are not captured and unknown routes are (404)") {
@@ -592,10 +557,10 @@ TEST_CASE("capture: log server down at proxy start - calls succeed and spool and
   }
 
   const auto t_spool = Clock::now();
-  bool spooled = await_cond([&] { return count_spool_batches(spool) > 0; }, 10000ms);
+  bool spooled = await_cond([&] { return count_spooled_batches(spool) > 0; }, 10000ms);
   CHECK_MESSAGE(spooled, "no spool files in " << spool << "\nproxy:\n"
                                               << proxy.process().output_tail());
-  MESSAGE(count_spool_batches(spool)
+  MESSAGE(count_spooled_batches(spool)
           << " spooled batches " << ms_since(t_spool) << " ms after the last call");
   CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* unreachable)"), 5000ms));
 
@@ -707,7 +672,7 @@ TEST_CASE(
   auto noticed = proxy.process().find_line(
       std::regex(R"(\[capture\] log server .* (unreachable|answered))"), 5000ms, console_mark);
   // Let batches pile up in the spool while the load goes on, so the restart has a backlog.
-  const bool spooled = await_cond([&] { return count_spool_batches(spool) > 0; }, 5000ms, 2ms);
+  const bool spooled = await_cond([&] { return count_spooled_batches(spool) > 0; }, 5000ms, 2ms);
   const double down_ms = ms_since(t_kill);
   const int done_at_restart = done.load();
   write_file(dir.file("log-server-2.yaml"), log_server_yaml(ls_port, data));
@@ -933,7 +898,7 @@ TEST_CASE("capture: a proxy without the log server's token spools and says 401")
       proxy.process().find_line(std::regex(R"(\[capture\] log server answered 401)"), 10000ms);
   CHECK_MESSAGE(said, "no 401 on the proxy console:\n" << proxy.process().output_tail());
   if (said) MESSAGE("proxy: " << (*said)[0]);
-  CHECK_MESSAGE(await_cond([&] { return count_spool_batches(spool) > 0; }, 10000ms),
+  CHECK_MESSAGE(await_cond([&] { return count_spooled_batches(spool) > 0; }, 10000ms),
                 "nothing spooled in " << spool);
   Api api(ls.port(), token);
   auto rows = api.list_all("q=" + tag);

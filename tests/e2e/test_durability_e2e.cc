@@ -38,20 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// Polls until cond() holds; true if it did before the deadline.
-bool await_cond(const std::function<bool()>& cond, Ms timeout, Ms interval = 20ms) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (cond()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(interval);  // poll interval, not synchronisation
-  }
-}
-
 ChildOptions child_opts(const std::string& name,
                         std::vector<std::pair<std::string, std::string>> env = {}) {
   env.emplace_back("LOG_SERVER_TOKEN", "");
@@ -161,16 +147,6 @@ size_t count_files(const std::string& dir) {
   size_t n = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
     if (e.is_regular_file(ec)) ++n;
-  }
-  return n;
-}
-
-size_t count_spool_batches(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return 0;
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file(ec) && e.path().extension() == ".batch") ++n;
   }
   return n;
 }
@@ -848,10 +824,10 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
 
   // The log server refused (507) and the proxy spooled.
   CHECK(proxy.find_line(std::regex(R"(\[capture\] log server answered 507)"), 10000ms));
-  CHECK(await_cond([&] { return count_spool_batches(spool) > 0; }, 10000ms));
+  CHECK(await_cond([&] { return count_spooled_batches(spool) > 0; }, 10000ms));
   CHECK(metric(*api, "log_server_ingest_errors_total{kind=\"disk_full\"}") >= 2);
   CHECK(ls.process().find_line(std::regex("failed, rolled back: .*(No space left|full)"), 0ms));
-  const size_t spooled = count_spool_batches(spool);
+  const size_t spooled = count_spooled_batches(spool);
   stage("spooled");
   std::set<std::string> refusals;  // what the log server said, without batch ids and paths
   for (const auto& line : ls.process().lines()) {
@@ -902,7 +878,7 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
     CHECK(split_body(get_raw(*api, "/requests/" + id + "/response")) == call.response_body);
   }
   stage("checked");
-  const bool drained = await_cond([&] { return count_spool_batches(spool) == 0; }, 15000ms);
+  const bool drained = await_cond([&] { return count_spooled_batches(spool) == 0; }, 15000ms);
   std::string left;
   for (const auto& e : fs::recursive_directory_iterator(spool)) left += " " + e.path().string();
   CHECK_MESSAGE(drained, "left in the spool:" << left);

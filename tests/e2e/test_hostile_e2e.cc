@@ -53,10 +53,6 @@ using namespace e2e;
 
 namespace {
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
 // --- a raw-socket upstream
 // ------------------------------------------------------------------------
 
@@ -304,16 +300,6 @@ void expect_served(int port, const std::string& tag) {
   auto r = http_get(port, "/mock/echo?tag=" + tag, 3000ms);
   REQUIRE(r.status() == 200);
   CHECK(r.body_json()["query"] == "tag=" + tag);
-}
-
-// Polls until cond() holds; true if it did before the deadline.
-bool await_cond(const std::function<bool()>& cond, Ms timeout, Ms interval = 20ms) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (cond()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(interval);  // poll interval, not synchronisation
-  }
 }
 
 const std::string kHost = "Host: 127.0.0.1\r\n";

@@ -62,10 +62,6 @@ struct Stack {
   int port() const { return proxy.port(); }
 };
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
 // Values of header `name` (case-insensitive) in a /echo response, in the order the mock got them.
 std::vector<std::string> echo_header(const json& echo, const std::string& name) {
   std::vector<std::string> out;
