@@ -3,13 +3,25 @@
 #include <algorithm>
 
 namespace lp {
+namespace {
+
+// What a queued frame costs in memory, which is what the bound is about: its heap capacity (a
+// buffer handed over whole may be up to twice its size), or its size when it is stored inside
+// the string object itself.
+size_t cost_of(const std::string& frames) {
+  static const size_t kInline = std::string().capacity();
+  return frames.capacity() > kInline ? frames.capacity() : frames.size();
+}
+
+}  // namespace
 
 bool CaptureQueue::push(std::string&& frame, bool force) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!force && bytes_ + frame.size() > max_bytes_) return false;
-    bytes_ += frame.size();
+    const size_t cost = cost_of(frame);
+    if (!force && bytes_ + cost > max_bytes_) return false;
+    bytes_ += cost;
     frames_.push_back(std::move(frame));
     if (bytes_ >= wake_at_bytes_) {
       wake_at_bytes_ = kNoWaiter;
@@ -37,7 +49,7 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
   while (true) {
     while (!frames_.empty() && (moved == 0 || out->size() + frames_.front().size() <= max_bytes)) {
       std::string& f = frames_.front();
-      bytes_ -= f.size();
+      bytes_ -= cost_of(f);
       out->append(f);
       frames_.pop_front();
       ++moved;

@@ -1,5 +1,6 @@
 // The bounded hand-off between client threads (producers of encoded capture frames) and the
-// shipper thread. push() never blocks: when the queue holds max_bytes it refuses the frame
+// shipper thread. push() never blocks: when the queue holds max_bytes (counted as the memory
+// the queued strings hold, capacity included) it refuses the frame
 // and the producer marks its exchange truncated. End frames are admitted past the bound
 // (they are small, and they are how the log server learns an exchange was truncated). A push
 // wakes the shipper only when it waits for a first frame or for enough bytes to fill a batch.

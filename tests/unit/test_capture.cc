@@ -160,6 +160,23 @@ TEST_CASE("CaptureQueue refuses frames beyond its bound except forced ones") {
   CHECK(q.push("again"));
 }
 
+TEST_CASE("CaptureQueue counts the memory a frame holds, not only its length") {
+  CaptureQueue q(1000);
+  std::string roomy = "0123456789abcdefghij";  // 20 bytes in a heap buffer of 2000
+  roomy.reserve(2000);
+  REQUIRE(roomy.capacity() >= 2000);
+  CHECK_FALSE(q.push(std::move(roomy)));
+  CHECK(q.bytes() == 0);
+  std::string exact(600, 'x');
+  const size_t cost = exact.capacity();
+  CHECK(q.push(std::move(exact)));
+  CHECK(q.bytes() == cost);
+  std::string out;
+  CHECK(q.pop_batch(&out, 1 << 20, std::chrono::steady_clock::now(),
+                    std::chrono::milliseconds(0)) == 1);
+  CHECK(q.bytes() == 0);
+}
+
 TEST_CASE("CaptureQueue batches respect max_bytes but always take one frame") {
   CaptureQueue q(1 << 20);
   q.push(std::string(100, 'a'));
