@@ -17,6 +17,14 @@ namespace {
 // plus one frame.
 constexpr size_t kCoalesceBytes = 8 * 1024;
 constexpr auto kCoalesceAge = std::chrono::milliseconds(10);
+// Texts in the begin/end metas come from clients and upstreams (paths, error texts). The wire
+// caps a meta at 64 KiB (wire::kMaxMetaBytes) and JSON escaping can grow a byte sixfold, so
+// each is clipped: a meta over the cap would make the log server reject the whole batch, other
+// exchanges included. The full path stays in the stored request head (X-Proxy-Path).
+constexpr size_t kMaxMetaText = 4 * 1024;
+std::string_view clip(std::string_view text) {
+  return text.substr(0, kMaxMetaText);
+}
 constexpr size_t kInitialBuffer = 4 * 1024;
 
 // One spare buffer per thread: a connection's thread serves its exchanges one after another,
@@ -149,18 +157,18 @@ class CaptureObserver : public ExchangeObserver {
     if (redactor().enabled()) {
       scratch_.clear();
       append_redacted_query(&scratch_, info.destination);
-      m.field("destination", scratch_);
+      m.field("destination", clip(scratch_));
     } else {
-      m.field("destination", info.destination);
+      m.field("destination", clip(info.destination));
     }
     m.field("id", id_);
     if (!info.method.empty()) m.field("method", info.method);
     if (redactor().enabled()) {
       scratch_.clear();
       append_redacted_query(&scratch_, info.proxy_path);
-      m.field("proxy_path", scratch_);
+      m.field("proxy_path", clip(scratch_));
     } else {
-      m.field("proxy_path", info.proxy_path);
+      m.field("proxy_path", clip(info.proxy_path));
     }
     if (!info.replay_of.empty()) m.field("replay_of", info.replay_of);
     m.field("route", info.route);
@@ -307,9 +315,9 @@ class CaptureObserver : public ExchangeObserver {
     if (truncated_) {
       scratch_ = "capture queue full: frames dropped";
       if (!s.error.empty()) scratch_.append("; ").append(s.error);
-      m.field("error", scratch_);
+      m.field("error", clip(scratch_));
     } else if (!s.error.empty()) {
-      m.field("error", s.error);
+      m.field("error", clip(s.error));
     }
     m.field("id", id_);
     m.field("outcome", outcome_name(truncated_ ? Outcome::kTruncated : s.outcome));

@@ -286,6 +286,32 @@ TEST_CASE("the tee emits begin, heads, bodies and end in order") {
   CHECK(tee.counters().truncated == 0);
 }
 
+TEST_CASE("hostile paths and errors never make a meta the wire refuses") {
+  // Control bytes escape to six characters each: unclipped, these metas would be ~1.2 MB.
+  for (bool redact : {true, false}) {
+    CAPTURE(redact);
+    CaptureQueue q(64 << 20);
+    CaptureTee tee(q, Redactor(redact, {"Authorization"}));
+    ExchangeInfo info = sample_info();
+    info.proxy_path = "/mock/" + std::string(200 * 1024, '\x01') + "?key=sk-0123456789abcdef";
+    info.destination = "http://127.0.0.1:1/" + std::string(200 * 1024, '\x01');
+    auto obs = tee.start(info);
+    ExchangeSummary s;
+    s.outcome = Outcome::kUpstreamError;
+    s.error = "upstream said " + std::string(200 * 1024, '\x02');
+    s.timings.start = s.timings.end = Clock::now();
+    obs->on_end(s);
+    auto frames = drain(q);  // decodes with the wire's limits
+    REQUIRE(frames.size() == 2);
+    const std::string path = frames[0].meta["proxy_path"];
+    CHECK(path.size() == 4096);
+    CHECK(path.starts_with("/mock/\x01"));
+    CHECK(frames[0].meta["destination"].get<std::string>().size() == 4096);
+    CHECK(frames[1].meta["error"].get<std::string>().size() == 4096);
+    CHECK(frames[1].meta["outcome"] == "upstream_error");
+  }
+}
+
 // Every meta the tee wrote is byte for byte what nlohmann would write for it: re-encoding the
 // decoded frames with the nlohmann-based append_frame gives the same bytes.
 void check_same_as_nlohmann(const std::string& frames) {
