@@ -43,7 +43,7 @@ json summary_json(const ExchangeRow& r) {
        {{"total_ms", ms(r.total_us)},
         {"upstream_headers_ms", ms(r.upstream_headers_us)},
         {"first_byte_ms", ms(r.first_byte_us)},
-        {"proxy_overhead_ms", ms(r.request_forwarded_us)}}},
+        {"request_forwarded_ms", ms(r.request_forwarded_us)}}},
       {"request_content_type", or_null(r.request_content_type)},
       {"response_content_type", or_null(r.response_content_type)},
       {"response_content_encoding", or_null(r.response_content_encoding)},

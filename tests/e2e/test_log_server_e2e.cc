@@ -75,7 +75,7 @@ TEST_CASE("log-server: ingest, list, detail, raw files, metrics") {
   CHECK(second["durations"]["total_ms"] == 45.5);
   CHECK(second["durations"]["upstream_headers_ms"] == 2.5);
   CHECK(second["durations"]["first_byte_ms"] == 3.0);
-  CHECK(second["durations"]["proxy_overhead_ms"] == 0.12);
+  CHECK(second["durations"]["request_forwarded_ms"] == 0.12);
   CHECK(second["request_content_type"] == "application/json");
   CHECK(second["response_content_type"] == "text/event-stream");
   CHECK(second["response_content_encoding"].is_null());
