@@ -115,7 +115,7 @@ start() {
 start upstream "$TMP/upstream.out" 'http=[0-9]+' "$BIN/mock_upstream" --ignore-stdin --threads 64
 [[ ${URL[upstream]} =~ :[1-9][0-9]*$ ]] || die "mock_upstream printed no port: $(cat "$TMP/upstream.out")"
 
-mkdir -p "$TMP/logs" "$TMP/spool"
+mkdir -m 700 -p "$TMP/logs" "$TMP/spool"  # what the servers would create: no data-dir mode warning
 cat >"$TMP/log-server.yaml" <<EOF
 log_server:
   host: "127.0.0.1"
