@@ -321,11 +321,29 @@ void parse_logging(const Context& ctx, const YAML::Node& node, LoggingConfig& ou
       });
 }
 
+void parse_retention(const Context& ctx, const YAML::Node& node, RetentionConfig& out) {
+  for_each_entry(ctx, node, "in log_server.retention", {"max_age", "max_bytes"},
+                 [&](const Entry& e) {
+                   const std::string label = "log_server.retention." + e.key;
+                   if (e.key == "max_age") {
+                     out.max_age = get_duration(ctx, e, label, /*allow_zero=*/false);
+                   } else if (e.key == "max_bytes") {
+                     out.max_bytes = get_byte_size(ctx, e, label, 1, SIZE_MAX, "1 byte or more");
+                   }
+                 });
+}
+
 void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfig& out) {
-  for_each_entry(ctx, node, "in log_server", {"host", "port", "data_dir", "auth_token"},
+  for_each_entry(ctx, node, "in log_server",
+                 {"host", "port", "data_dir", "auth_token", "max_decoded_bytes", "retention"},
                  [&](const Entry& e) {
                    const std::string label = "log_server." + e.key;
-                   if (e.key == "auth_token") {
+                   if (e.key == "max_decoded_bytes") {
+                     out.max_decoded_bytes =
+                         get_byte_size(ctx, e, label, 1024, SIZE_MAX, "1KiB or more");
+                   } else if (e.key == "retention") {
+                     parse_retention(ctx, e.value, out.retention);
+                   } else if (e.key == "auth_token") {
                      out.auth_token = get_string(ctx, e, label);
                    } else if (e.key == "host") {
                      out.host = get_string(ctx, e, label);
@@ -507,6 +525,9 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
       rest.remove_prefix(1);
     } else if (rest.starts_with("h")) {
       scale = 60 * 60 * 1000;
+      rest.remove_prefix(1);
+    } else if (rest.starts_with("d")) {  // retention ages: "30d"
+      scale = 24 * 60 * 60 * 1000;
       rest.remove_prefix(1);
     } else {
       return std::nullopt;

@@ -65,6 +65,12 @@ struct LoggingConfig {
   std::chrono::milliseconds batch_interval = std::chrono::milliseconds(100);  // ... or age
 };
 
+// Which exchanges the log server deletes (oldest first, row and files together). Unset: keep.
+struct RetentionConfig {
+  std::optional<std::chrono::milliseconds> max_age;  // "30d"
+  std::optional<uint64_t> max_bytes;                 // "50GiB": counts the exchange files
+};
+
 struct LogServerConfig {
   std::string host = "localhost";
   int port = 8080;
@@ -73,6 +79,9 @@ struct LogServerConfig {
   // and the proxy sends it. The environment variable LOG_SERVER_TOKEN fills it when the file
   // leaves it unset.
   std::string auth_token;
+  // Bound on a decoded body (GET .../body, deriving LLM fields): past it, 413 / not derived.
+  uint64_t max_decoded_bytes = 256ULL * 1024 * 1024;
+  RetentionConfig retention;
 };
 
 struct Config {
@@ -113,7 +122,7 @@ std::optional<std::string> expand_env(std::string_view text,
                                       const std::function<const char*(const std::string&)>& lookup,
                                       std::string* error);
 
-// "300ms", "30s", "5m", "1h", a bare number of seconds, or "0" (disabled).
+// "300ms", "30s", "5m", "1h", "30d", a bare number of seconds, or "0" (disabled).
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 // "64KiB", "1MiB", "1GiB", "512KB", a bare number of bytes.
 std::optional<size_t> parse_byte_size(std::string_view text);

@@ -10,7 +10,7 @@ seconds=${1:-20}
 build=${2:-build-fuzz}
 shift $(( $# < 2 ? $# : 2 ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire router http replay config)
+[ ${#targets[@]} -gt 0 ] || targets=(wire router http replay config sse decode llm)
 
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLP_FUZZ=ON \
   -DLP_WERROR=ON -DLP_BUILD_TESTS=OFF >/dev/null

@@ -16,8 +16,11 @@
 
 #include "common/capture_wire.h"
 #include "log-server/byte_range.h"
+#include "log-server/deriver.h"
 #include "log-server/exchange_json.h"
 #include "log-server/list_query.h"
+#include "log-server/reading_api.h"
+#include "log-server/stats.h"
 
 namespace lp::logsrv {
 
@@ -30,7 +33,9 @@ constexpr int kMaxCandidates = 10;            // listed in a 409 for an ambiguou
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr const char* kEndpoints =
     "the API serves GET /requests, /requests/{id}, /requests/{id}/request, "
-    "/requests/{id}/response, /healthz, /metrics and POST /ingest";
+    "/requests/{id}/response, /requests/{id}/request/body, /requests/{id}/response/body, "
+    "/requests/{id}/assembled, /stats, /export, /healthz, /metrics and POST /ingest";
+constexpr int kExportPage = 100;  // rows read per index query while exporting
 
 // Exposes the listening socket: its real port, and a deeper backlog than the library's 5.
 class Server : public httplib::Server {
@@ -116,6 +121,19 @@ bool no_params(const httplib::Request& req, httplib::Response& res) {
   send_param_error(res, params.front().first,
                    "unknown parameter (this endpoint takes no query parameters)");
   return false;
+}
+
+// Captured bytes are served as data, never as a page of this origin: no sniffing, and a
+// sandbox that runs no script even if a browser is pointed at them.
+void mark_untrusted(httplib::Response& res) {
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Content-Security-Policy", "default-src 'none'; sandbox");
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
 }
 
 // Reads the first `size` bytes of a stored file (bounded), for its head.
@@ -246,6 +264,7 @@ struct ApiServer::Impl {
       return send_error(res, 404, "the stored file of exchange " + row->id + " is missing");
     }
     res.set_header("X-Exchange-Id", row->id);
+    mark_untrusted(res);
     ByteRange range = parse_byte_range(req.get_header_value("Range"), size);
     if (range.kind == ByteRange::Kind::kRejected) {
       ::close(fd);
@@ -278,6 +297,191 @@ struct ApiServer::Impl {
                               static_cast<off_t>(first) + static_cast<off_t>(offset));
           if (n <= 0) return false;  // the file is shorter than acknowledged: abort
           return sink.write(buf.data(), static_cast<size_t>(n));
+        });
+  }
+
+  // GET /requests/{id}/(request|response)/body[?raw=1]: the body alone, de-chunked and
+  // decoded (or as stored with raw=1), streamed. Decoded once to validate and measure (so a
+  // corrupt coding is a 422, not a cut connection), then again while sending.
+  void body(const httplib::Request& req, httplib::Response& res) {
+    bool raw_body = false;
+    for (const auto& [name, value] : params_of(req)) {
+      if (name != "raw") return send_param_error(res, name, "unknown parameter (expected raw)");
+      if (value != "1" && value != "0") return send_param_error(res, "raw", "expected 1 or 0");
+      raw_body = value == "1";
+    }
+    auto row = resolve(req.matches[1], res);
+    if (!row) return;
+    const bool request = req.matches[2] == "request";
+    std::optional<std::string> file =
+        request ? std::optional(row->request_file) : row->response_file;
+    const int64_t head_size = request ? row->request_head_size : row->response_head_size;
+    const int64_t file_size = request ? row->request_file_size : row->response_file_size;
+    if (!file) return send_error(res, 404, "exchange " + row->id + " has no response (yet)");
+    std::optional<HttpHead> head = read_stored_head(deps.store, file, head_size);
+    if (!head)
+      return send_error(res, 404, "the stored file of exchange " + row->id + " is missing");
+    std::vector<std::string> codings = content_codings(*head);
+    if (raw_body) codings.clear();
+    uint64_t size = 0;
+    BodyReadResult check = read_stored_body(deps.store, *file, head_size, file_size, codings,
+                                            deps.max_decoded_bytes, [&](std::string_view piece) {
+                                              size += piece.size();
+                                              return true;
+                                            });
+    switch (check.status) {
+      case reading::DecodeStatus::kOk:
+      case reading::DecodeStatus::kSinkStopped:
+        break;
+      case reading::DecodeStatus::kTooLarge:
+        return send_error(res, 413,
+                          "the decoded body is larger than log_server.max_decoded_bytes (" +
+                              std::to_string(deps.max_decoded_bytes) +
+                              "); ?raw=1 serves it as stored");
+      case reading::DecodeStatus::kUnknownCoding:
+      case reading::DecodeStatus::kCorrupt:
+        return send_json(res, 422, {{"error", check.error}, {"encoding", joined(codings)}});
+    }
+    mark_untrusted(res);
+    res.set_header("X-Exchange-Id", row->id);
+    if (raw_body && !content_codings(*head).empty()) {
+      res.set_header("X-Content-Encoding", joined(content_codings(*head)));
+    }
+    std::string type = header_value(*head, "Content-Type").value_or("application/octet-stream");
+    if (size == 0) return res.set_content("", type);
+    const BlobStore& store = deps.store;
+    const uint64_t max = deps.max_decoded_bytes;
+    std::string path = *file;
+    res.set_content_provider(
+        size, type,
+        [&store, max, path, head_size, file_size, codings](size_t offset, size_t,
+                                                           httplib::DataSink& sink) {
+          if (offset != 0) return false;  // everything is written by the first call
+          BodyReadResult r = read_stored_body(
+              store, path, head_size, file_size, codings, max,
+              [&](std::string_view piece) { return sink.write(piece.data(), piece.size()); });
+          return r.status == reading::DecodeStatus::kOk;
+        });
+  }
+
+  // GET /requests/{id}/assembled: the answer as the provider returns it without streaming,
+  // rebuilt from the stored stream on every call (nothing assembled is stored).
+  void assembled(const httplib::Request& req, httplib::Response& res) {
+    if (!no_params(req, res)) return;
+    auto row = resolve(req.matches[1], res);
+    if (!row) return;
+    if (row->outcome == kInProgress) {
+      return send_error(res, 409, "exchange " + row->id + " is still in progress");
+    }
+    std::string chunk_times = deps.readers.with_reader(
+        [&](IndexReader& r) { return read_chunk_times(r.db(), row->id).value_or(""); });
+    DeriveOutcome d = derive_exchange(*row, deps.store, chunk_times, deps.max_decoded_bytes);
+    if (!d.ok)
+      return send_error(res, 404, "the stored files of exchange " + row->id + " are missing");
+    if (!d.llm)
+      return send_error(res, 404, "exchange " + row->id + " is not a recognised LLM call");
+    if (d.llm->assembled.is_null()) {
+      return send_error(res, 404, "exchange " + row->id + " has no answer to assemble");
+    }
+    res.set_header("X-Exchange-Id", row->id);
+    send_json(res, 200, d.llm->assembled);
+  }
+
+  void stats(const httplib::Request& req, httplib::Response& res) {
+    ListQuery q;
+    ParamError err;
+    auto params = params_of(req);
+    if (!parse_list_query(params, &q, &err,
+                          QueryShape{.limit = false, .cursor = false, .own = {"group_by"}})) {
+      return send_param_error(res, err.parameter, err.message);
+    }
+    std::optional<GroupBy> by = GroupBy::kModel;
+    std::string by_name = "model";
+    for (const auto& [name, value] : params) {
+      if (name != "group_by") continue;
+      by = parse_group_by(value);
+      by_name = value;
+      if (!by) {
+        return send_param_error(res, "group_by",
+                                "expected one of model, route, provider, status, hour, day");
+      }
+    }
+    StatsAccumulator acc(*by);
+    deps.readers.with_reader([&](IndexReader& r) {
+      r.for_each_stats_row(q, [&](const StatsRow& row) { acc.add(row); });
+      return 0;
+    });
+    json out = acc.result();
+    out["group_by"] = by_name;
+    send_json(res, 200, out);
+  }
+
+  // GET /export?format=har|jsonl: streamed a page of rows and one exchange at a time, so its
+  // memory does not grow with the number of exchanges.
+  void export_(const httplib::Request& req, httplib::Response& res) {
+    ListQuery q;
+    ParamError err;
+    auto params = params_of(req);
+    if (!parse_list_query(params, &q, &err,
+                          QueryShape{.limit = true,
+                                     .default_limit = 1000,
+                                     .max_limit = 100000,
+                                     .cursor = false,
+                                     .own = {"format"}})) {
+      return send_param_error(res, err.parameter, err.message);
+    }
+    std::string format;
+    for (const auto& [name, value] : params) {
+      if (name == "format") format = value;
+    }
+    if (format != "har" && format != "jsonl") {
+      return send_param_error(res, "format", "expected har or jsonl");
+    }
+    const bool har = format == "har";
+    res.set_header("Content-Disposition", std::string("attachment; filename=\"captures.") +
+                                              (har ? "har" : "jsonl") + "\"");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    ReaderPool& readers = deps.readers;
+    const BlobStore& store = deps.store;
+    const uint64_t max_body = std::min<uint64_t>(deps.max_decoded_bytes, kMaxExportBody);
+    const std::string version = deps.version;
+    res.set_chunked_content_provider(
+        har ? "application/json" : "application/x-ndjson",
+        [&readers, &store, q, har, max_body, version](size_t, httplib::DataSink& sink) mutable {
+          auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+          if (har && !write(har_prefix(version))) return false;
+          int left = q.limit;
+          bool first = true;
+          while (left > 0) {
+            ListQuery page_query = q;
+            page_query.limit = std::min(left, kExportPage);
+            ListPage page = readers.with_reader([&](IndexReader& r) { return r.list(page_query); });
+            for (const ExchangeRow& row : page.rows) {
+              LoadedExchange x = load_exchange(row, store, max_body);
+              std::string line;
+              if (har) {
+                line = (first ? "" : ",") + dump_json(har_entry(row, x));
+              } else {
+                json assembled = nullptr;
+                if (row.llm_json && row.outcome != kInProgress) {
+                  std::string times = readers.with_reader([&](IndexReader& r) {
+                    return read_chunk_times(r.db(), row.id).value_or("");
+                  });
+                  DeriveOutcome d = derive_exchange(row, store, times, max_body);
+                  if (d.llm) assembled = std::move(d.llm->assembled);
+                }
+                line = dump_json(jsonl_record(row, x, assembled)) + "\n";
+              }
+              first = false;
+              if (!write(line)) return false;
+            }
+            left -= static_cast<int>(page.rows.size());
+            if (!page.next) break;
+            q.cursor = page.next;
+          }
+          if (har && !write(har_suffix())) return false;
+          sink.done();
+          return true;
         });
   }
 
@@ -416,6 +620,15 @@ struct ApiServer::Impl {
                [this](const httplib::Request& req, httplib::Response& res) { detail(req, res); });
     server.Get(R"(/requests/([^/]*)/(request|response))",
                [this](const httplib::Request& req, httplib::Response& res) { raw(req, res); });
+    server.Get(R"(/requests/([^/]*)/(request|response)/body)",
+               [this](const httplib::Request& req, httplib::Response& res) { body(req, res); });
+    server.Get(
+        R"(/requests/([^/]*)/assembled)",
+        [this](const httplib::Request& req, httplib::Response& res) { assembled(req, res); });
+    server.Get("/stats",
+               [this](const httplib::Request& req, httplib::Response& res) { stats(req, res); });
+    server.Get("/export",
+               [this](const httplib::Request& req, httplib::Response& res) { export_(req, res); });
     server.Post("/ingest",
                 [this](const httplib::Request& req, httplib::Response& res,
                        const httplib::ContentReader& reader) { ingest(req, res, reader); });

@@ -4,6 +4,7 @@
 // text never reaches a client.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -20,7 +21,9 @@ struct ApiDeps {
   Ingestor& ingestor;
   const BlobStore& store;
   Metrics& metrics;
-  std::string auth_token;  // empty: no authentication
+  std::string auth_token;                             // empty: no authentication
+  uint64_t max_decoded_bytes = 256ULL * 1024 * 1024;  // log_server.max_decoded_bytes
+  std::string version;                                // shown in HAR exports
 };
 
 class ApiServer {

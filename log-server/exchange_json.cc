@@ -48,6 +48,12 @@ json summary_json(const ExchangeRow& r) {
       {"response_content_type", or_null(r.response_content_type)},
       {"response_content_encoding", or_null(r.response_content_encoding)},
       {"replay_of", or_null(r.replay_of)},
+      {"model", or_null(r.model)},
+      {"provider", or_null(r.provider)},
+      {"input_tokens", or_null(r.input_tokens)},
+      {"output_tokens", or_null(r.output_tokens)},
+      {"cost", or_null(r.cost)},
+      {"ttft_ms", ms(r.ttft_us)},
   };
 }
 
@@ -78,6 +84,15 @@ json detail_json(const ExchangeRow& r, const std::optional<HttpHead>& request_he
   j["request_headers"] = headers_json(request_head);
   j["status_line"] = response_head ? json(response_head->start_line) : json(nullptr);
   j["response_headers"] = headers_json(response_head);
+  // Derived from the files after the exchange ended (null until then, and for calls that are
+  // not recognised LLM calls); "derived" says which of the two a null means.
+  json llm = nullptr;
+  if (r.llm_json) {
+    llm = json::parse(*r.llm_json, nullptr, /*allow_exceptions=*/false);
+    if (llm.is_discarded()) llm = nullptr;
+  }
+  j["derived"] = r.derived_version.has_value();
+  j["llm"] = std::move(llm);
   return j;
 }
 

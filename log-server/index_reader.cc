@@ -2,24 +2,9 @@
 
 namespace lp::logsrv {
 
-ListPage IndexReader::list(const ListQuery& q) {
-  // The WHERE clause is assembled from fixed fragments with anonymous `?` placeholders; every
-  // value is bound below, in the same order (tests/unit/test_log_server_sql.cc checks that no
-  // runtime text ever becomes part of the SQL).
-  std::string sql = std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE 1";
-  if (q.route) sql += " AND route = ?";
-  if (q.method) sql += " AND method = ?";
-  if (q.status) sql += " AND status = ?";
-  if (q.outcome) sql += " AND outcome = ?";
-  if (q.since_us) sql += " AND started_us >= ?";
-  if (q.until_us) sql += " AND started_us < ?";
-  if (q.q) sql += " AND instr(proxy_path, ?) > 0";
-  if (q.replay_of) sql += " AND replay_of = ?";
-  if (q.cursor) sql += " AND (started_us, id) < (?, ?)";
-  sql += " ORDER BY started_us DESC, id DESC LIMIT ?";
+namespace {
 
-  Statement& s = db_.cached(sql);
-  StatementScope scope(s);
+int bind_filters(const ListQuery& q, Statement& s) {
   int c = 1;
   if (q.route) s.bind(c++, *q.route);
   if (q.method) s.bind(c++, *q.method);
@@ -29,10 +14,50 @@ ListPage IndexReader::list(const ListQuery& q) {
   if (q.until_us) s.bind(c++, *q.until_us);
   if (q.q) s.bind(c++, *q.q);
   if (q.replay_of) s.bind(c++, *q.replay_of);
+  if (q.model) s.bind(c++, *q.model);
+  if (q.provider) s.bind(c++, *q.provider);
   if (q.cursor) {
     s.bind(c++, q.cursor->started_us);
     s.bind(c++, q.cursor->id);
   }
+  return c;
+}
+
+}  // namespace
+
+// The SQL is assembled from fixed fragments with anonymous `?` placeholders; bind_filters()
+// binds every value in the same order (tests/unit/test_log_server_sql.cc checks that no
+// runtime text ever becomes part of the SQL). `stats` selects only what /stats aggregates
+// (a covering index) in no order; otherwise whole rows, newest first, one more than the limit.
+Statement& IndexReader::filtered(const ListQuery& q, bool stats) {
+  std::string sql = "SELECT ";
+  if (stats) {
+    sql +=
+        "started_us, route, model, provider, status, outcome, total_us, ttft_us, input_tokens, "
+        "output_tokens, cached_input_tokens, cost, llm_error";
+  } else {
+    sql += kExchangeColumns;
+  }
+  sql += " FROM exchanges WHERE 1";
+  if (q.route) sql += " AND route = ?";
+  if (q.method) sql += " AND method = ?";
+  if (q.status) sql += " AND status = ?";
+  if (q.outcome) sql += " AND outcome = ?";
+  if (q.since_us) sql += " AND started_us >= ?";
+  if (q.until_us) sql += " AND started_us < ?";
+  if (q.q) sql += " AND instr(proxy_path, ?) > 0";
+  if (q.replay_of) sql += " AND replay_of = ?";
+  if (q.model) sql += " AND model = ?";
+  if (q.provider) sql += " AND provider = ?";
+  if (q.cursor) sql += " AND (started_us, id) < (?, ?)";
+  if (!stats) sql += " ORDER BY started_us DESC, id DESC LIMIT ?";
+  return db_.cached(sql);
+}
+
+ListPage IndexReader::list(const ListQuery& q) {
+  Statement& s = filtered(q, /*stats=*/false);
+  StatementScope scope(s);
+  int c = bind_filters(q, s);
   // One row more than asked tells whether another page exists.
   s.bind(c++, q.limit + 1);
 
@@ -46,6 +71,30 @@ ListPage IndexReader::list(const ListQuery& q) {
     page.rows.push_back(read_exchange_row(s));
   }
   return page;
+}
+
+void IndexReader::for_each_stats_row(const ListQuery& q,
+                                     const std::function<void(const StatsRow&)>& fn) {
+  Statement& s = filtered(q, /*stats=*/true);
+  StatementScope scope(s);
+  bind_filters(q, s);
+  StatsRow r;
+  while (s.step()) {
+    r.started_us = s.int64(0);
+    r.route = s.text(1);
+    r.model = s.opt_text(2);
+    r.provider = s.opt_text(3);
+    r.status = s.opt_int64(4);
+    r.outcome = s.text(5);
+    r.total_us = s.opt_int64(6);
+    r.ttft_us = s.opt_int64(7);
+    r.input_tokens = s.opt_int64(8);
+    r.output_tokens = s.opt_int64(9);
+    r.cached_input_tokens = s.opt_int64(10);
+    r.cost = s.opt_double(11);
+    r.llm_error = s.int64(12) != 0;
+    fn(r);
+  }
 }
 
 std::optional<ExchangeRow> IndexReader::get(const std::string& id) {

@@ -3,6 +3,7 @@
 // reads one consistent snapshot.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,18 +20,41 @@ struct ListPage {
   std::optional<Cursor> next;  // set when more rows may follow
 };
 
+// The columns /stats aggregates (read from a covering index, never the whole row).
+struct StatsRow {
+  int64_t started_us = 0;
+  std::string route;
+  std::optional<std::string> model;
+  std::optional<std::string> provider;
+  std::optional<int64_t> status;
+  std::string outcome;
+  std::optional<int64_t> total_us;
+  std::optional<int64_t> ttft_us;
+  std::optional<int64_t> input_tokens;
+  std::optional<int64_t> output_tokens;
+  std::optional<int64_t> cached_input_tokens;
+  std::optional<double> cost;
+  bool llm_error = false;
+};
+
 class IndexReader {
  public:
   explicit IndexReader(Database& db) : db_(db) {}
+  Database& db() { return db_; }
 
   // Newest first (started_us DESC, id DESC), after q.cursor when set. Statements are cached
   // per combination of filters.
   ListPage list(const ListQuery& q);
+  // Every row the filters select (q.limit and q.cursor as for list() are ignored), in no
+  // particular order; `fn` must not call back into this reader.
+  void for_each_stats_row(const ListQuery& q, const std::function<void(const StatsRow&)>& fn);
   std::optional<ExchangeRow> get(const std::string& id);
   // Rows whose id starts with `prefix`, in id order, at most `limit`.
   std::vector<ExchangeRow> by_prefix(const std::string& prefix, int limit);
 
  private:
+  Statement& filtered(const ListQuery& q, bool stats);
+
   Database& db_;
 };
 

@@ -8,12 +8,15 @@ const char* const kExchangeColumns =
     "request_forwarded_us, upstream_headers_us, first_byte_us, request_content_type, "
     "response_content_type, response_content_encoding, request_file, response_file, "
     "request_file_size, response_file_size, request_head_size, response_head_size, proxy_id, "
-    "ingested_at, timings_json";
+    "ingested_at, timings_json, derived_version, provider, model, input_tokens, output_tokens, "
+    "cached_input_tokens, cost, ttft_us, llm_error, llm_json";
 
 namespace {
 
-// 2: timings_json (version 1 indexes get the column when a writer opens them).
-constexpr int kSchemaVersion = 2;
+// 2: timings_json. 3: the derived LLM columns, response_chunks (arrival times of the
+// response body pieces, "OFFSET,T_US;" each) and pending_deletions (retention). Older indexes
+// get the columns when a writer opens them; their rows are then derived in the background.
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -47,8 +50,34 @@ CREATE TABLE IF NOT EXISTS exchanges (
   response_head_size INTEGER NOT NULL,
   proxy_id TEXT NOT NULL,
   ingested_at TEXT NOT NULL,
-  timings_json TEXT
+  timings_json TEXT,
+  derived_version INTEGER,
+  provider TEXT,
+  model TEXT,
+  input_tokens INTEGER,
+  output_tokens INTEGER,
+  cached_input_tokens INTEGER,
+  cost REAL,
+  ttft_us INTEGER,
+  llm_error INTEGER NOT NULL DEFAULT 0,
+  llm_json TEXT,
+  response_chunks TEXT
 );
+CREATE TABLE IF NOT EXISTS applied_batches (
+  proxy_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  applied_at TEXT NOT NULL,
+  PRIMARY KEY (proxy_id, seq)
+) WITHOUT ROWID;
+-- Files of exchanges whose rows retention deleted, until they are unlinked: a crash between
+-- the two leaves a list to finish, never a row without files or an unexplained file.
+CREATE TABLE IF NOT EXISTS pending_deletions (
+  file TEXT PRIMARY KEY
+) WITHOUT ROWID;
+)sql";
+
+// After the columns exist (created, or added by the migration).
+constexpr const char* kIndexes = R"sql(
 -- Newest first, keyset on (started_us, id); each filter column leads its own index so an
 -- equality filter plus the time order is one range scan.
 CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges(started_us, id);
@@ -58,12 +87,15 @@ CREATE INDEX IF NOT EXISTS exchanges_by_status ON exchanges(status, started_us, 
 CREATE INDEX IF NOT EXISTS exchanges_by_outcome ON exchanges(outcome, started_us, id);
 CREATE INDEX IF NOT EXISTS exchanges_by_replay_of ON exchanges(replay_of, started_us, id)
   WHERE replay_of IS NOT NULL;
-CREATE TABLE IF NOT EXISTS applied_batches (
-  proxy_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  applied_at TEXT NOT NULL,
-  PRIMARY KEY (proxy_id, seq)
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS exchanges_by_model ON exchanges(model, started_us, id);
+CREATE INDEX IF NOT EXISTS exchanges_by_provider ON exchanges(provider, started_us, id);
+-- The rows the deriver still has to do (ended or not; it skips those in progress).
+CREATE INDEX IF NOT EXISTS exchanges_underived ON exchanges(started_us)
+  WHERE derived_version IS NULL;
+-- /stats reads only this index (covering), in time order.
+CREATE INDEX IF NOT EXISTS exchanges_for_stats ON exchanges(started_us, route, model, provider,
+  status, outcome, total_us, ttft_us, input_tokens, output_tokens, cached_input_tokens, cost,
+  llm_error);
 )sql";
 
 }  // namespace
@@ -102,6 +134,16 @@ ExchangeRow read_exchange_row(const Statement& s) {
   r.proxy_id = s.text(c++);
   r.ingested_at = s.text(c++);
   r.timings_json = s.opt_text(c++);
+  r.derived_version = s.opt_int64(c++);
+  r.provider = s.opt_text(c++);
+  r.model = s.opt_text(c++);
+  r.input_tokens = s.opt_int64(c++);
+  r.output_tokens = s.opt_int64(c++);
+  r.cached_input_tokens = s.opt_int64(c++);
+  r.cost = s.opt_double(c++);
+  r.ttft_us = s.opt_int64(c++);
+  r.llm_error = s.int64(c++) != 0;
+  r.llm_json = s.opt_text(c++);
   return r;
 }
 
@@ -124,8 +166,24 @@ std::unique_ptr<Database> open_index(const std::string& path, bool writer) {
                                  " is newer than this log-server (" +
                                  std::to_string(kSchemaVersion) + ")");
       }
+      // A new file gets every column from kSchema; an older one gets what it lacks.
+      const bool existing = version > 0;
       db->exec(kSchema);
-      if (version == 1) db->exec("ALTER TABLE exchanges ADD COLUMN timings_json TEXT");
+      if (existing && version < 2) db->exec("ALTER TABLE exchanges ADD COLUMN timings_json TEXT");
+      if (existing && version < 3) {
+        db->exec("ALTER TABLE exchanges ADD COLUMN derived_version INTEGER");
+        db->exec("ALTER TABLE exchanges ADD COLUMN provider TEXT");
+        db->exec("ALTER TABLE exchanges ADD COLUMN model TEXT");
+        db->exec("ALTER TABLE exchanges ADD COLUMN input_tokens INTEGER");
+        db->exec("ALTER TABLE exchanges ADD COLUMN output_tokens INTEGER");
+        db->exec("ALTER TABLE exchanges ADD COLUMN cached_input_tokens INTEGER");
+        db->exec("ALTER TABLE exchanges ADD COLUMN cost REAL");
+        db->exec("ALTER TABLE exchanges ADD COLUMN ttft_us INTEGER");
+        db->exec("ALTER TABLE exchanges ADD COLUMN llm_error INTEGER NOT NULL DEFAULT 0");
+        db->exec("ALTER TABLE exchanges ADD COLUMN llm_json TEXT");
+        db->exec("ALTER TABLE exchanges ADD COLUMN response_chunks TEXT");
+      }
+      db->exec(kIndexes);
       db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
       db->exec("COMMIT");
     } catch (...) {

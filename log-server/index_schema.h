@@ -49,7 +49,23 @@ struct ExchangeRow {
   int64_t response_head_size = 0;
   std::string proxy_id;
   std::string ingested_at;
+  // Derived by the deriver from the files (never by ingest), so always re-derivable:
+  // NULL until the exchange ended and was derived. `llm_json` is the whole `llm` object; the
+  // columns beside it are what /requests filters and /stats aggregates.
+  std::optional<int64_t> derived_version;
+  std::optional<std::string> provider;
+  std::optional<std::string> model;
+  std::optional<int64_t> input_tokens;
+  std::optional<int64_t> output_tokens;
+  std::optional<int64_t> cached_input_tokens;
+  std::optional<double> cost;
+  std::optional<int64_t> ttft_us;
+  bool llm_error = false;
+  std::optional<std::string> llm_json;
 };
+
+// The version of the derivation code: rows derived by an older one are derived again.
+inline constexpr int64_t kDerivedVersion = 1;
 
 // "id, short_id, ..." in ExchangeRow order, for SELECTs read with read_exchange_row().
 extern const char* const kExchangeColumns;

@@ -48,7 +48,8 @@ void IndexWriter::insert(const ExchangeRow& r) {
   Statement& s = db_.cached(std::string("INSERT INTO exchanges (") + kExchangeColumns +
                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
                             "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
-                            "?27, ?28, ?29, ?30, ?31)");
+                            "?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, "
+                            "?40, ?41)");
   StatementScope scope(s);
   int c = 1;
   s.bind(c++, r.id);
@@ -82,6 +83,16 @@ void IndexWriter::insert(const ExchangeRow& r) {
   s.bind(c++, r.proxy_id);
   s.bind(c++, r.ingested_at);
   s.bind(c++, r.timings_json);
+  s.bind(c++, r.derived_version);
+  s.bind(c++, r.provider);
+  s.bind(c++, r.model);
+  s.bind(c++, r.input_tokens);
+  s.bind(c++, r.output_tokens);
+  s.bind(c++, r.cached_input_tokens);
+  s.bind(c++, r.cost);
+  s.bind(c++, r.ttft_us);
+  s.bind(c++, r.llm_error ? 1 : 0);
+  s.bind(c++, r.llm_json);
   s.step();
 }
 
@@ -92,7 +103,7 @@ void IndexWriter::update(const ExchangeRow& r) {
       "first_byte_us = ?10, request_content_type = ?11, response_content_type = ?12, "
       "response_content_encoding = ?13, response_file = ?14, request_file_size = ?15, "
       "response_file_size = ?16, request_head_size = ?17, response_head_size = ?18, "
-      "timings_json = ?19 WHERE id = ?1");
+      "timings_json = ?19, derived_version = NULL WHERE id = ?1");
   StatementScope scope(s);
   int c = 1;
   s.bind(c++, r.id);
@@ -114,6 +125,17 @@ void IndexWriter::update(const ExchangeRow& r) {
   s.bind(c++, r.request_head_size);
   s.bind(c++, r.response_head_size);
   s.bind(c++, r.timings_json);
+  s.step();
+}
+
+void IndexWriter::append_chunk_times(const std::string& id, std::string_view entries) {
+  // Capped so that an endless stream cannot grow one row without bound; later pieces then
+  // have no recorded arrival (README: "Chunk arrival times").
+  Statement& s = db_.cached(
+      "UPDATE exchanges SET response_chunks = coalesce(response_chunks, '') || ?2 "
+      "WHERE id = ?1 AND length(coalesce(response_chunks, '')) < ?3");
+  StatementScope scope(s);
+  s.bind(1, id).bind(2, entries).bind(3, static_cast<int64_t>(kMaxChunkTimesBytes));
   s.step();
 }
 

@@ -6,11 +6,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "log-server/index_schema.h"
 
 namespace lp::logsrv {
+
+inline constexpr size_t kMaxChunkTimesBytes = 1024 * 1024;
 
 class IndexWriter {
  public:
@@ -25,8 +28,12 @@ class IndexWriter {
 
   std::optional<ExchangeRow> find(const std::string& id);
   void insert(const ExchangeRow& row);
-  // Writes every column that changes after the begin frame (sizes, outcome, timings, ...).
+  // Writes every column that changes after the begin frame (sizes, outcome, timings, ...) and
+  // marks the row for derivation again (its files changed).
   void update(const ExchangeRow& row);
+  // Appends "OFFSET,T_US;" entries (response body offset, arrival µs since the exchange
+  // started) to the row's chunk times, unless they already hold kMaxChunkTimesBytes.
+  void append_chunk_times(const std::string& id, std::string_view entries);
 
   // Whether another exchange's row names `request_file` (looked up within the millisecond of
   // `started_us`, which the file name encodes, so it is an index range scan).

@@ -53,6 +53,7 @@ struct Entry {
   ExchangeRow row;
   bool is_new = false;  // begun in this batch: INSERT rather than UPDATE
   bool dirty = false;
+  std::string chunk_times;  // "OFFSET,T_US;" of this batch's response body frames
 };
 
 class BatchApplier {
@@ -104,6 +105,12 @@ class BatchApplier {
       }
       case FrameType::kResponseBody:
         if (!r.response_file) return skip_invalid();
+        if (auto t = opt_int(f.meta, "t_us"); t && !f.data.empty()) {
+          e->chunk_times += std::to_string(r.response_file_size - r.response_head_size);
+          e->chunk_times += ',';
+          e->chunk_times += std::to_string(*t);
+          e->chunk_times += ';';
+        }
         r.response_file_size = files_.append(*r.response_file, r.response_file_size, f.data);
         r.response_bytes = r.response_file_size - r.response_head_size;
         break;
@@ -142,11 +149,15 @@ class BatchApplier {
       } else if (e.dirty) {
         writer_.update(e.row);
       }
+      if (!e.chunk_times.empty()) writer_.append_chunk_times(e.row.id, e.chunk_times);
+      if (e.row.outcome != kInProgress) ended_.push_back(e.row.id);
     }
     writer_.mark_batch_applied(proxy_id_, seq, now_);
     files_.sync();
   }
 
+  // Exchanges this batch left ended (for the deriver, after COMMIT).
+  std::vector<std::string> ended_;
   size_t applied = 0;
   size_t unknown = 0;
   size_t invalid = 0;
@@ -179,7 +190,7 @@ class BatchApplier {
       missing_.insert(id);
       return nullptr;
     }
-    return &entries_.emplace(id, Entry{std::move(*row)}).first->second;
+    return &entries_.emplace(id, Entry{std::move(*row), false, false, {}}).first->second;
   }
 
   void begin(const std::string& id, const json& meta) {
@@ -207,7 +218,7 @@ class BatchApplier {
     r.proxy_id = proxy_id_;
     r.ingested_at = now_;
     files_.touch(r.request_file, 0);
-    entries_.emplace(id, Entry{std::move(r), /*is_new=*/true, /*dirty=*/true});
+    entries_.emplace(id, Entry{std::move(r), /*is_new=*/true, /*dirty=*/true, {}});
     ++begun;
     ++applied;
   }
@@ -241,6 +252,7 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
     applier.finish(batch.seq);
     writer_.commit();
     in_transaction = false;
+    if (ended_listener_ && !applier.ended_.empty()) ended_listener_(applier.ended_);
 
     result.frames = applier.applied;
     result.skipped = applier.unknown + applier.invalid;

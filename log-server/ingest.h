@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/capture_wire.h"
 #include "log-server/blob_store.h"
@@ -34,8 +36,16 @@ struct IngestResult {
 
 class Ingestor {
  public:
+  // Told, after each COMMIT, the ids of the exchanges that batch left ended. Called on the
+  // ingesting thread with the ingest mutex held: it must only hand the ids off (a bounded
+  // queue), never block.
+  using EndedListener = std::function<void(const std::vector<std::string>& ids)>;
+
   Ingestor(Database& db, const BlobStore& store, Metrics& metrics)
       : writer_(db), store_(store), metrics_(metrics) {}
+
+  // Set before the first apply().
+  void set_ended_listener(EndedListener listener) { ended_listener_ = std::move(listener); }
 
   IngestResult apply(const wire::DecodedBatch& batch);
 
@@ -46,6 +56,7 @@ class Ingestor {
   IndexWriter writer_;
   const BlobStore& store_;
   Metrics& metrics_;
+  EndedListener ended_listener_;
   std::mutex mu_;
 };
 

@@ -1,5 +1,6 @@
 #include "log-server/list_query.h"
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -45,9 +46,22 @@ bool is_outcome(std::string_view s) {
   return false;
 }
 
+namespace {
+
+std::string expected_names(const QueryShape& shape) {
+  std::string names = "route, method, status, outcome, since, until, q, replay_of, model, provider";
+  if (shape.limit) names += ", limit";
+  if (shape.cursor) names += ", cursor";
+  for (const std::string& own : shape.own) names += ", " + own;
+  return names;
+}
+
+}  // namespace
+
 bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& params,
-                      ListQuery* out, ParamError* error) {
+                      ListQuery* out, ParamError* error, const QueryShape& shape) {
   ListQuery q;
+  q.limit = shape.default_limit;
   std::set<std::string> seen;
   for (const auto& [name, value] : params) {
     if (name.empty()) return fail(error, name, "a parameter without a name");
@@ -55,9 +69,11 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
     if (value.size() > kMaxFilterChars) {
       return fail(error, name, "value longer than " + std::to_string(kMaxFilterChars) + " bytes");
     }
-    if ((name == "route" || name == "q") && has_control(value)) {
+    if ((name == "route" || name == "q" || name == "model" || name == "provider") &&
+        has_control(value)) {
       return fail(error, name, "contains a control character (a NUL byte, %00, or similar)");
     }
+    if (std::find(shape.own.begin(), shape.own.end(), name) != shape.own.end()) continue;
     if (name == "route") {
       q.route = value;
     } else if (name == "method") {
@@ -93,6 +109,9 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
       (name == "since" ? q.since_us : q.until_us) = *t;
     } else if (name == "q") {
       if (!value.empty()) q.q = value;
+    } else if (name == "model" || name == "provider") {
+      if (value.empty()) return fail(error, name, "must not be empty");
+      (name == "model" ? q.model : q.provider) = value;
     } else if (name == "replay_of") {
       std::string id = value;  // ids are lower case; accept them as /requests/{id} does
       for (char& c : id) {
@@ -102,19 +121,19 @@ bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& pa
         return fail(error, name, "expected a full 36-character capture id");
       }
       q.replay_of = id;
-    } else if (name == "limit") {
-      auto v = parse_int(value, 1, kMaxLimit);
-      if (!v)
-        return fail(error, name, "expected an integer between 1 and " + std::to_string(kMaxLimit));
+    } else if (name == "limit" && shape.limit) {
+      auto v = parse_int(value, 1, shape.max_limit);
+      if (!v) {
+        return fail(error, name,
+                    "expected an integer between 1 and " + std::to_string(shape.max_limit));
+      }
       q.limit = static_cast<int>(*v);
-    } else if (name == "cursor") {
+    } else if (name == "cursor" && shape.cursor) {
       auto c = decode_cursor(value);
       if (!c) return fail(error, name, "not a cursor returned as next_cursor by this server");
       q.cursor = std::move(*c);
     } else {
-      return fail(error, name,
-                  "unknown parameter (expected route, method, status, outcome, since, until, q, "
-                  "replay_of, limit, cursor)");
+      return fail(error, name, "unknown parameter (expected " + expected_names(shape) + ")");
     }
   }
   if (q.since_us && q.until_us && *q.until_us < *q.since_us) {

@@ -27,6 +27,8 @@ struct ListQuery {
   std::optional<int64_t> until_us;       // started_at < until
   std::optional<std::string> q;          // substring of proxy_path (case-sensitive)
   std::optional<std::string> replay_of;  // full id of the original capture
+  std::optional<std::string> model;      // the derived LLM model (exact)
+  std::optional<std::string> provider;   // the derived LLM provider (exact)
   int limit = kDefaultLimit;
   std::optional<Cursor> cursor;  // rows strictly after this one in the order
 };
@@ -40,8 +42,19 @@ inline constexpr const char* kOutcomes[] = {"in_progress", "complete", "client_a
                                             "upstream_error", "truncated"};
 bool is_outcome(std::string_view s);
 
+// How an endpoint takes the filters: /requests pages with limit and cursor; /stats has no
+// limit; /export a larger one. `own` names parameters the endpoint parses itself (skipped
+// here, but still refused when repeated or nameless).
+struct QueryShape {
+  bool limit = true;
+  int default_limit = kDefaultLimit;
+  int max_limit = kMaxLimit;
+  bool cursor = true;
+  std::vector<std::string> own;
+};
+
 // `params` as received (decoded name/value pairs, in order). Returns false with *error set.
 bool parse_list_query(const std::vector<std::pair<std::string, std::string>>& params,
-                      ListQuery* out, ParamError* error);
+                      ListQuery* out, ParamError* error, const QueryShape& shape = {});
 
 }  // namespace lp::logsrv

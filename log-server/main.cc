@@ -18,11 +18,13 @@
 #include "log-server/api.h"
 #include "log-server/auth.h"
 #include "log-server/blob_store.h"
+#include "log-server/deriver.h"
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/ingest.h"
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
+#include "log-server/retention.h"
 
 #ifndef LP_VERSION
 #define LP_VERSION "0.0.0"
@@ -31,12 +33,19 @@
 namespace {
 
 constexpr const char* kUsage = R"(Usage: log-server [--config FILE] [--check]
+       log-server reindex [--config FILE]
        log-server --help | --version
 
 Stores the captures that logging-proxy ships (POST /ingest) as files plus a
 SQLite index under log_server.data_dir, and serves them:
   GET /requests, /requests/{id}, /requests/{id}/request, /requests/{id}/response,
-  /healthz, /metrics
+  /requests/{id}/request/body, /requests/{id}/response/body, /requests/{id}/assembled,
+  /stats, /export, /healthz, /metrics
+
+Commands:
+  reindex         derive every exchange's LLM fields again from the stored files
+                  (after an upgrade, or for captures stored by an older version);
+                  safe while the server runs
 
 Options:
   --config FILE   configuration file (default: config.yaml in the working directory)
@@ -61,6 +70,94 @@ void describe(const lp::Config& config, std::ostream& out) {
   out << "data dir: " << ls.data_dir << " (index " << index_path(config) << ")\n";
   out << "auth: " << (ls.auth_token.empty() ? "none" : "bearer token required (all but /healthz)")
       << "\n";
+  out << "retention: ";
+  if (!ls.retention.max_age && !ls.retention.max_bytes) out << "none (captures are kept)";
+  if (ls.retention.max_age) {
+    out << "older than " << ls.retention.max_age->count() / 1000 << " s";
+  }
+  if (ls.retention.max_bytes) {
+    out << (ls.retention.max_age ? ", " : "") << "beyond " << *ls.retention.max_bytes
+        << " bytes of files";
+  }
+  out << " (checked at start and every minute)\n";
+  out << "decoded bodies: at most " << ls.max_decoded_bytes << " bytes\n";
+}
+
+// `log-server reindex`: every row derived again, oldest first, with a progress line. Each row
+// is derived outside any transaction and written in small transactions, so a running server
+// keeps ingesting meanwhile.
+int reindex(const lp::Config& config) {
+  using namespace lp::logsrv;
+  const auto& ls = config.log_server;
+  std::unique_ptr<BlobStore> store;
+  std::unique_ptr<Database> db;
+  try {
+    store = std::make_unique<BlobStore>(ls.data_dir);
+    db = open_index(index_path(config), /*writer=*/true);
+  } catch (const std::exception& e) {
+    std::cerr << "log-server reindex: cannot open the store in " << ls.data_dir << ": " << e.what()
+              << "\n";
+    return 1;
+  }
+  IndexWriter counter(*db);
+  const int64_t total = counter.count();
+  int64_t done = 0, llm = 0, failed = 0, changed = 0;
+  int64_t after_us = INT64_MIN;
+  std::string after_id;
+  auto last_report = std::chrono::steady_clock::now();
+  // One line a second (and a last one): readable on a terminal and in a log file alike.
+  auto report = [&] {
+    std::fprintf(stderr, "reindex: %lld/%lld exchanges (%d%%), %lld LLM calls, %lld unreadable\n",
+                 static_cast<long long>(done), static_cast<long long>(total),
+                 total ? static_cast<int>(done * 100 / total) : 100, static_cast<long long>(llm),
+                 static_cast<long long>(failed));
+  };
+  try {
+    for (;;) {
+      std::vector<ExchangeRow> rows;
+      {
+        Statement& s = db->cached(std::string("SELECT ") + kExchangeColumns +
+                                  " FROM exchanges WHERE (started_us, id) > (?1, ?2) ORDER BY "
+                                  "started_us, id LIMIT 200");
+        StatementScope scope(s);
+        s.bind(1, after_us).bind(2, after_id);
+        while (s.step()) rows.push_back(read_exchange_row(s));
+      }
+      if (rows.empty()) break;
+      std::vector<DeriveOutcome> outcomes;
+      for (const ExchangeRow& row : rows) {
+        if (row.outcome == kInProgress) {
+          outcomes.emplace_back();  // derived by the server when it ends
+          continue;
+        }
+        std::string times = read_chunk_times(*db, row.id).value_or("");
+        outcomes.push_back(derive_exchange(row, *store, times, ls.max_decoded_bytes));
+      }
+      db->exec("BEGIN IMMEDIATE");
+      for (size_t i = 0; i < rows.size(); ++i) {
+        ++done;
+        if (rows[i].outcome == kInProgress) continue;
+        if (!outcomes[i].ok) ++failed;
+        if (outcomes[i].llm) ++llm;
+        if (store_derivation(*db, rows[i], outcomes[i])) ++changed;
+      }
+      db->exec("COMMIT");
+      after_us = rows.back().started_us;
+      after_id = rows.back().id;
+      if (std::chrono::steady_clock::now() - last_report > std::chrono::seconds(1)) {
+        report();
+        last_report = std::chrono::steady_clock::now();
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "\nlog-server reindex: " << e.what() << "\n";
+    return 1;
+  }
+  report();
+  std::printf("reindexed %lld exchanges: %lld LLM calls, %lld with unreadable files\n",
+              static_cast<long long>(changed), static_cast<long long>(llm),
+              static_cast<long long>(failed));
+  return 0;
 }
 
 }  // namespace
@@ -70,7 +167,8 @@ int main(int argc, char** argv) {
   // /requests answer used: RSS went 17 -> 117 MiB after one full listing in the soak run, and
   // stayed there. Two arenas keep it near 20 MiB; ingest is serialised anyway.
   mallopt(M_ARENA_MAX, 2);
-  const lp::CliArgs args = lp::parse_cli_args(argc, argv);
+  const bool reindex_command = argc > 1 && std::string(argv[1]) == "reindex";
+  const lp::CliArgs args = lp::parse_cli_args(argc, argv, reindex_command ? 2 : 1);
   if (int code = lp::cli_exit_code(args, "log-server", kUsage, LP_VERSION); code >= 0) return code;
   const std::string& config_path = args.config_path;
   const bool check = args.check;
@@ -96,6 +194,13 @@ int main(int argc, char** argv) {
     std::cerr << "WARNING: log-server listens on " << ls.host
               << " without an auth_token: anyone who can reach it can read every capture and "
                  "write new ones. Set log_server.auth_token or LOG_SERVER_TOKEN.\n";
+  }
+  if (reindex_command) {
+    if (check) {
+      std::cerr << "log-server reindex: --check is not an option of reindex\n";
+      return 2;
+    }
+    return reindex(config);
   }
   if (check) {
     std::cout << config.source << ": OK\n";
@@ -132,6 +237,12 @@ int main(int argc, char** argv) {
   }
   Ingestor ingestor(*db, *store, metrics);
   try {
+    // A retention pass a crash interrupted is finished first: its files are deletions to
+    // complete, not orphans to report.
+    if (uint64_t n = finish_pending_deletions(*db, *store); n > 0) {
+      std::cerr << "log-server: retention: finished an interrupted deletion (" << n
+                << " file(s))\n";
+    }
     RecoveryReport r = recover(ingestor.writer(), *store);
     if (r.marked + r.trimmed + r.missing + r.short_files > 0) {
       std::cerr << "log-server: recovery: " << r.marked
@@ -151,8 +262,17 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  Deriver deriver(index_path(config), *store, metrics, ls.max_decoded_bytes);
+  ingestor.set_ended_listener(
+      [&deriver](const std::vector<std::string>& ids) { deriver.notify(ids); });
+  deriver.start();
+  RetentionThread retention(index_path(config), *store, metrics,
+                            RetentionPolicy::from_config(ls.retention));
+  retention.start();
+
   ReaderPool readers(index_path(config));
-  ApiServer server(ApiDeps{readers, ingestor, *store, metrics, ls.auth_token});
+  ApiServer server(
+      ApiDeps{readers, ingestor, *store, metrics, ls.auth_token, ls.max_decoded_bytes, LP_VERSION});
   try {
     server.bind(ls.host, ls.port);
   } catch (const std::exception& e) {
@@ -180,6 +300,8 @@ int main(int argc, char** argv) {
   });
   bool ok = server.run();
   finished = true;
+  retention.stop();
+  deriver.stop();
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   try {

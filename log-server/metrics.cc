@@ -55,6 +55,26 @@ std::string Metrics::render() const {
   metric("log_server_recovery_orphan_files_total", "counter",
          "Exchange files no index row named, moved to data_dir/orphaned at startup.",
          load(orphan_files));
+  metric("log_server_derived_total", "counter",
+         "Exchanges whose LLM fields were derived from their files.", load(derived));
+  metric("log_server_derived_llm_total", "counter",
+         "Derived exchanges that were recognised LLM calls.", load(derived_llm));
+  metric("log_server_derive_failures_total", "counter",
+         "Derivations that could not read their files (left pending, retried).",
+         load(derive_failures));
+  metric("log_server_derive_dropped_total", "counter",
+         "Ended exchanges not handed to the deriver at once (queue full; swept later).",
+         load(derive_dropped));
+  metric("log_server_derive_bytes_total", "counter", "Stored response bytes the deriver read.",
+         load(derive_bytes));
+  metric("log_server_retention_runs_total", "counter", "Retention passes run.",
+         load(retention_runs));
+  metric("log_server_retention_failures_total", "counter",
+         "Retention passes that failed (retried at the next pass).", load(retention_failures));
+  metric("log_server_retention_exchanges_deleted_total", "counter",
+         "Exchanges deleted by retention (row and files).", load(retention_exchanges_deleted));
+  metric("log_server_retention_bytes_deleted_total", "counter",
+         "Exchange file bytes deleted by retention.", load(retention_bytes_deleted));
   return out;
 }
 

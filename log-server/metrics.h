@@ -31,6 +31,17 @@ class Metrics {
   std::atomic<uint64_t> frames_skipped{0};
   std::atomic<int64_t> exchanges{0};      // rows in the index (gauge)
   std::atomic<uint64_t> orphan_files{0};  // moved aside by startup recovery (set once)
+  // The deriver (LLM fields from the files).
+  std::atomic<uint64_t> derived{0};          // exchanges derived (LLM call or not)
+  std::atomic<uint64_t> derived_llm{0};      // ... of which recognised LLM calls
+  std::atomic<uint64_t> derive_failures{0};  // files unreadable: left pending, retried later
+  std::atomic<uint64_t> derive_dropped{0};   // hand-offs dropped by a full queue (swept later)
+  std::atomic<uint64_t> derive_bytes{0};     // stored response bytes read by the deriver
+  // Retention.
+  std::atomic<uint64_t> retention_runs{0};
+  std::atomic<uint64_t> retention_failures{0};
+  std::atomic<uint64_t> retention_exchanges_deleted{0};
+  std::atomic<uint64_t> retention_bytes_deleted{0};  // exchange file bytes removed
 
   void count_error(IngestErrorKind kind, uint64_t n = 1) {
     errors_[static_cast<int>(kind)].fetch_add(n, std::memory_order_relaxed);

@@ -46,6 +46,16 @@ Statement& Statement::bind(int index, const std::optional<std::string>& value) {
   return value ? bind(index, std::string_view(*value)) : bind(index, std::nullopt);
 }
 
+Statement& Statement::bind(int index, double value) {
+  int rc = sqlite3_bind_double(stmt_, index, value);
+  if (rc != SQLITE_OK) throw_error(db_, rc, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, const std::optional<double>& value) {
+  return value ? bind(index, *value) : bind(index, std::nullopt);
+}
+
 bool Statement::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
@@ -69,6 +79,11 @@ int64_t Statement::int64(int col) const {
 std::optional<int64_t> Statement::opt_int64(int col) const {
   if (is_null(col)) return std::nullopt;
   return int64(col);
+}
+
+std::optional<double> Statement::opt_double(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return sqlite3_column_double(stmt_, col);
 }
 
 std::string Statement::text(int col) const {

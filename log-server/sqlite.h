@@ -38,6 +38,8 @@ class Statement {
   Statement& bind(int index, std::nullopt_t);
   Statement& bind(int index, const std::optional<int64_t>& value);
   Statement& bind(int index, const std::optional<std::string>& value);
+  Statement& bind(int index, double value);
+  Statement& bind(int index, const std::optional<double>& value);
   Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
   Statement& bind(int index, const std::string& value) {
     return bind(index, std::string_view(value));
@@ -52,6 +54,7 @@ class Statement {
   bool is_null(int col) const;
   int64_t int64(int col) const;
   std::optional<int64_t> opt_int64(int col) const;
+  std::optional<double> opt_double(int col) const;
   std::string text(int col) const;  // "" for NULL
   std::optional<std::string> opt_text(int col) const;
 

@@ -4,7 +4,9 @@
 //     (and exactly once when re-sent), and the index and the files agree (no file shorter or
 //     longer than its row says, no file without a row: recovery moves those aside and says so);
 //   - a full disk: POST /ingest answers 507 and applies nothing, the proxy keeps its clients
-//     unaffected and spools, and once space is back every capture arrives exactly once.
+//     unaffected and spools, and once space is back every capture arrives exactly once;
+//   - retention: by age and by size through the real server, and a SIGKILL at each point of its
+//     deletion protocol followed by restarts: rows and files stay together, nothing is orphaned.
 // The kill test's plan comes from a seeded RNG (printed; LP_DURABILITY_SEED=N repeats the plan,
 // the kill points depend on timing too). A random delay before each kill is the kill point, not
 // synchronisation: every wait for a condition is bounded and polls.
@@ -888,4 +890,276 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
                        << "unchanged; " << spooled << " batches spooled; all captures arrived "
                        << arrive_ms << " ms after space was freed, each once, byte-exact; total "
                        << ms_since(t0) << " ms (ms since start:" << stages << ")");
+}
+
+// --- retention ---------------------------------------------------------------------------------
+// Exchanges are sent straight to /ingest with chosen start times (old ones weeks in the past), so
+// the test controls what the policy must delete. Retention passes every 100 ms there
+// (LP_TEST_RETENTION_INTERVAL_MS); the kill test stops the process at each point of the deletion
+// protocol with LP_TEST_RETENTION_CRASH_AT (log-server/retention.h).
+
+namespace {
+
+int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kDayUs = 86400LL * 1000000;
+
+struct SentExchange {
+  std::string id;
+  int64_t started_us = 0;
+  int64_t bytes = 0;  // request file + response file
+};
+
+// One finished exchange appended to `batch`: begin, request head and body, response head and
+// body, end.
+SentExchange append_exchange(std::string* batch, int n, int64_t started_us, size_t request_body,
+                             size_t response_body) {
+  char id[40];
+  std::snprintf(id, sizeof id, "%08x-0000-4000-8000-%012d", 0x0e000000 + n, n);
+  std::string req(request_body, '\0'), res(response_body, '\0');
+  ByteGenerator(static_cast<uint64_t>(n) * 2 + 1).fill(req.data(), req.size());
+  ByteGenerator(static_cast<uint64_t>(n) * 2 + 2).fill(res.data(), res.size());
+  lp::wire::append_frame(batch, FrameType::kBegin,
+                         {{"id", id},
+                          {"route", "mock"},
+                          {"method", "POST"},
+                          {"proxy_path", "/mock/v1/retention/" + std::to_string(n)},
+                          {"destination", "http://127.0.0.1:9/v1/retention"},
+                          {"client_ip", "127.0.0.1"},
+                          {"started_at", rfc3339(started_us)}},
+                         "");
+  lp::wire::append_frame(batch, FrameType::kRequestHead, {{"id", id}}, kRequestHead);
+  lp::wire::append_frame(batch, FrameType::kRequestBody, {{"id", id}}, req);
+  lp::wire::append_frame(batch, FrameType::kResponseHead, {{"id", id}}, kResponseHead);
+  lp::wire::append_frame(batch, FrameType::kResponseBody, {{"id", id}}, res);
+  lp::wire::append_frame(batch, FrameType::kEnd,
+                         {{"id", id}, {"outcome", "complete"}, {"status", 200}}, "");
+  return {
+      id, started_us,
+      static_cast<int64_t>(kRequestHead.size() + req.size() + kResponseHead.size() + res.size())};
+}
+
+void post_batch(httplib::Client& c, const std::string& batch) {
+  auto r = c.Post("/ingest", batch, "application/octet-stream");
+  REQUIRE_MESSAGE(r, "POST /ingest: " << httplib::to_string(r.error()));
+  INFO(r->body);
+  REQUIRE(r->status == 200);
+}
+
+std::string retention_yaml(const std::string& data, const std::string& retention) {
+  return log_server_yaml(data) + "  retention:\n" + retention;
+}
+
+std::vector<std::pair<std::string, std::string>> retention_env(
+    std::vector<std::pair<std::string, std::string>> more = {}) {
+  more.emplace_back("LP_TEST_RETENTION_INTERVAL_MS", "100");
+  return more;
+}
+
+std::set<std::string> ids_listed(httplib::Client& c) {
+  std::set<std::string> out;
+  for (const json& r : list_all(c)) out.insert(r["id"].get<std::string>());
+  return out;
+}
+
+// The store as a restarted server shows it: every row's files exist with the sizes it records,
+// every exchange file has a row, nothing moved to orphaned/, no empty day directory. Returns the
+// number of rows.
+size_t check_store(httplib::Client& c, const std::string& data) {
+  auto rows = stored_rows(c);
+  std::set<std::string> named;
+  for (const auto& [id, r] : rows) {
+    CAPTURE(id);
+    std::error_code ec;
+    CHECK(fs::file_size(data + "/" + r.request_file, ec) == static_cast<uintmax_t>(r.request_size));
+    CHECK_MESSAGE(!ec, r.request_file << ": " << ec.message());
+    named.insert(r.request_file);
+    if (r.response_file) {
+      CHECK(fs::file_size(data + "/" + *r.response_file, ec) ==
+            static_cast<uintmax_t>(r.response_size));
+      CHECK_MESSAGE(!ec, *r.response_file << ": " << ec.message());
+      named.insert(*r.response_file);
+    }
+  }
+  for (const std::string& f : stored_files(data)) {
+    CHECK_MESSAGE(named.count(f), "exchange file without a row: " << f);
+  }
+  CHECK(count_files(data + "/orphaned") == 0);
+  CHECK(metric(c, "log_server_recovery_orphan_files_total") == 0);
+  for (const auto& e : fs::directory_iterator(data)) {
+    if (e.is_directory() && e.path().filename() != "orphaned") {
+      CHECK_MESSAGE(!fs::is_empty(e.path()), "empty day directory " << e.path());
+    }
+  }
+  return rows.size();
+}
+
+// Rows of pending_deletions, read with the sqlite3 command line tool while the server runs;
+// nullopt where the tool is not installed.
+std::optional<int> pending_deletions(const std::string& data) {
+  const char* tool = "/usr/bin/sqlite3";
+  if (::access(tool, X_OK) != 0) return std::nullopt;
+  ChildProcess p(tool, {data + "/index.sqlite", "SELECT count(*) FROM pending_deletions;"},
+                 child_opts("sqlite3"));
+  REQUIRE(p.wait_exit(10000ms));
+  REQUIRE(p.exit_code() == 0);
+  auto lines = p.lines();
+  REQUIRE_FALSE(lines.empty());
+  return std::stoi(lines.back());
+}
+
+}  // namespace
+
+TEST_CASE("durability: retention deletes by age and by size through the real server") {
+  const auto t0 = Clock::now();
+  TempDir dir;
+  const std::string data = dir.file("data");
+  const int64_t now = wall_now_us();
+  std::string batch;
+  lp::wire::begin_batch(&batch, "retention-proxy", 1);
+  std::vector<SentExchange> old, recent;
+  // 4 exchanges 40 days old (deleted for their age), 6 from the last minutes, each T bytes;
+  // max_bytes = 3.5 T keeps the newest 3.
+  for (int i = 0; i < 4; ++i) {
+    old.push_back(append_exchange(&batch, i, now - 40 * kDayUs + i * 1000000LL, 1000, 2000));
+  }
+  for (int i = 0; i < 6; ++i) {
+    recent.push_back(append_exchange(&batch, 10 + i, now - (6 - i) * 60000000LL, 1000, 2000));
+  }
+  const int64_t t = recent[0].bytes;
+  const int64_t max_bytes = 3 * t + t / 2;
+  write_file(
+      dir.file("log-server.yaml"),
+      retention_yaml(data, "    max_age: 30d\n    max_bytes: " + std::to_string(max_bytes) + "\n"));
+  LogServerProc ls(dir.file("log-server.yaml"), "log-server-retention", retention_env());
+  auto c = client_for(ls.port());
+  post_batch(*c, batch);
+
+  const std::set<std::string> want = {recent[3].id, recent[4].id, recent[5].id};
+  std::set<std::string> listed;
+  const bool converged = await_cond(
+      [&] {
+        listed = ids_listed(*c);
+        return listed == want && stored_files(data).size() == 6;
+      },
+      10000ms, 50ms);
+  INFO("listed " << listed.size() << " exchanges, " << stored_files(data).size() << " files");
+  REQUIRE(converged);
+  for (const std::string& f : stored_files(data)) {
+    bool kept = false;
+    for (const std::string& id : want) kept |= f.find("_" + id.substr(0, 8) + "_") != f.npos;
+    CHECK_MESSAGE(kept, "a file of a deleted exchange is still there: " << f);
+  }
+  CHECK(check_store(*c, data) == 3);
+  CHECK_FALSE(fs::exists(data + "/" + rfc3339(old[0].started_us).substr(0, 10)));
+  CHECK(metric(*c, "log_server_retention_exchanges_deleted_total") == 7);
+  CHECK(metric(*c, "log_server_retention_bytes_deleted_total") == static_cast<double>(7 * t));
+  CHECK(metric(*c, "log_server_retention_failures_total") == 0);
+  CHECK(metric(*c, "log_server_retention_runs_total") >= 1);
+  CHECK(metric(*c, "log_server_exchanges") == 3);
+  CHECK(ls.process().find_line(
+      std::regex(R"(log-server: retention: deleted \d+ exchange\(s\), \d+ bytes \(older than 30d)"),
+      0ms));
+  CHECK(ls.process().find_line(std::regex(R"(log-server: retention: deleted .*over )"), 0ms));
+  if (auto p = pending_deletions(data)) CHECK(*p == 0);
+  c.reset();
+  REQUIRE(ls.process().terminate(5000ms));
+  CHECK(ls.process().exit_code() == 0);
+  MESSAGE("retention by age and size converged; total " << ms_since(t0) << " ms");
+}
+
+TEST_CASE("durability: retention killed at every point of its protocol, then restarted") {
+  const auto t0 = Clock::now();
+  TempDir dir;
+  const std::string seed = dir.file("seed");
+  const int64_t now = wall_now_us();
+  // The seed store: 300 exchanges 40 days old (two groups: 256 + 44) and 3 recent ones, written
+  // by a server without retention and stopped cleanly. Each round starts from a copy.
+  std::set<std::string> young;
+  {
+    write_file(dir.file("seed.yaml"), log_server_yaml(seed));
+    LogServerProc ls(dir.file("seed.yaml"), "log-server-seed");
+    auto c = client_for(ls.port());
+    std::string batch;
+    lp::wire::begin_batch(&batch, "retention-crash", 1);
+    for (int i = 0; i < 300; ++i) {
+      append_exchange(&batch, i, now - 40 * kDayUs + i * 1000000LL, 100, 200);
+    }
+    for (int i = 0; i < 3; ++i) {
+      young.insert(append_exchange(&batch, 1000 + i, now - i * 1000000LL, 100, 200).id);
+    }
+    post_batch(*c, batch);
+    c.reset();
+    REQUIRE(ls.process().terminate(5000ms));
+  }
+  const std::string retain = "    max_age: 30d\n";
+  std::string timings;
+  for (int point = 1; point <= 5; ++point) {
+    CAPTURE(point);
+    const auto tr = Clock::now();
+    const std::string data = dir.file("data-" + std::to_string(point));
+    fs::copy(seed, data, fs::copy_options::recursive);
+    write_file(dir.file("crash.yaml"), retention_yaml(data, retain));
+    write_file(dir.file("plain.yaml"), log_server_yaml(data));
+    {
+      // The first pass starts at startup and dies at `point` of its first group.
+      ChildProcess crashing(
+          bin_dir() + "/log-server", {"--config", dir.file("crash.yaml")},
+          child_opts("log-server-crash",
+                     retention_env({{"LP_TEST_RETENTION_CRASH_AT", std::to_string(point)}})));
+      REQUIRE(crashing.wait_exit(10000ms));
+      INFO(crashing.output_tail(10));
+      CHECK(crashing.exit_code() == 128 + SIGKILL);
+      CHECK(crashing.find_line(std::regex("TEST HOOK LP_TEST_RETENTION_CRASH_AT=" +
+                                          std::to_string(point) + ": SIGKILL now"),
+                               0ms));
+    }
+    {
+      // Restarted without retention: recovery alone makes the store consistent.
+      LogServerProc ls(dir.file("plain.yaml"), "log-server-after-" + std::to_string(point));
+      auto c = client_for(ls.port());
+      // Point 1 is before the COMMIT: nothing was deleted. Later points: the first group was.
+      CHECK(check_store(*c, data) == (point == 1 ? 303u : 303u - 256u));
+      if (auto p = pending_deletions(data)) CHECK(*p == 0);
+      CHECK_FALSE(ls.process().find_line(std::regex("orphan"), 0ms));
+      // Points 2 and 3 left listed files on disk (256 exchanges' 512, less the one unlinked at
+      // 3): startup finished them. At 4 and 5 they were all unlinked already.
+      const int left = point == 2 ? 512 : point == 3 ? 511 : 0;
+      CHECK(ls.process()
+                .find_line(std::regex("retention: finished an interrupted deletion \\(" +
+                                      std::to_string(left) + " file"),
+                           0ms)
+                .has_value() == (left > 0));
+      c.reset();
+      REQUIRE(ls.process().terminate(5000ms));
+    }
+    {
+      // With retention again: it completes.
+      LogServerProc ls(dir.file("crash.yaml"), "log-server-final-" + std::to_string(point),
+                       retention_env());
+      auto c = client_for(ls.port());
+      REQUIRE(await_cond([&] { return ids_listed(*c) == young; }, 10000ms, 50ms));
+      CHECK(check_store(*c, data) == 3);
+      CHECK(stored_files(data).size() == 6);
+      CHECK(metric(*c, "log_server_retention_exchanges_deleted_total") ==
+            (point == 1 ? 300 : 300 - 256));
+      CHECK(metric(*c, "log_server_retention_failures_total") == 0);
+      if (auto p = pending_deletions(data)) CHECK(*p == 0);
+      c.reset();
+      REQUIRE(ls.process().terminate(5000ms));
+      CHECK(ls.process().exit_code() == 0);
+    }
+    timings += " " + std::to_string(point) + ":" + std::to_string(static_cast<int>(ms_since(tr)));
+  }
+  if (::access("/usr/bin/sqlite3", X_OK) != 0) {
+    MESSAGE("no /usr/bin/sqlite3: the pending_deletions table was not inspected");
+  }
+  MESSAGE(
+      "5 kill points, each: crash, restart (consistent, no orphans), retention completes; "
+      "ms per point:"
+      << timings << "; total " << ms_since(t0) << " ms");
 }

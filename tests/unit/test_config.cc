@@ -187,6 +187,20 @@ TEST_CASE("capture keys: defaults and explicit values") {
   CHECK(c.log_server.auth_token == "s3cret");
 }
 
+TEST_CASE("reading keys: max_decoded_bytes and retention") {
+  lp::Config d = lp::parse_config("", "config.yaml");
+  CHECK(d.log_server.max_decoded_bytes == 256ULL * 1024 * 1024);
+  CHECK_FALSE(d.log_server.retention.max_age.has_value());
+  CHECK_FALSE(d.log_server.retention.max_bytes.has_value());
+  lp::Config c = lp::parse_config(
+      "log_server:\n  max_decoded_bytes: 1MiB\n  retention:\n    max_age: 30d\n"
+      "    max_bytes: 50GiB\n",
+      "config.yaml");
+  CHECK(c.log_server.max_decoded_bytes == 1024 * 1024);
+  CHECK(c.log_server.retention.max_age == std::chrono::hours(24 * 30));
+  CHECK(c.log_server.retention.max_bytes == 50ULL * 1024 * 1024 * 1024);
+}
+
 TEST_CASE("an empty config means every default") {
   const char* const texts[] = {"",
                                "\n\n",
@@ -426,6 +440,15 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
        "config.yaml:2: logging.batch_interval: must be greater than 0"},
       {"log_server:\n  auth_token: \"\"\n",
        "config.yaml:2: log_server.auth_token: must not be empty"},
+      {"log_server:\n  retention:\n    max_age: 0\n",
+       "config.yaml:3: log_server.retention.max_age: must be greater than 0"},
+      {"log_server:\n  retention:\n    max_age: 30days\n",
+       "config.yaml:3: log_server.retention.max_age: \"30days\" is not a duration (use e.g. "
+       "\"300ms\", \"30s\", \"5m\", \"1h\" or seconds)"},
+      {"log_server:\n  retention:\n    max_files: 3\n",
+       "config.yaml:3: unknown key 'max_files' in log_server.retention"},
+      {"log_server:\n  max_decoded_bytes: 100\n",
+       "config.yaml:2: log_server.max_decoded_bytes: 100 is out of range (1KiB or more)"},
       // log_server
       {"log_server:\n  port: 65536\n",
        "config.yaml:2: log_server.port: 65536 is out of range (0-65535)"},
@@ -491,7 +514,9 @@ TEST_CASE("parse_duration") {
       {"5s ", std::nullopt},
       {"5S", std::nullopt},
       {"5sec", std::nullopt},
-      {"5d", std::nullopt},
+      {"5d", std::chrono::hours(120)},
+      {"1d12h", std::chrono::hours(36)},
+      {"5D", std::nullopt},
       {"5us", std::nullopt},
       {"1m30", std::nullopt},
       {"abc", std::nullopt},
