@@ -35,11 +35,19 @@
 //                          content_block_delta per piece, content_block_stop, message_delta,
 //                          message_stop). Needs x-api-key (or a bearer token) and
 //                          anthropic-version, else 401 / 400.
+//   POST /v1/responses     OpenAI Responses shape: a response with an output_text message and a
+//                          function_call, or with "stream": true the real event sequence
+//                          (response.created ... response.completed). Needs a bearer token.
 //   GET /v1/models         a models list both SDKs accept.
 //                          The reply text is "Hello from mock! You said: " + the last user
 //                          message; ids and timestamps are fixed, so the same request body gives
 //                          the same bytes. X-Body-Sha256 is the SHA-256 of the body sent; request
 //                          header X-Mock-Chunk-Ms=D pauses D ms before each event after the first.
+//                          Models "mock-tools" and "mock-text" get realistic answers instead
+//                          (tool calls, thinking, cache and reasoning token counts): see
+//                          "Realistic LLM answers" below. Request header X-Mock-Encoding: gzip,
+//                          br, zstd or a comma-separated list codes a JSON answer (not a stream)
+//                          with Content-Encoding, and adds X-Plain-Sha256 (of the JSON).
 // All times are CLOCK_MONOTONIC microseconds, comparable with std::chrono::steady_clock in
 // another process on the same machine.
 
@@ -52,6 +60,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
+
+#include <brotli/encode.h>
 
 #include <openssl/evp.h>
 
@@ -67,6 +78,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -702,11 +714,427 @@ ojson anthropic_message(const std::string& model, const std::vector<std::string>
                {"usage", anthropic_usage(prompt, static_cast<int>(pieces.size()))}};
 }
 
-// Sends `events` as one SSE stream, each event its own chunk, `gap_us` apart.
-void send_events(httplib::Response& res, std::vector<std::string> events, int64_t gap_us) {
+// --- Realistic LLM answers ------------------------------------------------------------------
+// Selected by the request's model, so that every other model keeps the greeting above:
+//   POST /v1/chat/completions  "mock-tools": text, then TWO parallel tool calls whose arguments
+//                              arrive in fragments, finish_reason "tool_calls"; "mock-text": text
+//                              only, split mid-word, finish_reason "stop". Chunks carry
+//                              service_tier and system_fingerprint, and with
+//                              stream_options.include_usage every chunk has "usage": null and a
+//                              last chunk with "choices": [] has the full usage (cached and
+//                              reasoning token details).
+//   POST /v1/messages          "mock-tools": message_start (input, cache read and cache creation
+//                              tokens), ping, a thinking block (2 thinking_delta +
+//                              signature_delta), a text block, a tool_use block (input_json_delta
+//                              in odd fragments, the first empty), message_delta (stop_reason
+//                              "tool_use", cumulative usage), message_stop.
+//   POST /v1/responses         (any model) the Responses API: a message with output_text and a
+//                              function_call; streamed as the real event sequence ending with
+//                              response.completed, else the final response object.
+// The answering model is the requested one plus kDatedSuffix (as real APIs name a snapshot).
+// Streams of these variants also send X-Mock-Events, the number of SSE events in the body
+// (`data: [DONE]` included).
+
+constexpr const char* kDatedSuffix = "-2025-06-01";
+
+bool is_realistic_chat_model(const std::string& model) {
+  return model == "mock-tools" || model == "mock-text";
+}
+
+std::string sse_data(const ojson& j) {
+  return "data: " + dump(j) + "\n\n";
+}
+
+std::string sse_named(const std::string& name, const ojson& j) {
+  return "event: " + name + "\ndata: " + dump(j) + "\n\n";
+}
+
+struct MockToolCall {
+  std::string id, name;
+  std::vector<std::string> fragments;  // of function.arguments
+};
+
+struct ChatScript {
+  std::string id;
+  std::vector<std::string> content;  // the content deltas
+  std::vector<MockToolCall> tool_calls;
+  std::string finish_reason;
+  ojson usage;
+};
+
+ojson openai_usage(int prompt, int completion, int cached, int reasoning) {
+  return ojson{{"prompt_tokens", prompt},
+               {"completion_tokens", completion},
+               {"total_tokens", prompt + completion},
+               {"prompt_tokens_details", {{"cached_tokens", cached}, {"audio_tokens", 0}}},
+               {"completion_tokens_details",
+                {{"reasoning_tokens", reasoning},
+                 {"audio_tokens", 0},
+                 {"accepted_prediction_tokens", 0},
+                 {"rejected_prediction_tokens", 0}}}};
+}
+
+ChatScript chat_script(const std::string& model) {
+  if (model == "mock-tools") {
+    return ChatScript{"chatcmpl-mocktools01",
+                      {"Let me chec", "k the weat", "her in both ci", "ties."},
+                      {MockToolCall{"call_mock_paris",
+                                    "get_weather",
+                                    {"{\"ci", "ty\": \"Par", "is\", \"unit\": \"cel", "sius\"}"}},
+                       MockToolCall{"call_mock_tokyo",
+                                    "get_local_time",
+                                    {"{\"city\"", ": \"Tok", "yo\", \"format\": \"24h\"}"}}},
+                      "tool_calls",
+                      openai_usage(112, 58, 64, 12)};
+  }
+  return ChatScript{
+      "chatcmpl-mocktext01",
+      {"The weat", "her in Paris is sun", "ny and 22 \xc2\xb0", "C, with a light bree", "ze."},
+      {},
+      "stop",
+      openai_usage(21, 14, 0, 0)};
+}
+
+std::vector<std::string> realistic_chat_events(const std::string& model, bool usage) {
+  const ChatScript s = chat_script(model);
+  const std::string answered = model + kDatedSuffix;
+  auto chunk = [&](ojson delta, ojson finish) {
+    ojson c{{"id", s.id},
+            {"object", "chat.completion.chunk"},
+            {"created", kMockCreated},
+            {"model", answered},
+            {"service_tier", "default"},
+            {"system_fingerprint", "fp_mock0001"},
+            {"choices", ojson::array({ojson{{"index", 0},
+                                            {"delta", std::move(delta)},
+                                            {"logprobs", nullptr},
+                                            {"finish_reason", std::move(finish)}}})}};
+    if (usage) c["usage"] = nullptr;
+    return c;
+  };
+  std::vector<std::string> events;
+  events.push_back(sse_data(
+      chunk(ojson{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr)));
+  for (const auto& p : s.content) events.push_back(sse_data(chunk(ojson{{"content", p}}, nullptr)));
+  for (size_t i = 0; i < s.tool_calls.size(); ++i) {
+    const auto& call = s.tool_calls[i];
+    // The first fragment names the call; the others carry only index and arguments.
+    events.push_back(sse_data(chunk(
+        ojson{{"tool_calls",
+               ojson::array({ojson{{"index", i},
+                                   {"id", call.id},
+                                   {"type", "function"},
+                                   {"function", {{"name", call.name}, {"arguments", ""}}}}})}},
+        nullptr)));
+    for (const auto& f : call.fragments) {
+      events.push_back(sse_data(
+          chunk(ojson{{"tool_calls",
+                       ojson::array({ojson{{"index", i}, {"function", {{"arguments", f}}}}})}},
+                nullptr)));
+    }
+  }
+  events.push_back(sse_data(chunk(ojson::object(), s.finish_reason)));
+  if (usage) {
+    ojson last = chunk(ojson::object(), nullptr);
+    last["choices"] = ojson::array();
+    last["usage"] = s.usage;
+    events.push_back(sse_data(last));
+  }
+  events.push_back("data: [DONE]\n\n");
+  return events;
+}
+
+ojson realistic_chat_completion(const std::string& model) {
+  const ChatScript s = chat_script(model);
+  ojson message{{"role", "assistant"}, {"content", join(s.content)}, {"refusal", nullptr}};
+  if (!s.tool_calls.empty()) {
+    ojson calls = ojson::array();
+    for (const auto& call : s.tool_calls) {
+      calls.push_back(
+          ojson{{"id", call.id},
+                {"type", "function"},
+                {"function", {{"name", call.name}, {"arguments", join(call.fragments)}}}});
+    }
+    message["tool_calls"] = std::move(calls);
+  }
+  return ojson{{"id", s.id},
+               {"object", "chat.completion"},
+               {"created", kMockCreated},
+               {"model", model + kDatedSuffix},
+               {"service_tier", "default"},
+               {"system_fingerprint", "fp_mock0001"},
+               {"choices", ojson::array({ojson{{"index", 0},
+                                               {"message", std::move(message)},
+                                               {"logprobs", nullptr},
+                                               {"finish_reason", s.finish_reason}}})},
+               {"usage", s.usage}};
+}
+
+// Responses API.
+const std::vector<std::string> kResponseText = {"Checking the wea", "ther in Par", "is for y",
+                                                "ou now."};
+const std::vector<std::string> kResponseArgs = {"{\"city\":", "\"Paris\",\"un",
+                                                "it\":\"celsius\"}"};
+
+ojson response_object(const std::string& model, bool completed) {
+  ojson output = ojson::array();
+  ojson usage = nullptr;
+  if (completed) {
+    output.push_back(ojson{{"id", "msg_mock0001"},
+                           {"type", "message"},
+                           {"status", "completed"},
+                           {"content", ojson::array({ojson{{"type", "output_text"},
+                                                           {"annotations", ojson::array()},
+                                                           {"logprobs", ojson::array()},
+                                                           {"text", join(kResponseText)}}})},
+                           {"role", "assistant"}});
+    output.push_back(ojson{{"id", "fc_mock0001"},
+                           {"type", "function_call"},
+                           {"status", "completed"},
+                           {"arguments", join(kResponseArgs)},
+                           {"call_id", "call_mock0001"},
+                           {"name", "get_weather"}});
+    usage = ojson{{"input_tokens", 328},
+                  {"input_tokens_details", {{"cached_tokens", 256}}},
+                  {"output_tokens", 47},
+                  {"output_tokens_details", {{"reasoning_tokens", 8}}},
+                  {"total_tokens", 375}};
+  }
+  return ojson{{"id", "resp_mock0001"},
+               {"object", "response"},
+               {"created_at", kMockCreated},
+               {"status", completed ? "completed" : "in_progress"},
+               {"background", false},
+               {"completed_at", completed ? ojson(kMockCreated + 2) : ojson(nullptr)},
+               {"error", nullptr},
+               {"incomplete_details", nullptr},
+               {"instructions", nullptr},
+               {"max_output_tokens", nullptr},
+               {"model", model + kDatedSuffix},
+               {"output", std::move(output)},
+               {"parallel_tool_calls", true},
+               {"previous_response_id", nullptr},
+               {"reasoning", {{"effort", nullptr}, {"summary", nullptr}}},
+               {"service_tier", "default"},
+               {"store", true},
+               {"temperature", 1},
+               {"text", {{"format", {{"type", "text"}}}}},
+               {"tool_choice", "auto"},
+               {"tools", ojson::array()},
+               {"top_p", 1},
+               {"truncation", "disabled"},
+               {"usage", std::move(usage)},
+               {"user", nullptr},
+               {"metadata", ojson::object()}};
+}
+
+std::vector<std::string> responses_events(const std::string& model) {
+  std::vector<std::string> events;
+  int seq = 0;
+  auto add = [&](const std::string& type, const ojson& fields) {
+    ojson j{{"type", type}, {"sequence_number", seq++}};
+    for (const auto& [k, v] : fields.items()) j[k] = v;
+    events.push_back(sse_named(type, j));
+  };
+  const ojson final_response = response_object(model, true);
+  const ojson& message = final_response["output"][0];
+  const ojson& call = final_response["output"][1];
+  add("response.created", ojson{{"response", response_object(model, false)}});
+  add("response.in_progress", ojson{{"response", response_object(model, false)}});
+  add("response.output_item.added", ojson{{"output_index", 0},
+                                          {"item",
+                                           {{"id", "msg_mock0001"},
+                                            {"type", "message"},
+                                            {"status", "in_progress"},
+                                            {"content", ojson::array()},
+                                            {"role", "assistant"}}}});
+  add("response.content_part.added", ojson{{"item_id", "msg_mock0001"},
+                                           {"output_index", 0},
+                                           {"content_index", 0},
+                                           {"part",
+                                            {{"type", "output_text"},
+                                             {"annotations", ojson::array()},
+                                             {"logprobs", ojson::array()},
+                                             {"text", ""}}}});
+  for (const auto& d : kResponseText) {
+    add("response.output_text.delta", ojson{{"item_id", "msg_mock0001"},
+                                            {"output_index", 0},
+                                            {"content_index", 0},
+                                            {"delta", d},
+                                            {"logprobs", ojson::array()}});
+  }
+  add("response.output_text.done", ojson{{"item_id", "msg_mock0001"},
+                                         {"output_index", 0},
+                                         {"content_index", 0},
+                                         {"text", join(kResponseText)},
+                                         {"logprobs", ojson::array()}});
+  add("response.content_part.done", ojson{{"item_id", "msg_mock0001"},
+                                          {"output_index", 0},
+                                          {"content_index", 0},
+                                          {"part", message["content"][0]}});
+  add("response.output_item.done", ojson{{"output_index", 0}, {"item", message}});
+  add("response.output_item.added", ojson{{"output_index", 1},
+                                          {"item",
+                                           {{"id", "fc_mock0001"},
+                                            {"type", "function_call"},
+                                            {"status", "in_progress"},
+                                            {"arguments", ""},
+                                            {"call_id", "call_mock0001"},
+                                            {"name", "get_weather"}}}});
+  for (const auto& d : kResponseArgs) {
+    add("response.function_call_arguments.delta",
+        ojson{{"item_id", "fc_mock0001"}, {"output_index", 1}, {"delta", d}});
+  }
+  add("response.function_call_arguments.done", ojson{{"item_id", "fc_mock0001"},
+                                                     {"output_index", 1},
+                                                     {"name", "get_weather"},
+                                                     {"arguments", join(kResponseArgs)}});
+  add("response.output_item.done", ojson{{"output_index", 1}, {"item", call}});
+  add("response.completed", ojson{{"response", final_response}});
+  return events;
+}
+
+// Anthropic "mock-tools": thinking, text and tool_use blocks.
+const std::vector<std::string> kThinking = {"The user asks about the weat",
+                                            "her in Paris; I should call get_weather."};
+const char* const kSignature = "EqQBCkgIBxABGAIiQG1vY2stc2lnbmF0dXJlLWZvci10ZXN0cw==";
+const std::vector<std::string> kAnthropicText = {"I'll check the cur", "rent weather in Paris."};
+const std::vector<std::string> kToolJson = {"", "{\"city\": \"Pa", "ris\", \"un",
+                                            "it\": \"celsius\"}"};
+
+ojson anthropic_tools_usage(int output, bool with_breakdown) {
+  ojson u{{"input_tokens", 25},
+          {"cache_creation_input_tokens", 120},
+          {"cache_read_input_tokens", 2048}};
+  if (with_breakdown) {
+    u["cache_creation"] =
+        ojson{{"ephemeral_5m_input_tokens", 120}, {"ephemeral_1h_input_tokens", 0}};
+  }
+  u["output_tokens"] = output;
+  if (with_breakdown) u["service_tier"] = "standard";
+  return u;
+}
+
+std::vector<std::string> anthropic_tools_events(const std::string& model) {
+  std::vector<std::string> events;
+  auto add = [&](const std::string& name, const ojson& fields) {
+    ojson j{{"type", name}};
+    for (const auto& [k, v] : fields.items()) j[k] = v;
+    events.push_back(sse_named(name, j));
+  };
+  auto delta = [&](int index, ojson d) {
+    add("content_block_delta", ojson{{"index", index}, {"delta", std::move(d)}});
+  };
+  add("message_start", ojson{{"message",
+                              {{"id", "msg_mock_tools01"},
+                               {"type", "message"},
+                               {"role", "assistant"},
+                               {"model", model + kDatedSuffix},
+                               {"content", ojson::array()},
+                               {"stop_reason", nullptr},
+                               {"stop_sequence", nullptr},
+                               {"usage", anthropic_tools_usage(1, true)}}}});
+  add("ping", ojson::object());
+  add("content_block_start",
+      ojson{{"index", 0},
+            {"content_block", {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}}}});
+  for (const auto& t : kThinking) delta(0, ojson{{"type", "thinking_delta"}, {"thinking", t}});
+  delta(0, ojson{{"type", "signature_delta"}, {"signature", kSignature}});
+  add("content_block_stop", ojson{{"index", 0}});
+  add("content_block_start",
+      ojson{{"index", 1}, {"content_block", {{"type", "text"}, {"text", ""}}}});
+  for (const auto& t : kAnthropicText) delta(1, ojson{{"type", "text_delta"}, {"text", t}});
+  add("content_block_stop", ojson{{"index", 1}});
+  add("content_block_start", ojson{{"index", 2},
+                                   {"content_block",
+                                    {{"type", "tool_use"},
+                                     {"id", "toolu_mock01"},
+                                     {"name", "get_weather"},
+                                     {"input", ojson::object()}}}});
+  for (const auto& p : kToolJson)
+    delta(2, ojson{{"type", "input_json_delta"}, {"partial_json", p}});
+  add("content_block_stop", ojson{{"index", 2}});
+  add("message_delta", ojson{{"delta", {{"stop_reason", "tool_use"}, {"stop_sequence", nullptr}}},
+                             {"usage", anthropic_tools_usage(97, false)}});
+  add("message_stop", ojson::object());
+  return events;
+}
+
+ojson anthropic_tools_message(const std::string& model) {
+  return ojson{
+      {"id", "msg_mock_tools01"},
+      {"type", "message"},
+      {"role", "assistant"},
+      {"model", model + kDatedSuffix},
+      {"content",
+       ojson::array(
+           {ojson{{"type", "thinking"}, {"thinking", join(kThinking)}, {"signature", kSignature}},
+            ojson{{"type", "text"}, {"text", join(kAnthropicText)}},
+            ojson{{"type", "tool_use"},
+                  {"id", "toolu_mock01"},
+                  {"name", "get_weather"},
+                  {"input", ojson::parse(join(kToolJson))}}})},
+      {"stop_reason", "tool_use"},
+      {"stop_sequence", nullptr},
+      {"usage", anthropic_tools_usage(97, true)}};
+}
+
+// --- Content codings for JSON answers ---------------------------------------------------------
+// Request header X-Mock-Encoding: a comma-separated list of gzip, br, zstd, applied in the order
+// listed (so Content-Encoding names them in that order, as RFC 9110 stacks codings).
+
+std::string brotli_compress(const std::string& in) {
+  size_t size = BrotliEncoderMaxCompressedSize(in.size());
+  if (size == 0) size = in.size() + 1024;
+  std::string out(size, '\0');
+  if (!BrotliEncoderCompress(BROTLI_DEFAULT_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT,
+                             in.size(), reinterpret_cast<const uint8_t*>(in.data()), &size,
+                             reinterpret_cast<uint8_t*>(out.data()))) {
+    std::abort();
+  }
+  out.resize(size);
+  return out;
+}
+
+std::string zstd_compress(const std::string& in) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3);
+  if (ZSTD_isError(n)) std::abort();
+  out.resize(n);
+  return out;
+}
+
+// The codings asked for, trimmed; an unknown one gives nullopt.
+std::optional<std::vector<std::string>> requested_codings(const httplib::Request& req) {
+  std::vector<std::string> out;
+  std::string h = req.get_header_value("X-Mock-Encoding");
+  size_t start = 0;
+  while (start <= h.size() && !h.empty()) {
+    size_t comma = std::min(h.find(',', start), h.size());
+    std::string c = h.substr(start, comma - start);
+    c.erase(0, c.find_first_not_of(" \t"));
+    c.erase(c.find_last_not_of(" \t") + 1);
+    if (c != "gzip" && c != "br" && c != "zstd") return std::nullopt;
+    out.push_back(c);
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string apply_coding(const std::string& coding, const std::string& in) {
+  if (coding == "gzip") return gzip_compress(in);
+  if (coding == "br") return brotli_compress(in);
+  return zstd_compress(in);
+}
+
+// Sends `events` as one SSE stream, each event its own chunk, `gap_us` apart. With
+// `count_header`, X-Mock-Events tells how many events the body holds.
+void send_events(httplib::Response& res, std::vector<std::string> events, int64_t gap_us,
+                 bool count_header = false) {
   res.set_header("X-Body-Sha256",
                  sha256_hex(std::accumulate(events.begin(), events.end(), std::string())));
   res.set_header("Cache-Control", "no-cache");
+  if (count_header) res.set_header("X-Mock-Events", std::to_string(events.size()));
   auto shared = std::make_shared<std::vector<std::string>>(std::move(events));
   auto next = std::make_shared<size_t>(0);
   res.set_chunked_content_provider("text/event-stream",
@@ -721,16 +1149,52 @@ void send_events(httplib::Response& res, std::vector<std::string> events, int64_
                                    });
 }
 
-void send_llm_json(httplib::Response& res, const ojson& body) {
+// A JSON answer, with the codings of X-Mock-Encoding applied (see requested_codings): then
+// Content-Encoding names them, X-Body-Sha256 is of the coded bytes and X-Plain-Sha256 of the JSON.
+void send_llm_json(httplib::Response& res, const ojson& body,
+                   const std::vector<std::string>& codings = {}) {
   std::string text = dump(body);
-  res.set_header("X-Body-Sha256", sha256_hex(text));
-  res.set_content(text, "application/json");
+  if (codings.empty()) {
+    res.set_header("X-Body-Sha256", sha256_hex(text));
+    res.set_content(text, "application/json");
+    return;
+  }
+  res.set_header("X-Plain-Sha256", sha256_hex(text));
+  std::string coded = text;
+  std::string names;
+  for (const auto& c : codings) {
+    coded = apply_coding(c, coded);
+    names += (names.empty() ? "" : ", ") + c;
+  }
+  res.set_header("Content-Encoding", names);
+  res.set_header("X-Body-Sha256", sha256_hex(coded));
+  // A length provider is never auto-compressed by httplib, so these are the bytes on the wire.
+  auto shared = std::make_shared<std::string>(std::move(coded));
+  res.set_content_provider(shared->size(), "application/json",
+                           [shared](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return sink.write(shared->data() + offset, length);
+                           });
 }
 
-// POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic). Like the real APIs they
-// want credentials (and Anthropic its version header); the values are not checked.
+// X-Mock-Chunk-Ms: a pause before each event after the first, to watch a stream arrive.
+int64_t chunk_gap_us(const httplib::Request& req) {
+  long long gap_ms = 0;
+  try {
+    std::string h = req.get_header_value("X-Mock-Chunk-Ms");
+    if (!h.empty()) gap_ms = std::clamp(std::stoll(h), 0LL, 5000LL);
+  } catch (...) {
+  }
+  return gap_ms * 1000;
+}
+
+enum class LlmApi { kChat, kMessages, kResponses };
+
+// POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic) and POST /v1/responses
+// (OpenAI Responses). Like the real APIs they want credentials (and Anthropic its version
+// header); the values are not checked.
 void handle_llm(const httplib::Request& req, httplib::Response& res,
-                const httplib::ContentReader* reader, bool anthropic) {
+                const httplib::ContentReader* reader, LlmApi api) {
+  const bool anthropic = api == LlmApi::kMessages;
   std::string raw;
   bool too_large = false;
   if (reader && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))) {
@@ -757,35 +1221,56 @@ void handle_llm(const httplib::Request& req, httplib::Response& res,
   }
   if (too_large) return llm_error(res, 413, anthropic, "request_too_large", "request too large");
   json request = json::parse(raw, nullptr, false);
-  if (!request.is_object() || !request.contains("messages") || !request["messages"].is_array()) {
+  if (api == LlmApi::kResponses) {
+    if (!request.is_object() || !request.contains("input") ||
+        !(request["input"].is_string() || request["input"].is_array())) {
+      return llm_error(res, 400, false, "invalid_request_error",
+                       "the body must be a JSON object with an input string or array");
+    }
+  } else if (!request.is_object() || !request.contains("messages") ||
+             !request["messages"].is_array()) {
     return llm_error(res, 400, anthropic, "invalid_request_error",
                      "the body must be a JSON object with a messages array");
+  }
+  const auto codings = requested_codings(req);
+  if (!codings) {
+    return llm_error(res, 400, anthropic, "invalid_request_error",
+                     "X-Mock-Encoding: a list of gzip, br, zstd");
   }
   const std::string model = request.contains("model") && request["model"].is_string()
                                 ? request["model"].get<std::string>()
                                 : std::string("mock-model");
-  const auto pieces = reply_pieces(request);
-  const int prompt = prompt_tokens(request);
   const bool stream = request.contains("stream") && request["stream"] == true;
-  if (!stream) {
-    return send_llm_json(res, anthropic ? anthropic_message(model, pieces, prompt)
-                                        : openai_completion(model, pieces, prompt));
+  const int64_t gap_us = chunk_gap_us(req);
+
+  if (api == LlmApi::kResponses) {
+    if (!stream) return send_llm_json(res, response_object(model, true), *codings);
+    return send_events(res, responses_events(model), gap_us, true);
   }
-  // X-Mock-Chunk-Ms: a pause before each event after the first, to watch a stream arrive.
-  long long gap_ms = 0;
-  try {
-    std::string h = req.get_header_value("X-Mock-Chunk-Ms");
-    if (!h.empty()) gap_ms = std::clamp(std::stoll(h), 0LL, 5000LL);
-  } catch (...) {
+  if (anthropic && model == "mock-tools") {
+    if (!stream) return send_llm_json(res, anthropic_tools_message(model), *codings);
+    return send_events(res, anthropic_tools_events(model), gap_us, true);
   }
   bool usage = false;
   if (!anthropic && request.contains("stream_options") && request["stream_options"].is_object()) {
     usage = request["stream_options"].value("include_usage", false);
   }
+  if (!anthropic && is_realistic_chat_model(model)) {
+    if (!stream) return send_llm_json(res, realistic_chat_completion(model), *codings);
+    return send_events(res, realistic_chat_events(model, usage), gap_us, true);
+  }
+  const auto pieces = reply_pieces(request);
+  const int prompt = prompt_tokens(request);
+  if (!stream) {
+    return send_llm_json(res,
+                         anthropic ? anthropic_message(model, pieces, prompt)
+                                   : openai_completion(model, pieces, prompt),
+                         *codings);
+  }
   send_events(res,
               anthropic ? anthropic_events(model, pieces, prompt)
                         : openai_events(model, pieces, usage, prompt),
-              gap_ms * 1000);
+              gap_us);
 }
 
 // GET /v1/models: one list that both SDKs accept (OpenAI's and Anthropic's fields together).
@@ -812,8 +1297,12 @@ void dispatch(const httplib::Request& req, httplib::Response& res,
   const std::string path = target_path(req);
   if (path == "/echo" || path.rfind("/echo/", 0) == 0) {
     handle_echo(req, res, reader, tls);
-  } else if (path == "/v1/chat/completions" || path == "/v1/messages") {
-    handle_llm(req, res, reader, path == "/v1/messages");
+  } else if (path == "/v1/chat/completions") {
+    handle_llm(req, res, reader, LlmApi::kChat);
+  } else if (path == "/v1/messages") {
+    handle_llm(req, res, reader, LlmApi::kMessages);
+  } else if (path == "/v1/responses") {
+    handle_llm(req, res, reader, LlmApi::kResponses);
   } else {
     // Other endpoints take no body; drain one that was sent anyway so keep-alive stays in sync.
     if (reader && (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))) {
