@@ -47,21 +47,10 @@ std::optional<std::string> error_message(const json& body) {
   return std::string("error");
 }
 
-// The message's keys in the order the API sends them; anything else follows, as parsed.
+// The message's keys in the order the API sends them (parsed JSON sorts them).
 ojson ordered_message(const json& message) {
-  static constexpr std::string_view kOrder[] = {
-      "id",          "type",          "role",         "model", "content",
-      "stop_reason", "stop_sequence", "stop_details", "usage", "container"};
-  if (!message.is_object()) return ojson(message);
-  ojson out = ojson::object();
-  for (std::string_view key : kOrder) {
-    auto it = message.find(key);
-    if (it != message.end()) out[std::string(key)] = ojson(*it);
-  }
-  for (auto it = message.begin(); it != message.end(); ++it) {
-    if (!out.contains(it.key())) out[it.key()] = ojson(it.value());
-  }
-  return out;
+  return with_key_order(message, {"id", "type", "role", "model", "content", "stop_reason",
+                                  "stop_sequence", "stop_details", "usage", "container"});
 }
 
 class AnthropicMessages final : public JsonDerivation {

@@ -84,6 +84,19 @@ const json* get_array(const json& j, std::string_view key) {
   return it != j.end() && it->is_array() ? &*it : nullptr;
 }
 
+ojson with_key_order(const json& object, std::initializer_list<std::string_view> order) {
+  if (!object.is_object()) return ojson(object);
+  ojson out = ojson::object();
+  for (std::string_view key : order) {
+    auto it = object.find(key);
+    if (it != object.end()) out[std::string(key)] = ojson(*it);
+  }
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (!out.contains(it.key())) out[it.key()] = ojson(it.value());
+  }
+  return out;
+}
+
 void fill_total(LlmFields& f, std::optional<int64_t> reported_total) {
   if (reported_total) {
     f.total_tokens = reported_total;

@@ -48,20 +48,10 @@ bool carries_content(const json& part) {
   return (text && !text->empty()) || get_object(part, "functionCall") != nullptr;
 }
 
-// The response's keys in the order the API sends them; anything else follows, as parsed.
+// The response's keys in the order the API sends them (parsed JSON sorts them).
 ojson ordered_response(const json& object) {
-  static constexpr std::string_view kOrder[] = {"candidates", "promptFeedback", "usageMetadata",
-                                                "modelVersion", "responseId"};
-  if (!object.is_object()) return ojson(object);
-  ojson out = ojson::object();
-  for (std::string_view key : kOrder) {
-    auto it = object.find(key);
-    if (it != object.end()) out[std::string(key)] = ojson(*it);
-  }
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    if (!out.contains(it.key())) out[it.key()] = ojson(it.value());
-  }
-  return out;
+  return with_key_order(
+      object, {"candidates", "promptFeedback", "usageMetadata", "modelVersion", "responseId"});
 }
 
 class Gemini final : public JsonDerivation {

@@ -2,6 +2,7 @@
 // dispatcher (llm.cc). Not for other callers: use llm.h.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,9 @@ std::optional<int64_t> get_int(const json& j, std::string_view key);  // integer
 std::optional<double> get_number(const json& j, std::string_view key);
 const json* get_object(const json& j, std::string_view key);  // nullptr unless an object
 const json* get_array(const json& j, std::string_view key);   // nullptr unless an array
+// `object`'s keys in `order` first, then the others as parsed (a parsed `json` sorts its keys;
+// an assembled answer reads best in the provider's order). Non-objects are returned as is.
+ojson with_key_order(const json& object, std::initializer_list<std::string_view> order);
 // total_tokens rule: as reported, else input + output when both are known.
 void fill_total(LlmFields& f, std::optional<int64_t> reported_total);
 

@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""The reading side's costs, run by hand (never in the test suite):
+
+  ingest   exchanges/s through POST /ingest for a log-server with deriving (this build) and,
+           if --baseline is given, a log-server built before deriving existed, same batches,
+           same machine, interleaved; then how long the deriver takes to catch up, as
+           exchanges/s and MB of stored stream per second.
+  stats    GET /stats over an index of --rows rows (bulk-inserted with derived columns):
+           p50/p95 over 20 calls for each group_by; also the first /requests page.
+  export   GET /export?format=har|jsonl&limit=N of N ingested exchanges, streamed to nowhere,
+           with the log server's peak RSS (VmHWM) before and after.
+
+  bench/reading_bench.py --log-server build-rel/bin/log-server [--baseline OLD/log-server]
+                         [--exchanges 20000] [--rows 1000000] [--export 100000] [--only ...]
+
+Every exchange is a streamed OpenAI chat completion of --events events (default 20) with
+usage, as the proxy ships it (begin, heads, one body frame per event with its arrival, end).
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+
+def frame(ftype, meta, data=b""):
+    m = json.dumps(meta, separators=(",", ":")).encode()
+    return struct.pack(">BII", ftype, len(m), len(data)) + m + data
+
+
+def batch(proxy_id, seq, exchanges):
+    out = [b"LPCB", bytes([1]), frame(1, {"proxy_id": proxy_id, "seq": seq})]
+    for x in exchanges:
+        out.append(x)
+    return b"".join(out)
+
+
+def exchange_frames(xid, started_at, events):
+    body = json.dumps({"model": "gpt-4o", "stream": True,
+                       "stream_options": {"include_usage": True},
+                       "messages": [{"role": "user", "content": "x" * 600}]}).encode()
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+            b"Content-Type: application/json\r\nX-Proxy-Path: /openai/v1/chat/completions\r\n\r\n")
+    parts = [frame(2, {"id": xid, "route": "openai", "method": "POST",
+                       "proxy_path": "/openai/v1/chat/completions",
+                       "destination": "https://api.openai.com/v1/chat/completions",
+                       "client_ip": "127.0.0.1", "started_at": started_at}),
+             frame(3, {"id": xid}, head), frame(4, {"id": xid}, body),
+             frame(5, {"id": xid, "t_us": 1000},
+                   b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")]
+    size = 0
+    for i in range(events):
+        c = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-2024-08-06",
+             "choices": [{"index": 0, "delta": {"content": "word%d " % i},
+                          "finish_reason": None}]}
+        ev = b"data: " + json.dumps(c).encode() + b"\n\n"
+        parts.append(frame(6, {"id": xid, "t_us": 2000 + i * 1000}, ev))
+        size += len(ev)
+    u = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+         "model": "gpt-4o-2024-08-06", "choices": [],
+         "usage": {"prompt_tokens": 10, "completion_tokens": events, "total_tokens": 10 + events}}
+    tail = b"data: " + json.dumps(u).encode() + b"\n\ndata: [DONE]\n\n"
+    parts.append(frame(6, {"id": xid, "t_us": 3000 + events * 1000}, tail))
+    size += len(tail)
+    parts.append(frame(7, {"id": xid, "outcome": "complete", "status": 200,
+                           "request_bytes": len(body), "response_bytes": size,
+                           "timings": {"request_forwarded_us": 100, "upstream_headers_us": 900,
+                                       "first_byte_us": 1000, "total_us": 5000 + events * 1000}}))
+    return b"".join(parts), size
+
+
+class LogServer:
+    def __init__(self, exe, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="readbench-")
+        self.exe = exe
+        with open(os.path.join(self.dir, "config.yaml"), "w") as f:
+            f.write("log_server:\n  host: localhost\n  port: 0\n  data_dir: %s/data\n%s"
+                    % (self.dir, extra))
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.exe, "--config", os.path.join(self.dir, "config.yaml")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r":(\d+)$", line.strip())
+        if not m:
+            raise SystemExit("log-server did not start: " + line)
+        self.port = int(m.group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+
+    def status(self, key):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    def metric(self, name):
+        c = self.conn()
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def cleanup(self):
+        try:
+            self.stop()
+        except Exception:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_batches(n, per_batch, events, seq0=1):
+    batches = []
+    stream_bytes = 0
+    t = time.time()
+    for b in range(0, n, per_batch):
+        frames = []
+        for i in range(b, min(n, b + per_batch)):
+            started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t - 3600 + i * 0.001))
+            started += ".%06dZ" % ((i * 1000) % 1000000)
+            f, size = exchange_frames(str(uuid.UUID(int=(seq0 << 64) + i)), started, events)
+            frames.append(f)
+            stream_bytes += size
+        batches.append(batch("bench", seq0 + len(batches), frames))
+    return batches, stream_bytes
+
+
+def ingest_run(exe, batches, n, stream_bytes, derive_wait=True):
+    ls = LogServer(exe)
+    try:
+        c = ls.conn()
+        t0 = time.monotonic()
+        for body in batches:
+            c.request("POST", "/ingest", body, {"Content-Type": "application/octet-stream"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit("ingest answered %d" % r.status)
+        ingest_s = time.monotonic() - t0
+        result = {"ingest_per_s": n / ingest_s, "ingest_s": ingest_s,
+                  "rss_mb": ls.status("VmHWM")}
+        if derive_wait and ls.metric("log_server_derived_total") is not None:
+            while (ls.metric("log_server_derived_total") or 0) < n:
+                if time.monotonic() - t0 > 600:
+                    raise SystemExit("deriver did not catch up in 600 s")
+                time.sleep(0.05)
+            total_s = time.monotonic() - t0
+            result["all_derived_s"] = total_s
+            result["derive_lag_s"] = total_s - ingest_s
+        return result
+    finally:
+        ls.cleanup()
+
+
+def bench_ingest(args):
+    batches, stream_bytes = make_batches(args.exchanges, args.per_batch, args.events)
+    mb = stream_bytes / 1e6
+    print("ingest: %d exchanges of %d events, %d per batch, %.1f MB of stream"
+          % (args.exchanges, args.events, args.per_batch, mb))
+    rows = []
+    for rnd in range(args.rounds):
+        targets = [("deriving", args.log_server)]
+        if args.baseline:
+            targets.append(("before (no deriving)", args.baseline))
+        if rnd % 2:
+            targets.reverse()
+        for name, exe in targets:
+            r = ingest_run(exe, batches, args.exchanges, stream_bytes)
+            r["target"] = name
+            rows.append(r)
+            print("  round %d %-22s %8.0f exchanges/s ingest%s" % (
+                rnd + 1, name, r["ingest_per_s"],
+                ("; all derived %.2f s after the first POST (%.2f s after the last)"
+                 % (r["all_derived_s"], r["derive_lag_s"])) if "all_derived_s" in r else ""))
+    # The deriver alone: reindex of the same data, no ingest competing.
+    ls = LogServer(args.log_server)
+    try:
+        c = ls.conn()
+        for body in batches:
+            c.request("POST", "/ingest", body, {"Content-Type": "application/octet-stream"})
+            c.getresponse().read()
+        while (ls.metric("log_server_derived_total") or 0) < args.exchanges:
+            time.sleep(0.05)
+        ls.stop()
+        t0 = time.monotonic()
+        out = subprocess.run([args.log_server, "reindex", "--config",
+                              os.path.join(ls.dir, "config.yaml")],
+                             capture_output=True, text=True, check=True)
+        dt = time.monotonic() - t0
+        print("  reindex (the deriver's work alone): %.2f s = %.0f exchanges/s, %.1f MB/s of "
+              "stored stream, %.1f ms per MB" % (dt, args.exchanges / dt, mb / dt, dt * 1000 / mb))
+        print("   ", out.stdout.strip())
+    finally:
+        ls.cleanup()
+    return rows
+
+
+def bench_stats(args):
+    ls = LogServer(args.log_server)
+    ls.stop()
+    db = sqlite3.connect(os.path.join(ls.dir, "data", "index.sqlite"))
+    models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-2.5-flash", "llama3", None]
+    routes = ["openai", "anthropic", "openrouter", "gemini", "lmstudio"]
+    t_end = int(time.time() * 1e6)
+    t0 = time.monotonic()
+    rows = []
+    for i in range(args.rows):
+        started = t_end - (args.rows - i) * 2_000_000
+        m = models[i % len(models)]
+        xid = str(uuid.UUID(int=i + 1))
+        rows.append((xid, xid[:8], "x", started, routes[i % 5], "POST", "/p", "http://x/",
+                     "127.0.0.1", 200 if i % 17 else 500, "complete", 1000, 2000,
+                     1000 + (i * 7919) % 90000, "f", "g", 10, 10, 5, 5, "bench", "now",
+                     1, None if m is None else "openai", m,
+                     None if m is None else 100 + i % 50, None if m is None else 20 + i % 30,
+                     None if m is None else i % 10, None,
+                     None if m is None else 200 + (i * 31) % 2000, 0))
+        if len(rows) == 50000:
+            db.executemany("INSERT INTO exchanges (id, short_id, started_at, started_us, route, "
+                           "method, proxy_path, destination, client_ip, status, outcome, "
+                           "request_bytes, response_bytes, total_us, request_file, response_file, "
+                           "request_file_size, response_file_size, request_head_size, "
+                           "response_head_size, proxy_id, ingested_at, derived_version, provider, "
+                           "model, input_tokens, output_tokens, cached_input_tokens, cost, ttft_us, "
+                           "llm_error) VALUES (%s)" % ",".join("?" * 31), rows)
+            rows = []
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+    print("stats: %d rows inserted in %.1f s" % (args.rows, time.monotonic() - t0))
+    ls.start()
+    try:
+        c = ls.conn()
+        for path in ["/requests?limit=50", "/stats?group_by=model", "/stats?group_by=route",
+                     "/stats?group_by=day", "/stats?group_by=hour",
+                     "/stats?group_by=model&route=openai",
+                     "/stats?group_by=model&since=" + time.strftime(
+                         "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))]:
+            times = []
+            for _ in range(20):
+                t = time.monotonic()
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                times.append((time.monotonic() - t) * 1000)
+            times.sort()
+            print("  %-45s p50 %7.1f ms  p95 %7.1f ms  (status %d)"
+                  % (path[:45], times[9], times[18], r.status))
+        print("  log-server peak RSS %.1f MB" % ls.status("VmHWM"))
+    finally:
+        ls.cleanup()
+
+
+def bench_export(args):
+    batches, stream_bytes = make_batches(args.export, args.per_batch, args.events, seq0=7)
+    ls = LogServer(args.log_server)
+    try:
+        c = ls.conn()
+        for body in batches:
+            c.request("POST", "/ingest", body, {"Content-Type": "application/octet-stream"})
+            c.getresponse().read()
+        while (ls.metric("log_server_derived_total") or 0) < args.export:
+            time.sleep(0.1)
+        before = ls.status("VmHWM")
+        for fmt in ["har", "jsonl"]:
+            t = time.monotonic()
+            c.request("GET", "/export?format=%s&limit=%d" % (fmt, args.export))
+            r = c.getresponse()
+            n = 0
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                n += len(chunk)
+            dt = time.monotonic() - t
+            print("export: %s of %d exchanges: %.1f MB in %.1f s; log-server RSS %.1f MB now, "
+                  "peak %.1f MB (peak before the export %.1f MB)"
+                  % (fmt, args.export, n / 1e6, dt, ls.status("VmRSS"), ls.status("VmHWM"), before))
+    finally:
+        ls.cleanup()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--log-server", required=True)
+    p.add_argument("--baseline")
+    p.add_argument("--exchanges", type=int, default=20000)
+    p.add_argument("--per-batch", type=int, default=200)
+    p.add_argument("--events", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rows", type=int, default=1000000)
+    p.add_argument("--export", type=int, default=100000)
+    p.add_argument("--only", choices=["ingest", "stats", "export"])
+    args = p.parse_args()
+    if args.only in (None, "ingest"):
+        bench_ingest(args)
+    if args.only in (None, "stats"):
+        bench_stats(args)
+    if args.only in (None, "export"):
+        bench_export(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
