@@ -78,6 +78,13 @@ std::string provider_for(const std::string& host) {
   return "openai-compatible";
 }
 
+// An unknown host speaking the Anthropic or Gemini API (a gateway, Kimi, DashScope, a local
+// mock) is counted under the API it speaks: "openai-compatible" would name the wrong one.
+std::string provider_speaking(const std::string& host, const char* api_provider) {
+  std::string known = provider_for(host);
+  return known == "openai-compatible" ? api_provider : known;
+}
+
 bool query_has(std::string_view query, std::string_view key, std::string_view value) {
   while (!query.empty()) {
     size_t amp = std::min(query.find('&'), query.size());
@@ -150,7 +157,8 @@ std::unique_ptr<Derivation> start_openai_family(std::string_view path, const Tar
   }
   if (path.ends_with("/messages") &&
       (provider == "anthropic" || path.ends_with("/v1/messages") || looks_like_anthropic(body))) {
-    return detail::make_anthropic_messages(std::move(provider), body, stream);
+    return detail::make_anthropic_messages(provider_speaking(target.host, "anthropic"), body,
+                                           stream);
   }
   return nullptr;
 }
@@ -168,8 +176,8 @@ std::unique_ptr<Derivation> start_derivation(const LlmExchange& exchange) {
   if (auto gemini = gemini_call(target.path)) {
     bool sse = event_stream || (gemini->stream && query_has(target.query, "alt", "sse"));
     bool array_stream = gemini->stream && !sse;
-    return detail::make_gemini(provider_for(target.host), std::move(gemini->model), sse,
-                               array_stream);
+    return detail::make_gemini(provider_speaking(target.host, "gemini"), std::move(gemini->model),
+                               sse, array_stream);
   }
   auto stream_flag = body.find("stream");
   bool stream = event_stream || (stream_flag != body.end() && stream_flag->is_boolean() &&

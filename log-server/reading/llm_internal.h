@@ -14,7 +14,7 @@
 
 namespace lp::logsrv::reading::detail {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps the provider's key order in assembled answers
 using ojson = nlohmann::ordered_json;
 
 // The bookkeeping every API shares: counts dispatched events, stamps first_event_ms on the

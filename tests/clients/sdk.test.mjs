@@ -501,8 +501,9 @@ test('curl -N: an SSE stream through the proxy, byte-exact to the client and the
 // (GET /requests/{id}/assembled) must be what the SDK assembled from the same bytes, and the
 // `llm` fields of GET /requests/{id} must match the usage the SDK reports. The mock's realistic
 // answers are selected by model ("mock-tools", "mock-text") and by /v1/responses; see the header
-// of tests/e2e/mock_upstream.cc. The mock is at 127.0.0.1, not a known provider host, so every
-// call is provider "openai-compatible" (§7: the provider is known by the destination host).
+// of tests/e2e/mock_upstream.cc. The mock is at 127.0.0.1, not a known provider host, so an
+// OpenAI-shaped call is provider "openai-compatible" and an Anthropic-shaped one "anthropic"
+// (the API it speaks; README "Reading captures").
 
 // GET on a fresh connection: {status, headers, body}, whatever the status.
 function httpGet(url) {
@@ -855,7 +856,7 @@ test('Anthropic SDK: thinking, text and tool_use stream with cache usage; llm, a
   const { llm } = await waitForLlm(c.record.id);
   // input_tokens = input + cache read + cache creation (OpenTelemetry's meaning); no total on
   // the wire, so total = input + output.
-  checkLlm(llm, { provider: 'openai-compatible', api: 'messages', model: 'mock-tools',
+  checkLlm(llm, { provider: 'anthropic', api: 'messages', model: 'mock-tools',
                   response_model: 'mock-tools-2025-06-01', stream: true,
                   response_id: 'msg_mock_tools01', input_tokens: 25 + 2048 + 120,
                   output_tokens: 97, cached_input_tokens: 2048, cache_creation_input_tokens: 120,
