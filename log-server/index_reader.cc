@@ -81,11 +81,11 @@ void IndexReader::for_each_stats_row(const ListQuery& q,
   StatsRow r;
   while (s.step()) {
     r.started_us = s.int64(0);
-    r.route = s.text(1);
-    r.model = s.opt_text(2);
-    r.provider = s.opt_text(3);
+    r.route = s.opt_view(1).value_or("");
+    r.model = s.opt_view(2);
+    r.provider = s.opt_view(3);
     r.status = s.opt_int64(4);
-    r.outcome = s.text(5);
+    r.outcome = s.opt_view(5).value_or("");
     r.total_us = s.opt_int64(6);
     r.ttft_us = s.opt_int64(7);
     r.input_tokens = s.opt_int64(8);

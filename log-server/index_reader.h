@@ -20,14 +20,16 @@ struct ListPage {
   std::optional<Cursor> next;  // set when more rows may follow
 };
 
-// The columns /stats aggregates (read from a covering index, never the whole row).
+// The columns /stats aggregates (read from a covering index, never the whole row). The texts
+// are views into SQLite's row: valid during the callback only (a million rows are read
+// without a copy).
 struct StatsRow {
   int64_t started_us = 0;
-  std::string route;
-  std::optional<std::string> model;
-  std::optional<std::string> provider;
+  std::string_view route;
+  std::optional<std::string_view> model;
+  std::optional<std::string_view> provider;
   std::optional<int64_t> status;
-  std::string outcome;
+  std::string_view outcome;
   std::optional<int64_t> total_us;
   std::optional<int64_t> ttft_us;
   std::optional<int64_t> input_tokens;

@@ -86,6 +86,13 @@ std::optional<double> Statement::opt_double(int col) const {
   return sqlite3_column_double(stmt_, col);
 }
 
+std::optional<std::string_view> Statement::opt_view(int col) const {
+  if (is_null(col)) return std::nullopt;
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  if (!p) return std::string_view();
+  return std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
 std::string Statement::text(int col) const {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
   if (!p) return {};

@@ -56,6 +56,8 @@ class Statement {
   std::optional<int64_t> opt_int64(int col) const;
   std::optional<double> opt_double(int col) const;
   std::string text(int col) const;  // "" for NULL
+  // The text without a copy: valid until the next step(), reset() or type conversion.
+  std::optional<std::string_view> opt_view(int col) const;
   std::optional<std::string> opt_text(int col) const;
 
  private:

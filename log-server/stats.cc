@@ -42,32 +42,48 @@ std::optional<int64_t> percentile(std::vector<int64_t>& values, double p) {
   return values[index];
 }
 
-std::string StatsAccumulator::key_of(const StatsRow& row, nlohmann::json* key) const {
+StatsAccumulator::Group& StatsAccumulator::group_for(const StatsRow& row) {
+  constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
+  std::optional<std::string_view> text;
   switch (by_) {
     case GroupBy::kModel:
-      *key = row.model ? nlohmann::json(*row.model) : nlohmann::json(nullptr);
-      return row.model ? "m" + *row.model : "";
+      text = row.model;
+      break;
     case GroupBy::kRoute:
-      *key = row.route;
-      return row.route;
+      text = row.route;
+      break;
     case GroupBy::kProvider:
-      *key = row.provider ? nlohmann::json(*row.provider) : nlohmann::json(nullptr);
-      return row.provider ? "p" + *row.provider : "";
-    case GroupBy::kStatus:
-      *key = row.status ? nlohmann::json(*row.status) : nlohmann::json(nullptr);
-      return row.status ? std::to_string(1000 + *row.status) : "";
+      text = row.provider;
+      break;
+    case GroupBy::kStatus: {
+      // No status (no response head): its own group, sorted first, key null.
+      int64_t code = row.status.value_or(-1);
+      auto [it, inserted] = by_number_.try_emplace(code);
+      if (inserted) it->second.key = row.status ? nlohmann::json(code) : nlohmann::json(nullptr);
+      return it->second;
+    }
     case GroupBy::kHour:
     case GroupBy::kDay: {
-      constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
       const int64_t span = by_ == GroupBy::kHour ? kHourUs : 24 * kHourUs;
       int64_t start = row.started_us - (((row.started_us % span) + span) % span);
-      std::string text = format_rfc3339_us(start);  // "2025-09-13T02:00:00.000000Z"
-      text = by_ == GroupBy::kHour ? text.substr(0, 13) + ":00:00Z" : text.substr(0, 10);
-      *key = text;
-      return text;
+      auto [it, inserted] = by_number_.try_emplace(start);
+      if (inserted) {
+        std::string t = format_rfc3339_us(start);  // "2025-09-13T02:00:00.000000Z"
+        it->second.key = by_ == GroupBy::kHour ? t.substr(0, 13) + ":00:00Z" : t.substr(0, 10);
+      }
+      return it->second;
     }
   }
-  return "";
+  if (!text) {
+    if (!null_group_) null_group_.emplace().key = nullptr;
+    return *null_group_;
+  }
+  auto it = by_text_.find(*text);
+  if (it == by_text_.end()) {
+    it = by_text_.emplace(std::string(*text), Group{}).first;
+    it->second.key = it->first;
+  }
+  return it->second;
 }
 
 void StatsAccumulator::add_to(Group& g, const StatsRow& row) {
@@ -85,11 +101,7 @@ void StatsAccumulator::add_to(Group& g, const StatsRow& row) {
 }
 
 void StatsAccumulator::add(const StatsRow& row) {
-  nlohmann::json key;
-  std::string k = key_of(row, &key);
-  auto [it, inserted] = groups_.try_emplace(k);
-  if (inserted) it->second.key = std::move(key);
-  add_to(it->second, row);
+  add_to(group_for(row), row);
   add_to(total_, row);
 }
 
@@ -112,10 +124,15 @@ ojson StatsAccumulator::group_json(Group& g, bool with_key) {
 
 ojson StatsAccumulator::result() {
   std::vector<Group*> order;
-  for (auto& [_, g] : groups_) order.push_back(&g);
+  for (auto& [_, g] : by_number_) order.push_back(&g);  // in key order
+  for (auto& [_, g] : by_text_) order.push_back(&g);
+  if (null_group_) order.push_back(&*null_group_);
   if (by_ != GroupBy::kHour && by_ != GroupBy::kDay) {
-    std::stable_sort(order.begin(), order.end(),
-                     [](const Group* a, const Group* b) { return a->requests > b->requests; });
+    // Most requests first; ties by key, so the order does not depend on hashing.
+    std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {
+      if (a->requests != b->requests) return a->requests > b->requests;
+      return a->key.dump() < b->key.dump();
+    });
   }
   ojson groups = ojson::array();
   for (Group* g : order) groups.push_back(group_json(*g, /*with_key=*/true));

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,8 +34,8 @@ class StatsAccumulator {
  public:
   explicit StatsAccumulator(GroupBy by) : by_(by) {}
   void add(const StatsRow& row);
-  // {"group_by", "groups": [...], "total": {...}}; groups by requests (most first) or, for
-  // hour and day, in time order.
+  // {"groups": [...], "total": {...}}; groups by requests (most first) or, for hour and day,
+  // in time order.
   nlohmann::ordered_json result();
 
  private:
@@ -49,12 +51,21 @@ class StatsAccumulator {
     std::vector<int64_t> duration_us;
     std::vector<int64_t> ttft_us;
   };
+  // Text keys (model, route, provider) are looked up without building a string per row.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
   static void add_to(Group& g, const StatsRow& row);
   static nlohmann::ordered_json group_json(Group& g, bool with_key);
-  std::string key_of(const StatsRow& row, nlohmann::json* key) const;
+  Group& group_for(const StatsRow& row);
 
   GroupBy by_;
-  std::map<std::string, Group> groups_;
+  // Text groups; a NULL model/provider is its own group (key null).
+  std::unordered_map<std::string, Group, Hash, std::equal_to<>> by_text_;
+  std::optional<Group> null_group_;
+  // Status codes, and hour/day buckets (the bucket's start in µs).
+  std::map<int64_t, Group> by_number_;
   Group total_;
 };
 

@@ -176,7 +176,7 @@ TEST_CASE("reading: stats sum exactly, absent tokens are not 0s, errors by rule"
   acc.add(stats_row(nullptr, 404, "complete", 100, std::nullopt, std::nullopt, std::nullopt));
   auto j = acc.result();
   REQUIRE(j["groups"].size() == 3);
-  // Most requests first; the two groups of three keep their first-seen key order.
+  // Most requests first; ties in key order.
   const auto& claude = j["groups"][0];
   const auto& gpt = j["groups"][1];
   CHECK(claude["key"] == "claude");
