@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -21,6 +22,7 @@
 #include "log-server/list_query.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
+#include "log-server/ui_assets.h"
 
 namespace lp::logsrv {
 
@@ -34,8 +36,11 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr const char* kEndpoints =
     "the API serves GET /requests, /requests/{id}, /requests/{id}/request, "
     "/requests/{id}/response, /requests/{id}/request/body, /requests/{id}/response/body, "
-    "/requests/{id}/assembled, /stats, /export, /healthz, /metrics and POST /ingest";
+    "/requests/{id}/assembled, /requests/{id}/chunks, /stats, /export, /live, /healthz, "
+    "/metrics and POST /ingest";
 constexpr int kExportPage = 100;  // rows read per index query while exporting
+// How often an idle /live stream checks that its client is still there.
+constexpr std::chrono::milliseconds kLiveTick{1000};
 
 // Exposes the listening socket: its real port, and a deeper backlog than the library's 5.
 class Server : public httplib::Server {
@@ -161,7 +166,8 @@ struct ApiServer::Impl {
   BearerAuth auth;
   Server server;
 
-  Impl(ApiDeps d, int threads) : deps(std::move(d)), auth(deps.auth_token) {
+  Impl(ApiDeps d, int api_threads) : deps(std::move(d)), auth(deps.auth_token) {
+    const size_t threads = static_cast<size_t>(api_threads) + deps.live.options().max_subscribers;
     server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server.set_tcp_nodelay(true);
     server.set_keep_alive_max_count(100000);
@@ -387,6 +393,27 @@ struct ApiServer::Impl {
     send_json(res, 200, d.llm->assembled);
   }
 
+  // GET /requests/{id}/chunks: when each stored response body piece arrived (µs since the
+  // exchange started) and its size, for the arrival chart.
+  void chunks(const httplib::Request& req, httplib::Response& res) {
+    if (!no_params(req, res)) return;
+    auto row = resolve(req.matches[1], res);
+    if (!row) return;
+    std::string text = deps.readers.with_reader(
+        [&](IndexReader& r) { return read_chunk_times(r.db(), row->id).value_or(""); });
+    std::vector<ChunkTime> times = parse_chunk_times(text);
+    json list = json::array();
+    for (size_t i = 0; i < times.size(); ++i) {
+      int64_t end = i + 1 < times.size() ? times[i + 1].offset : row->response_bytes;
+      list.push_back({{"offset", times[i].offset},
+                      {"bytes", std::max<int64_t>(end - times[i].offset, 0)},
+                      {"t_us", times[i].t_us}});
+    }
+    // The stored times stop at a cap (1 MiB of entries): say whether the list is whole.
+    send_json(res, 200,
+              {{"chunks", std::move(list)}, {"complete", text.size() < kMaxChunkTimesBytes}});
+  }
+
   void stats(const httplib::Request& req, httplib::Response& res) {
     ListQuery q;
     ParamError err;
@@ -485,6 +512,75 @@ struct ApiServer::Impl {
         });
   }
 
+  // GET /live: Server-Sent Events, one "exchange" event per published row that passes the
+  // /requests filters (live_feed.h). The worker serving it stays in the content provider for
+  // the stream's life, waiting on the subscription with a tick so it can send keep-alives,
+  // notice a client that went away (sink.is_writable) and end when dropped or closed.
+  void live(const httplib::Request& req, httplib::Response& res) {
+    ListQuery q;
+    ParamError err;
+    if (!parse_list_query(params_of(req), &q, &err,
+                          QueryShape{.limit = false, .cursor = false, .own = {}})) {
+      return send_param_error(res, err.parameter, err.message);
+    }
+    std::optional<uint64_t> last_id;
+    if (req.has_header("Last-Event-ID")) {
+      const std::string v = req.get_header_value("Last-Event-ID");
+      if (!v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos) {
+        last_id = std::stoull(v);
+      }  // an id this server never sent: the stream just starts live
+    }
+    std::shared_ptr<LiveSubscription> sub = deps.live.subscribe(q, last_id);
+    if (!sub) {
+      const size_t limit = deps.live.options().max_subscribers;
+      res.set_header("Retry-After", "5");
+      return send_json(res, 503,
+                       {{"error", "too many live subscribers: at most " + std::to_string(limit) +
+                                      " GET /live streams may be open at once"},
+                        {"limit", limit}});
+    }
+    // The library compresses text/* answers for a client that accepts gzip or br, buffering
+    // the whole stream (Z_NO_FLUSH). Exactly "text/event-stream" is exempt; dropping the
+    // header as well keeps it so whatever the type. The Request is the library's own,
+    // non-const object, so this is defined behaviour.
+    const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    const auto keepalive = deps.live.options().keepalive;
+    std::string first =
+        sub->resumed() ? ": live\n\n" : ": live; missed events, re-list /requests\n\n";
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [sub, keepalive, first = std::move(first)](size_t offset, httplib::DataSink& sink) mutable {
+          // The first write confirms the subscription to the client (it is registered already).
+          if (offset == 0 && !sink.write(first.data(), first.size())) return false;
+          auto quiet_until = std::chrono::steady_clock::now() + keepalive;
+          std::string out;
+          for (;;) {
+            auto now = std::chrono::steady_clock::now();
+            if (now >= quiet_until) {
+              static constexpr std::string_view kKeepalive = ": keepalive\n\n";
+              return sink.write(kKeepalive.data(), kKeepalive.size());
+            }
+            auto wait =
+                std::min(std::chrono::duration_cast<std::chrono::milliseconds>(quiet_until - now),
+                         kLiveTick);
+            switch (sub->next(&out, wait + std::chrono::milliseconds(1))) {
+              case LiveSubscription::Wait::kEvents:
+                return sink.write(out.data(), out.size());
+              case LiveSubscription::Wait::kTimeout:
+                // An idle stream notices a client that left within a tick, not a keep-alive.
+                if (!sink.is_writable()) return false;
+                break;
+              case LiveSubscription::Wait::kDropped:
+              case LiveSubscription::Wait::kClosed:
+                sink.done();
+                return true;
+            }
+          }
+        });
+  }
+
   void ingest(const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) {
     auto too_large = [&] {
@@ -566,7 +662,9 @@ struct ApiServer::Impl {
       // miscomputes ranges past the end; raw() serves ranges itself (byte_range.h). The
       // library's Request is a non-const object it owns, so dropping its parsed ranges is safe.
       const_cast<httplib::Request&>(req).ranges.clear();
-      if (req.path == "/healthz" || auth.allows(req.get_header_value("Authorization"))) {
+      // The web UI's own files hold no data: the page asks for the token itself.
+      const bool ui_file = req.path == "/" || req.path.rfind("/ui/", 0) == 0;
+      if (req.path == "/healthz" || ui_file || auth.allows(req.get_header_value("Authorization"))) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       res.set_header("WWW-Authenticate", "Bearer");
@@ -608,6 +706,28 @@ struct ApiServer::Impl {
           send_error(res, busy ? 503 : 500, busy ? "index busy, try again" : "internal error");
         });
 
+    // The web UI (log-server/ui/, compiled in): GET / is its page, GET /ui/FILE its files.
+    auto ui = [](const std::string& name, const httplib::Request& req, httplib::Response& res) {
+      const UiAsset* asset = find_ui_asset(name);
+      if (!asset) return send_error(res, 404, "no such UI file");
+      res.set_header("Content-Security-Policy", std::string(kUiContentSecurityPolicy));
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Referrer-Policy", "no-referrer");
+      res.set_header("Cache-Control", "no-cache");
+      res.set_header("ETag", std::string(asset->etag));
+      if (req.get_header_value("If-None-Match") == asset->etag) {
+        res.status = 304;
+        return;
+      }
+      res.set_content(asset->body.data(), asset->body.size(), std::string(asset->content_type));
+    };
+    server.Get("/", [ui](const httplib::Request& req, httplib::Response& res) {
+      ui("index.html", req, res);
+    });
+    server.Get(R"(/ui/([A-Za-z0-9._-]+))",
+               [ui](const httplib::Request& req, httplib::Response& res) {
+                 ui(req.matches[1], req, res);
+               });
     server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});
     });
@@ -625,18 +745,22 @@ struct ApiServer::Impl {
     server.Get(
         R"(/requests/([^/]*)/assembled)",
         [this](const httplib::Request& req, httplib::Response& res) { assembled(req, res); });
+    server.Get(R"(/requests/([^/]*)/chunks)",
+               [this](const httplib::Request& req, httplib::Response& res) { chunks(req, res); });
     server.Get("/stats",
                [this](const httplib::Request& req, httplib::Response& res) { stats(req, res); });
     server.Get("/export",
                [this](const httplib::Request& req, httplib::Response& res) { export_(req, res); });
+    server.Get("/live",
+               [this](const httplib::Request& req, httplib::Response& res) { live(req, res); });
     server.Post("/ingest",
                 [this](const httplib::Request& req, httplib::Response& res,
                        const httplib::ContentReader& reader) { ingest(req, res, reader); });
   }
 };
 
-ApiServer::ApiServer(ApiDeps deps, int threads)
-    : impl_(std::make_unique<Impl>(std::move(deps), threads)) {}
+ApiServer::ApiServer(ApiDeps deps, int api_threads)
+    : impl_(std::make_unique<Impl>(std::move(deps), api_threads)) {}
 
 ApiServer::~ApiServer() = default;
 
@@ -670,6 +794,8 @@ bool ApiServer::run() {
 }
 
 void ApiServer::stop() {
+  // Open feeds would otherwise hold their workers (and so the stop) until a keep-alive tick.
+  impl_->deps.live.close();
   impl_->server.stop();
 }
 

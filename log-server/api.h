@@ -12,6 +12,7 @@
 #include "log-server/blob_store.h"
 #include "log-server/index_reader.h"
 #include "log-server/ingest.h"
+#include "log-server/live_feed.h"
 #include "log-server/metrics.h"
 
 namespace lp::logsrv {
@@ -21,6 +22,7 @@ struct ApiDeps {
   Ingestor& ingestor;
   const BlobStore& store;
   Metrics& metrics;
+  LiveFeed& live;                                     // GET /live
   std::string auth_token;                             // empty: no authentication
   uint64_t max_decoded_bytes = 256ULL * 1024 * 1024;  // log_server.max_decoded_bytes
   std::string version;                                // shown in HAR exports
@@ -28,8 +30,11 @@ struct ApiDeps {
 
 class ApiServer {
  public:
-  // `threads`: the worker pool; an open keep-alive connection holds one worker.
-  explicit ApiServer(ApiDeps deps, int threads = 64);
+  // The worker pool is fixed: `api_threads` for everything but GET /live, plus one per live
+  // subscriber the feed allows (LiveFeed::Options::max_subscribers), because an open feed
+  // holds its worker for its whole life. /live beyond that cap is refused (503), so open
+  // feeds never starve /ingest or /requests. An open keep-alive connection holds one worker.
+  explicit ApiServer(ApiDeps deps, int api_threads = 64);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

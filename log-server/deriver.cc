@@ -363,12 +363,15 @@ void Deriver::derive_rows(Database& db, const std::vector<ExchangeRow>& rows) {
     }
     outcomes.push_back(derive_one(db, row));
   }
+  std::vector<std::string> stored;
   db.exec("BEGIN IMMEDIATE");
   try {
     for (size_t i = 0; i < rows.size(); ++i) {
       if (store_derivation(db, rows[i], outcomes[i])) {
         metrics_.derived.fetch_add(1, std::memory_order_relaxed);
         if (outcomes[i].llm) metrics_.derived_llm.fetch_add(1, std::memory_order_relaxed);
+        // Only an LLM call's summary changes (model, tokens, TTFT): no event for the rest.
+        if (derived_listener_ && outcomes[i].llm) stored.push_back(rows[i].id);
       }
     }
     db.exec("COMMIT");
@@ -379,6 +382,7 @@ void Deriver::derive_rows(Database& db, const std::vector<ExchangeRow>& rows) {
     }
     throw;
   }
+  if (!stored.empty()) derived_listener_(stored);
 }
 
 std::vector<ExchangeRow> Deriver::pending(Database& db, size_t limit) {

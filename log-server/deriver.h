@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -83,6 +84,12 @@ class Deriver {
   Deriver(const Deriver&) = delete;
   Deriver& operator=(const Deriver&) = delete;
 
+  // Told, on the deriver thread after each COMMIT, the ids of the recognised LLM calls whose
+  // derived fields it stored (their list item changed: the live feed re-announces them). Set
+  // before start(); must not block for long (it delays the next derivation, never ingest).
+  using DerivedListener = std::function<void(const std::vector<std::string>& ids)>;
+  void set_derived_listener(DerivedListener listener) { derived_listener_ = std::move(listener); }
+
   void start();
   void stop();  // finishes the exchange in hand, then returns
   // Any thread; never blocks beyond a mutex.
@@ -104,6 +111,7 @@ class Deriver {
   std::deque<std::string> queue_;
   bool stopping_ = false;
   bool dropped_ = false;  // a hand-off was dropped: sweep soon
+  DerivedListener derived_listener_;
   std::thread thread_;
 };
 

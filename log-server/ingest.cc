@@ -53,6 +53,7 @@ struct Entry {
   ExchangeRow row;
   bool is_new = false;  // begun in this batch: INSERT rather than UPDATE
   bool dirty = false;
+  bool announced = false;   // its begin or end frame is in this batch (for the live feed)
   std::string chunk_times;  // "OFFSET,T_US;" of this batch's response body frames
 };
 
@@ -118,6 +119,7 @@ class BatchApplier {
         std::string outcome = str(f.meta, "outcome");
         if (!is_outcome(outcome) || outcome == kInProgress) return skip_invalid();
         r.outcome = outcome;
+        e->announced = true;
         // 0 means no response reached the client; keep what the response head said, if any.
         if (auto s = opt_int(f.meta, "status"); s && *s >= 100 && *s <= 999) r.status = *s;
         r.error = opt_str(f.meta, "error");
@@ -151,6 +153,7 @@ class BatchApplier {
       }
       if (!e.chunk_times.empty()) writer_.append_chunk_times(e.row.id, e.chunk_times);
       if (e.row.outcome != kInProgress) ended_.push_back(e.row.id);
+      if (e.announced && collect_rows_) announced_.push_back(e.row);
     }
     writer_.mark_batch_applied(proxy_id_, seq, now_);
     files_.sync();
@@ -158,6 +161,10 @@ class BatchApplier {
 
   // Exchanges this batch left ended (for the deriver, after COMMIT).
   std::vector<std::string> ended_;
+  // Rows whose begin or end frame this batch applied (for the live feed, after COMMIT);
+  // collected only when someone listens.
+  bool collect_rows_ = false;
+  std::vector<ExchangeRow> announced_;
   size_t applied = 0;
   size_t unknown = 0;
   size_t invalid = 0;
@@ -190,7 +197,7 @@ class BatchApplier {
       missing_.insert(id);
       return nullptr;
     }
-    return &entries_.emplace(id, Entry{std::move(*row), false, false, {}}).first->second;
+    return &entries_.emplace(id, Entry{std::move(*row), false, false, false, {}}).first->second;
   }
 
   void begin(const std::string& id, const json& meta) {
@@ -218,7 +225,8 @@ class BatchApplier {
     r.proxy_id = proxy_id_;
     r.ingested_at = now_;
     files_.touch(r.request_file, 0);
-    entries_.emplace(id, Entry{std::move(r), /*is_new=*/true, /*dirty=*/true, {}});
+    entries_.emplace(id,
+                     Entry{std::move(r), /*is_new=*/true, /*dirty=*/true, /*announced=*/true, {}});
     ++begun;
     ++applied;
   }
@@ -248,10 +256,20 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
     writer_.begin();
     in_transaction = true;
     BatchApplier applier(writer_, store_, batch.proxy_id);
+    applier.collect_rows_ = static_cast<bool>(rows_listener_);
     for (const wire::Frame& f : batch.frames) applier.apply(f);
     applier.finish(batch.seq);
     writer_.commit();
     in_transaction = false;
+    // Rows first: the live feed shows an exchange ended before its derived fields can follow.
+    // The batch is committed whatever happens here: a lost feed event (bad_alloc) must not
+    // turn it into a failure the proxy would re-send.
+    if (rows_listener_ && !applier.announced_.empty()) {
+      try {
+        rows_listener_(applier.announced_);
+      } catch (const std::exception&) {
+      }
+    }
     if (ended_listener_ && !applier.ended_.empty()) ended_listener_(applier.ended_);
 
     result.frames = applier.applied;

@@ -40,12 +40,18 @@ class Ingestor {
   // ingesting thread with the ingest mutex held: it must only hand the ids off (a bounded
   // queue), never block.
   using EndedListener = std::function<void(const std::vector<std::string>& ids)>;
+  // Told, after each COMMIT (and before the ended listener), the rows of the exchanges whose
+  // begin or end frame that batch applied, as committed: at most one row per exchange per
+  // batch (one begun and ended in the same batch appears once, ended). Same thread and mutex
+  // as the ended listener: it must not block (the live feed only queues them).
+  using RowsListener = std::function<void(const std::vector<ExchangeRow>& rows)>;
 
   Ingestor(Database& db, const BlobStore& store, Metrics& metrics)
       : writer_(db), store_(store), metrics_(metrics) {}
 
   // Set before the first apply().
   void set_ended_listener(EndedListener listener) { ended_listener_ = std::move(listener); }
+  void set_rows_listener(RowsListener listener) { rows_listener_ = std::move(listener); }
 
   IngestResult apply(const wire::DecodedBatch& batch);
 
@@ -57,6 +63,7 @@ class Ingestor {
   const BlobStore& store_;
   Metrics& metrics_;
   EndedListener ended_listener_;
+  RowsListener rows_listener_;
   std::mutex mu_;
 };
 

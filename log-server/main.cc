@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/ingest.h"
+#include "log-server/live_feed.h"
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
 #include "log-server/retention.h"
@@ -40,7 +42,7 @@ Stores the captures that logging-proxy ships (POST /ingest) as files plus a
 SQLite index under log_server.data_dir, and serves them:
   GET /requests, /requests/{id}, /requests/{id}/request, /requests/{id}/response,
   /requests/{id}/request/body, /requests/{id}/response/body, /requests/{id}/assembled,
-  /stats, /export, /healthz, /metrics
+  /stats, /export, /live (Server-Sent Events), /healthz, /metrics
 
 Commands:
   reindex         derive every exchange's LLM fields again from the stored files
@@ -58,6 +60,23 @@ With log_server.auth_token (or LOG_SERVER_TOKEN) set, every endpoint but /health
 needs "Authorization: Bearer TOKEN".
 Signals: SIGINT/SIGTERM stop accepting, finish in-flight requests, and exit 0.
 )";
+
+// Workers for everything but GET /live; the pool gets one more per allowed live subscriber.
+constexpr int kApiThreads = 64;
+
+// The live feed's settings. LP_TEST_LIVE_KEEPALIVE_MS is a test hook (not a setting): the
+// interval of the ": keepalive" comments, 15 s otherwise, so a test need not wait 15 s.
+lp::logsrv::LiveFeed::Options live_options() {
+  lp::logsrv::LiveFeed::Options o;
+  if (const char* v = std::getenv("LP_TEST_LIVE_KEEPALIVE_MS")) {
+    char* end = nullptr;
+    long ms = std::strtol(v, &end, 10);
+    if (end != v && *end == '\0' && ms > 0 && ms <= 3600000) {
+      o.keepalive = std::chrono::milliseconds(ms);
+    }
+  }
+  return o;
+}
 
 std::string index_path(const lp::Config& config) {
   return config.log_server.data_dir + "/index.sqlite";
@@ -262,17 +281,33 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // GET /live: ingest announces begun and ended rows after each COMMIT (rows listener first,
+  // so an exchange's end event precedes its derived one); the deriver re-announces rows whose
+  // LLM fields it stored, read back on its own thread (never on the ingest path).
+  ReaderPool readers(index_path(config));
+  LiveFeed live(metrics, live_options());
+  ingestor.set_rows_listener([&live](const std::vector<ExchangeRow>& rows) { live.publish(rows); });
   Deriver deriver(index_path(config), *store, metrics, ls.max_decoded_bytes);
   ingestor.set_ended_listener(
       [&deriver](const std::vector<std::string>& ids) { deriver.notify(ids); });
+  deriver.set_derived_listener([&live, &readers](const std::vector<std::string>& ids) {
+    std::vector<ExchangeRow> rows = readers.with_reader([&](IndexReader& r) {
+      std::vector<ExchangeRow> out;
+      for (const std::string& id : ids) {
+        if (auto row = r.get(id)) out.push_back(std::move(*row));
+      }
+      return out;
+    });
+    live.publish(rows);
+  });
   deriver.start();
   RetentionThread retention(index_path(config), *store, metrics,
                             RetentionPolicy::from_config(ls.retention));
   retention.start();
 
-  ReaderPool readers(index_path(config));
-  ApiServer server(
-      ApiDeps{readers, ingestor, *store, metrics, ls.auth_token, ls.max_decoded_bytes, LP_VERSION});
+  ApiServer server(ApiDeps{readers, ingestor, *store, metrics, live, ls.auth_token,
+                           ls.max_decoded_bytes, LP_VERSION},
+                   kApiThreads);
   try {
     server.bind(ls.host, ls.port);
   } catch (const std::exception& e) {

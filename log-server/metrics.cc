@@ -75,6 +75,11 @@ std::string Metrics::render() const {
          "Exchanges deleted by retention (row and files).", load(retention_exchanges_deleted));
   metric("log_server_retention_bytes_deleted_total", "counter",
          "Exchange file bytes deleted by retention.", load(retention_bytes_deleted));
+  metric("log_server_live_subscribers", "gauge",
+         "Open GET /live subscriptions (each holds an HTTP worker).", load(live_subscribers));
+  metric("log_server_live_dropped_total", "counter",
+         "GET /live subscribers dropped because their buffer was full (too slow).",
+         load(live_dropped));
   return out;
 }
 

@@ -42,6 +42,9 @@ class Metrics {
   std::atomic<uint64_t> retention_failures{0};
   std::atomic<uint64_t> retention_exchanges_deleted{0};
   std::atomic<uint64_t> retention_bytes_deleted{0};  // exchange file bytes removed
+  // The live feed (GET /live).
+  std::atomic<int64_t> live_subscribers{0};  // open subscriptions, each holding a worker (gauge)
+  std::atomic<uint64_t> live_dropped{0};     // subscribers dropped for falling behind
 
   void count_error(IngestErrorKind kind, uint64_t n = 1) {
     errors_[static_cast<int>(kind)].fetch_add(n, std::memory_order_relaxed);

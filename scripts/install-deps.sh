@@ -10,7 +10,9 @@ runtime_pkgs=(libcpp-httplib0.11 libssl3 libyaml-cpp0.7 libsqlite3-0 zlib1g libb
 # docker-compose: CI validates docker-compose.yml with `docker-compose config` (no engine needed).
 # The SDK client tests (tests/clients) also need Node.js >= 20 and npm, which are on the
 # machines already (Debian 12's own nodejs is 18, too old for the SDKs): scripts/test.sh checks.
-test_pkgs=(curl openssl clang-format procps docker-compose clang libclang-rt-14-dev sqlite3)
+# chromium: the web UI's browser test (tests/ui, driven by playwright-core from npm).
+test_pkgs=(curl openssl clang-format procps docker-compose clang libclang-rt-14-dev sqlite3
+  chromium)
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;

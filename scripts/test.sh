@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, checks formatting and the Docker files (docker-compose config, no
-# engine needed), installs the SDK client tests' npm packages (npm ci, tests/clients), builds,
+# engine needed), installs the SDK client and UI tests' npm packages (npm ci, tests/clients and
+# tests/ui), builds,
 # and runs the whole test suite: unit, end-to-end and SDK client tests in a normal build, then
 # the unit tests under ASan+UBSan.
 # Usage: scripts/test.sh            (build dirs: build/ and build-asan/)
@@ -19,6 +20,7 @@ echo "== SDK client tests: npm packages from tests/clients/package-lock.json"
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -ge 20 ]; then
   (cd tests/clients && npm ci --no-audit --no-fund)
+  (cd tests/ui && npm ci --no-audit --no-fund)  # playwright-core for the ui:browser test
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: the SDK client tests need Node.js >= 20 with npm (found: $(node --version 2>&1 || echo none))" >&2
   exit 1

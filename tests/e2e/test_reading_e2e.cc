@@ -238,6 +238,17 @@ TEST_CASE("reading: LLM fields derived within 1 s of the end frame, listed and f
   CHECK(a["choices"][0]["message"]["content"] == "Hello!");
   CHECK(a["usage"]["total_tokens"] == 15);
   CHECK(metric(c, "log_server_derived_llm_total") == 2);
+
+  // The arrival of each stored piece, as ingested.
+  json chunks = get_json(c, "/requests/" + make_id(1) + "/chunks");
+  REQUIRE(chunks["chunks"].size() == 4);
+  CHECK(chunks["chunks"][0]["offset"] == 0);
+  CHECK(chunks["chunks"][0]["t_us"] == 200000);
+  CHECK(chunks["chunks"][3]["t_us"] == 500000);
+  CHECK(chunks["complete"] == true);
+  int64_t bytes = 0;
+  for (const json& ch : chunks["chunks"]) bytes += ch["bytes"].get<int64_t>();
+  CHECK(bytes == d["response_bytes"].get<int64_t>());
 }
 
 TEST_CASE("reading: bodies decoded for every coding; raw=1 as stored; broken ones named") {

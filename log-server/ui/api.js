@@ -1,0 +1,249 @@
+// Talking to the log server: every data call sends "Authorization: Bearer TOKEN" once the
+// user gave one. The token is asked for when a call answers 401, kept in sessionStorage (this
+// tab only), never put in a URL.
+import { h } from './dom.js';
+
+const TOKEN_KEY = 'logging-proxy.token';
+
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+function setToken(token) {
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // storage disabled: the token lives until reload
+  }
+  memoryToken = token;
+}
+
+let memoryToken = '';
+const token = () => getToken() || memoryToken;
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+// One prompt at a time, shared by every call that got a 401.
+let pendingPrompt = null;
+
+function askToken(wrong) {
+  if (pendingPrompt) return pendingPrompt;
+  pendingPrompt = new Promise((resolve) => {
+    const input = h('input', {
+      type: 'password', id: 'token-input', autocomplete: 'off', required: true,
+      placeholder: 'LOG_SERVER_TOKEN', 'aria-label': 'bearer token',
+    });
+    const form = h('form', { class: 'token-form', id: 'token-form' },
+      h('h2', { text: 'This log server needs a token' }),
+      h('p', {}, 'Enter the log server\'s ', h('code', { text: 'auth_token' }),
+        ' (LOG_SERVER_TOKEN). It is kept for this tab only and sent as ',
+        h('code', { text: 'Authorization: Bearer …' }), '.'),
+      wrong ? h('p', { class: 'error', text: 'That token was refused.' }) : null,
+      input,
+      h('button', { type: 'submit', text: 'Use token' }));
+    const overlay = h('div', { class: 'overlay', role: 'dialog', 'aria-modal': 'true' }, form);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const value = input.value.trim();
+      if (!value) return;
+      setToken(value);
+      overlay.remove();
+      pendingPrompt = null;
+      resolve();
+    });
+    document.body.appendChild(overlay);
+    input.focus();
+  });
+  return pendingPrompt;
+}
+
+function headers(extra) {
+  const out = { ...(extra || {}) };
+  const t = token();
+  if (t) out.Authorization = `Bearer ${t}`;
+  return out;
+}
+
+// A query string from an object; empty values are left out (except where `keepEmpty`).
+export function query(params, keepEmpty = []) {
+  const sp = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null) continue;
+    if (v === '' && !keepEmpty.includes(k)) continue;
+    sp.append(k, String(v));
+  }
+  const s = sp.toString();
+  return s ? `?${s}` : '';
+}
+
+export function idPath(id, suffix = '') {
+  return `/requests/${encodeURIComponent(id)}${suffix}`;
+}
+
+// fetch() with the token; a 401 asks for the token and tries again.
+export async function request(path, opts = {}) {
+  let wrong = false;
+  for (;;) {
+    const res = await fetch(path, { ...opts, headers: headers(opts.headers) });
+    if (res.status !== 401) return res;
+    await askToken(wrong || !!token());
+    wrong = true;
+  }
+}
+
+async function errorOf(res) {
+  let message = `${res.status} ${res.statusText}`;
+  let body = null;
+  try {
+    body = await res.json();
+    if (body && typeof body.error === 'string') {
+      message = `${res.status}: ${body.error}` + (body.parameter ? ` (parameter ${body.parameter})` : '');
+    }
+  } catch {
+    // not JSON
+  }
+  return new ApiError(res.status, message, body);
+}
+
+export async function getJson(path, opts) {
+  const res = await request(path, opts);
+  if (!res.ok) throw await errorOf(res);
+  return res.json();
+}
+
+// The body as text plus its content type; a non-2xx answer throws.
+export async function getText(path, opts) {
+  const res = await request(path, opts);
+  if (!res.ok) throw await errorOf(res);
+  return { type: res.headers.get('Content-Type') || '', text: await res.text() };
+}
+
+// A download link to an API path. Without a token it is a plain link (the server's
+// Content-Disposition or the download attribute names the file); with one, a click fetches
+// the bytes with the header and saves them as a blob.
+export function downloadLink(path, filename, label) {
+  const a = h('a', { href: path, download: filename, class: 'download', text: label });
+  a.addEventListener('click', async (ev) => {
+    if (!token()) return;
+    ev.preventDefault();
+    try {
+      const res = await request(path);
+      if (!res.ok) throw await errorOf(res);
+      const url = URL.createObjectURL(await res.blob());
+      const tmp = document.createElement('a');
+      tmp.href = url;
+      tmp.download = filename;
+      document.body.appendChild(tmp);
+      tmp.click();
+      tmp.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      a.after(h('span', { class: 'error', text: ` download failed: ${err.message}` }));
+    }
+  });
+  return a;
+}
+
+// Follows GET /live (text/event-stream, "event: exchange" with a /requests item as data)
+// through fetch, so the token header can be sent. onItem(item) per event; onState(state)
+// with 'live' | 'polling' | 'reconnecting'. When /live answers 404 (an older server), polls
+// /requests every 2 s instead, handing each item of the first page to onItem. Returns a stop
+// function.
+export function follow(filters, onItem, onState) {
+  const controller = new AbortController();
+  let stopped = false;
+  let pollTimer = null;
+
+  // One look at the newest page: the fallback's tick, and a catch-up after a reconnect.
+  const poll = async (again = true) => {
+    if (stopped) return;
+    try {
+      const page = await getJson(`/requests${query({ ...filters, limit: 100 })}`,
+                                 { signal: controller.signal });
+      for (const item of page.requests.slice().reverse()) onItem(item);
+      if (again) onState('polling');
+    } catch (err) {
+      if (stopped) return;
+      if (again) onState('reconnecting');
+    }
+    if (!stopped && again) pollTimer = setTimeout(poll, 2000);
+  };
+
+  let lastId = '';
+  let attempt = 0;
+  const stream = async () => {
+    while (!stopped) {
+      // After a drop, what happened meanwhile: the server resumes from Last-Event-ID when it
+      // still can; the newest page covers the rest.
+      if (attempt++ > 0) await poll(false);
+      try {
+        const res = await request(`/live${query(filters)}`,
+                                  { signal: controller.signal,
+                                    headers: { Accept: 'text/event-stream',
+                                               ...(lastId ? { 'Last-Event-ID': lastId } : {}) } });
+        if (res.status === 404) {
+          pollTimer = setTimeout(poll, 0);
+          return;
+        }
+        if (!res.ok || !res.body) throw new Error(`live: ${res.status}`);
+        onState('live');
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        let event = '';
+        let data = [];
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let nl;
+          while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
+            if (line === '') {
+              if (data.length && (event === '' || event === 'exchange')) {
+                try {
+                  onItem(JSON.parse(data.join('\n')));
+                } catch {
+                  // not JSON: skipped
+                }
+              }
+              event = '';
+              data = [];
+            } else if (line.startsWith(':')) {
+              // comment / keep-alive
+            } else {
+              const colon = line.indexOf(':');
+              const field = colon < 0 ? line : line.slice(0, colon);
+              let val = colon < 0 ? '' : line.slice(colon + 1);
+              if (val.startsWith(' ')) val = val.slice(1);
+              if (field === 'event') event = val;
+              else if (field === 'id' && !val.includes('\0')) lastId = val;
+              else if (field === 'data') data.push(val);
+            }
+          }
+        }
+      } catch (err) {
+        if (stopped) return;
+      }
+      if (stopped) return;
+      onState('reconnecting');
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  };
+  stream();
+  return () => {
+    stopped = true;
+    clearTimeout(pollTimer);
+    controller.abort();
+  };
+}

@@ -1,0 +1,486 @@
+// The log server's web UI in a real browser: Debian's chromium driven by playwright-core
+// (pinned in package-lock.json), against a real log-server fed crafted capture batches.
+//
+//   (cd tests/ui && npm ci) && LP_BIN_DIR=build/bin node --test tests/ui/ui.test.mjs   (ctest: ui:browser)
+//
+// The log servers (one without a token, one with auth_token) run from $LP_BIN_DIR on
+// 127.0.0.1 port 0 with temp data dirs. Captures are POSTed to /ingest as capture batches
+// (common/capture_wire.h, encoded below): OpenAI chat calls to https://api.openai.com, streamed
+// (content + tool calls, so the log server derives `llm` and /assembled works) and not, an
+// upstream error, and one whose path, headers and body carry XSS payloads. Every payload would
+// set window.__xss; the test asserts it stays undefined and that the text is shown literally.
+// Console errors and page errors fail the test (except the 404 of GET /live on a server
+// without it, answered by polling, and the 401s that make the UI ask for the token).
+// Screenshots of each page go to $LP_UI_SCREENSHOTS (default tests/ui/screenshots/).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const BIN_DIR = process.env.LP_BIN_DIR;
+const CHROMIUM = process.env.LP_CHROMIUM || '/usr/bin/chromium';
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SHOTS = process.env.LP_UI_SCREENSHOTS || path.join(HERE, 'screenshots');
+const TOKEN = 'ui-test-token-0123456789';
+const XSS_IMG = '<img src=x onerror="window.__xss=\'path\'">';
+
+// --- capture batches (common/capture_wire.h) ---------------------------------------------------
+
+const T = { batch: 1, begin: 2, requestHead: 3, requestBody: 4, responseHead: 5, responseBody: 6, end: 7 };
+
+function frame(type, meta, data = '') {
+  const m = Buffer.from(JSON.stringify(meta));
+  const d = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  const head = Buffer.alloc(9);
+  head[0] = type;
+  head.writeUInt32BE(m.length, 1);
+  head.writeUInt32BE(d.length, 5);
+  return Buffer.concat([head, m, d]);
+}
+
+let seq = 0;
+function batch(frames) {
+  return Buffer.concat([Buffer.from('LPCB'), Buffer.from([1]),
+                        frame(T.batch, { proxy_id: 'ui-test', seq: ++seq }), ...frames]);
+}
+
+const rfc3339us = (date) => date.toISOString().replace(/Z$/, '000Z');
+
+// The frames of one exchange. `response`: {status, headers: [[n, v]], chunks: [[t_us, text]]}
+// or null (no response); `end`: null leaves the exchange in progress.
+function exchangeFrames({ id = randomUUID(), route = 'openai', method = 'POST',
+                          path: p = '/v1/chat/completions', proxyPrefix = '/openai',
+                          requestHeaders = [], body = '', response, outcome = 'complete',
+                          startedAt = new Date(), end = true }) {
+  const bodyBuf = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const head = [`${method} ${p} HTTP/1.1`, 'Host: api.openai.com',
+                'Content-Type: application/json', `Content-Length: ${bodyBuf.length}`,
+                'Authorization: Bearer ****wxyz', `X-Proxy-Path: ${proxyPrefix}${p}`,
+                ...requestHeaders.map(([n, v]) => `${n}: ${v}`), '', ''].join('\r\n');
+  const frames = [
+    frame(T.begin, { id, route, method, proxy_path: proxyPrefix + p,
+                     destination: `https://api.openai.com${p}`, client_ip: '127.0.0.1',
+                     started_at: rfc3339us(startedAt) }),
+    frame(T.requestHead, { id }, head),
+  ];
+  if (bodyBuf.length) frames.push(frame(T.requestBody, { id }, bodyBuf));
+  let total = 0;
+  let responseBytes = 0;
+  let firstByte;
+  if (response) {
+    const rhead = [`HTTP/1.1 ${response.status} ${response.status === 200 ? 'OK' : 'Error'}`,
+                   ...response.headers.map(([n, v]) => `${n}: ${v}`), '', ''].join('\r\n');
+    frames.push(frame(T.responseHead, { id, t_us: 180000 }, rhead));
+    for (const [t, text] of response.chunks) {
+      firstByte ??= t;
+      total = t;
+      responseBytes += Buffer.byteLength(text);
+      frames.push(frame(T.responseBody, { id, t_us: t }, text));
+    }
+  }
+  if (end) {
+    frames.push(frame(T.end, {
+      id, outcome, status: response ? response.status : 502, request_bytes: bodyBuf.length,
+      response_bytes: responseBytes,
+      timings: { request_forwarded_us: 2100, upstream_connect_us: 1500,
+                 upstream_headers_us: response ? 180000 : undefined,
+                 first_byte_us: firstByte, total_us: total + 900 },
+    }));
+  }
+  return { id, frames };
+}
+
+const MODEL = 'gpt-4o-mini';
+function sseChunk(delta, extra = {}) {
+  return `data: ${JSON.stringify({ id: 'chatcmpl-ui1', object: 'chat.completion.chunk', created: 1757729469,
+                                   model: `${MODEL}-2024-07-18`, choices: [{ index: 0, delta, finish_reason: null }],
+                                   ...extra })}\n\n`;
+}
+const ANSWER = 'The weather in Paris is sunny. Let me check the forecast.';
+
+function streamedCall(opts = {}) {
+  const chunks = [
+    [210000, sseChunk({ role: 'assistant', content: '' })],
+    [260000, sseChunk({ content: 'The weather in Paris ' })],
+    [300000, sseChunk({ content: 'is sunny. Let me check the forecast.' })],
+    [350000, sseChunk({ tool_calls: [{ index: 0, id: 'call_abc123', type: 'function',
+                                       function: { name: 'get_forecast', arguments: '' } }] })],
+    [390000, sseChunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":"Paris","days":3}' } }] })],
+    [420000, `data: ${JSON.stringify({ id: 'chatcmpl-ui1', object: 'chat.completion.chunk', created: 1757729469,
+                                         model: `${MODEL}-2024-07-18`,
+                                         choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] })}\n\n`],
+    [430000, `data: ${JSON.stringify({ id: 'chatcmpl-ui1', object: 'chat.completion.chunk', created: 1757729469,
+                                         model: `${MODEL}-2024-07-18`, choices: [],
+                                         usage: { prompt_tokens: 42, completion_tokens: 17, total_tokens: 59 } })}\n\n`],
+    [431000, 'data: [DONE]\n\n'],
+  ];
+  return exchangeFrames({
+    body: { model: MODEL, stream: true, stream_options: { include_usage: true },
+            messages: [{ role: 'system', content: 'You are a weather bot.' },
+                       { role: 'user', content: opts.question ?? 'What is the weather in Paris?' }],
+            tools: [{ type: 'function', function: { name: 'get_forecast', parameters: { type: 'object' } } }] },
+    response: { status: 200, headers: [['Content-Type', 'text/event-stream'], ['Transfer-Encoding', 'chunked']],
+                chunks },
+    ...opts,
+  });
+}
+
+function plainCall(opts = {}) {
+  const answer = { id: 'chatcmpl-plain', object: 'chat.completion', created: 1757729469, model: 'gpt-4.1',
+                   choices: [{ index: 0, message: { role: 'assistant', content: opts.answer ?? 'Plain answer.' },
+                               finish_reason: 'stop' }],
+                   usage: { prompt_tokens: 8, completion_tokens: 3, total_tokens: 11 } };
+  return exchangeFrames({
+    body: { model: 'gpt-4.1', messages: [{ role: 'user', content: opts.question ?? 'Say hi' }] },
+    response: { status: opts.status ?? 200, headers: [['Content-Type', 'application/json']],
+                chunks: [[250000, JSON.stringify(opts.status >= 400 ? { error: { message: 'overloaded' } } : answer)]] },
+    ...opts,
+  });
+}
+
+async function ingest(server, exchanges) {
+  const res = await fetch(`${server.url}/ingest`, {
+    method: 'POST', body: batch(exchanges.flatMap((x) => x.frames)),
+    headers: { 'Content-Type': 'application/octet-stream',
+               ...(server.token ? { Authorization: `Bearer ${server.token}` } : {}) },
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+// --- processes ---------------------------------------------------------------------------------
+
+class LogServer {
+  constructor(dir, name, token) {
+    this.token = token;
+    this.lines = [];
+    const data = path.join(dir, name);
+    const config = path.join(dir, `${name}.yaml`);
+    writeFileSync(config, ['log_server:', '  host: "127.0.0.1"', '  port: 0',
+                           `  data_dir: ${JSON.stringify(data)}`,
+                           ...(token ? [`  auth_token: "${token}"`] : []), ''].join('\n'));
+    const env = { ...process.env };
+    delete env.LOG_SERVER_TOKEN;
+    this.proc = spawn(path.join(BIN_DIR, 'log-server'), ['--config', config],
+                      { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exit = new Promise((resolve) => this.proc.on('exit', resolve));
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`log-server did not start:\n${this.lines.join('\n')}`)), 15000);
+      for (const s of [this.proc.stdout, this.proc.stderr]) {
+        readline.createInterface({ input: s }).on('line', (line) => {
+          this.lines.push(line);
+          const m = line.match(/^log-server listening on http:\/\/\S+:(\d+)$/);
+          if (m) {
+            clearTimeout(timer);
+            this.url = `http://127.0.0.1:${m[1]}`;
+            resolve();
+          }
+        });
+      }
+      this.proc.on('exit', (code) => reject(new Error(`log-server exited ${code}:\n${this.lines.join('\n')}`)));
+    });
+  }
+
+  async stop() {
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+    await this.exit;
+    clearTimeout(t);
+  }
+}
+
+let dir, server, authServer, browser, page;
+const problems = [];  // console errors and page errors
+const seen = {};      // exchanges by name
+
+function watch(p, { allow401 = false, allow404 = null } = {}) {
+  p.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  p.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = msg.location()?.url || '';
+    const text = msg.text();
+    // A log server without GET /live answers 404; the UI polls /requests instead.
+    if (/status of 404/.test(text) && /\/live(\?|$)/.test(url)) return;
+    if (allow401 && /status of 401/.test(text)) return;
+    if (allow404 && /status of 404/.test(text) && allow404.test(url)) return;
+    problems.push(`console.error: ${text} (${url})`);
+  });
+  p.on('dialog', (d) => { problems.push(`dialog opened: ${d.message()}`); d.dismiss(); });
+}
+
+async function shot(p, name) {
+  await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+const xss = (p) => p.evaluate(() => window.__xss);
+
+before(async () => {
+  assert.ok(BIN_DIR, 'set LP_BIN_DIR to the directory holding log-server (ctest does)');
+  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM} (apt-get install chromium, or set LP_CHROMIUM)`);
+  mkdirSync(SHOTS, { recursive: true });
+  dir = mkdtempSync(path.join(tmpdir(), 'lp-ui-test-'));
+  server = new LogServer(dir, 'open');
+  authServer = new LogServer(dir, 'auth', TOKEN);
+  await Promise.all([server.ready, authServer.ready]);
+
+  const base = Date.now() - 60000;
+  seen.stream = streamedCall({ startedAt: new Date(base) });
+  seen.plain = plainCall({ startedAt: new Date(base + 1000) });
+  seen.error = plainCall({ status: 500, outcome: 'upstream_error', path: '/v1/chat/completions?retry=1',
+                           startedAt: new Date(base + 2000) });
+  seen.other = exchangeFrames({ route: 'local', method: 'GET', path: '/models', proxyPrefix: '/local',
+                                response: { status: 200, headers: [['Content-Type', 'application/json']],
+                                            chunks: [[5000, '{"data":[]}']] },
+                                startedAt: new Date(base + 3000) });
+  await ingest(server, [seen.stream, seen.plain, seen.error, seen.other]);
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+                                    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  watch(page);
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  for (const s of [server, authServer]) if (s) await s.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// --- tests -------------------------------------------------------------------------------------
+
+test('the UI files are served with a strict CSP, nosniff, ETag, and without the token', async () => {
+  for (const s of [server, authServer]) {
+    for (const [p, type] of [['/', 'text/html'], ['/ui/app.js', 'text/javascript'], ['/ui/app.css', 'text/css']]) {
+      const res = await fetch(s.url + p);
+      assert.equal(res.status, 200, `${p}: ${await res.text()}`);
+      assert.match(res.headers.get('content-type'), new RegExp(`^${type}`));
+      const csp = res.headers.get('content-security-policy');
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.doesNotMatch(csp, /unsafe/);
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+      assert.equal(res.headers.get('cache-control'), 'no-cache');
+      const etag = res.headers.get('etag');
+      assert.match(etag, /^"[0-9a-f]+"$/);
+      const again = await fetch(s.url + p, { headers: { 'If-None-Match': etag } });
+      assert.equal(again.status, 304);
+    }
+    assert.equal((await fetch(`${s.url}/ui/nope.js`)).status, 404);
+  }
+  // The data still needs the token.
+  assert.equal((await fetch(`${authServer.url}/requests`)).status, 401);
+  // No inline script anywhere in the page.
+  const html = await (await fetch(`${server.url}/`)).text();
+  assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
+  assert.doesNotMatch(html, /\son[a-z]+=/i);
+});
+
+test('the feed lists captured calls, newest first, with their LLM fields', async () => {
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector(`#feed tr[data-id="${seen.stream.id}"]`);
+  const ids = await page.$$eval('#feed tbody tr', (trs) => trs.map((tr) => tr.dataset.id));
+  assert.deepEqual(ids, [seen.other.id, seen.error.id, seen.plain.id, seen.stream.id]);
+  // Derived fields arrive with the deriver (live or polled updates; a reload at worst).
+  const row = page.locator(`#feed tr[data-id="${seen.stream.id}"]`);
+  await row.locator('.c-model', { hasText: MODEL }).waitFor({ timeout: 10000 }).catch(async () => {
+    await page.reload();
+    await row.locator('.c-model', { hasText: MODEL }).waitFor();
+  });
+  const text = await row.innerText();
+  assert.match(text, /POST/);
+  assert.match(text, /\/openai\/v1\/chat\/completions/);
+  assert.match(text, /complete/);
+  assert.match(text, /42 \/ 17/);
+  assert.match(await page.locator(`#feed tr[data-id="${seen.error.id}"]`).innerText(), /500\s+upstream_error/);
+  await shot(page, 'feed');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'feed-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+});
+
+test('a call ingested while the page is open appears without a reload, and updates when it ends', async () => {
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector(`#feed tr[data-id="${seen.stream.id}"]`);
+  await page.evaluate(() => { window.__marker = 'same page'; });
+  // Begin (in progress) first, then the rest with the same id.
+  const id = randomUUID();
+  const begun = plainCall({ id, question: 'live?', end: false });
+  await ingest(server, [begun]);
+  const row = page.locator(`#feed tr[data-id="${id}"]`);
+  await row.waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('#feed tbody tr').first().getAttribute('data-id'), id);
+  const full = plainCall({ id, question: 'live?' });
+  await ingest(server, [{ frames: full.frames.filter((f) => f[0] === T.end) }]);
+  await row.locator('.c-outcome', { hasText: 'complete' }).waitFor({ timeout: 10000 });
+  assert.equal(await page.evaluate(() => window.__marker), 'same page');
+  seen.live = { id };
+});
+
+test('keyboard: j/k move the selection, Enter opens the capture', async () => {
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector(`#feed tr[data-id="${seen.stream.id}"]`);
+  await page.keyboard.press('j');
+  await page.keyboard.press('j');
+  await page.keyboard.press('k');
+  const selected = await page.$eval('#feed tr.selected', (tr) => tr.dataset.id);
+  const first = await page.$eval('#feed tbody tr', (tr) => tr.dataset.id);
+  assert.equal(selected, first);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(new RegExp(`#/requests/${selected}$`));
+  await page.waitForSelector('#meta');
+});
+
+test('a streamed call: assembled answer with tool calls, conversation, timings, usage', async () => {
+  await page.goto(`${server.url}/#/requests/${seen.stream.id}`);
+  const answer = page.locator('#answer');
+  await answer.getByText(ANSWER).waitFor({ timeout: 10000 });
+  await answer.locator('.tool-name', { hasText: 'get_forecast' }).waitFor();
+  assert.match(await answer.innerText(), /Paris[\s\S]*days[\s\S]*3/);
+  const convo = await page.locator('#conversation').innerText();
+  assert.match(convo, /You are a weather bot\./);
+  assert.match(convo, /What is the weather in Paris\?/);
+  assert.match(await page.locator('#usage').innerText(), /input tokens\s*42[\s\S]*output tokens\s*17/);
+  await page.locator('#timing .timing-bar .seg').first().waitFor();
+  assert.ok(await page.locator('#arrival svg').count(), 'the arrival chart is drawn');
+  assert.match(await page.locator('#request-headers').innerText(), /X-Proxy-Path/);
+  assert.match(await page.locator('#response-headers').innerText(), /text\/event-stream/);
+  await page.locator('#request-body .json-tree').waitFor();
+  assert.match(await page.locator('#response-body').innerText(), /data: \[DONE\]/);
+  assert.equal(await page.locator('#replay-cmd').innerText(), `logging-proxy replay ${seen.stream.id}`);
+  const links = await page.$$eval('#downloads a', (as) => as.map((a) => [a.textContent, a.getAttribute('href'), a.getAttribute('download')]));
+  assert.deepEqual(links.map((l) => l[0]), ['raw request', 'raw response', 'HAR', 'JSONL']);
+  for (const [, href] of links) assert.match(href, /^\/(requests|export)/);
+  // The HAR link selects exactly this capture.
+  const har = await (await fetch(server.url + links[2][1])).json();
+  assert.deepEqual(har.log.entries.map((e) => e._id), [seen.stream.id]);
+  const raw = await fetch(server.url + links[0][1]);
+  assert.equal(raw.status, 200);
+  await shot(page, 'detail-stream');
+});
+
+test('filters map to the API and live in the hash; deep links work', async () => {
+  await page.goto(`${server.url}/#/?model=${MODEL}`);
+  await page.waitForSelector(`#feed tr[data-id="${seen.stream.id}"]`);
+  assert.equal(await page.locator('#feed tbody tr').count(), 1);
+  assert.equal(await page.inputValue('#filters input[name=model]'), MODEL);
+  // Typing a filter updates the hash and the list.
+  await page.fill('#filters input[name=model]', '');
+  await page.fill('#filters input[name=status]', '500');
+  await page.press('#filters input[name=status]', 'Enter');
+  await page.waitForURL(/#\/\?status=500$/);
+  await page.waitForFunction((id) => {
+    const trs = document.querySelectorAll('#feed tbody tr');
+    return trs.length === 1 && trs[0].dataset.id === id;
+  }, seen.error.id);
+  await page.selectOption('#filters select[name=outcome]', 'complete');
+  await page.waitForURL(/outcome=complete/);
+  await page.getByText('No captures match these filters.').waitFor();
+  await page.goto(`${server.url}/#/?q=${encodeURIComponent('/local/')}`);
+  await page.waitForFunction((id) => {
+    const trs = document.querySelectorAll('#feed tbody tr');
+    return trs.length === 1 && trs[0].dataset.id === id;
+  }, seen.other.id);
+  // A deep link by 8-character prefix, in a fresh page.
+  const p2 = await browser.newPage();
+  watch(p2, { allow404: /\/requests\/00000000$/ });
+  await p2.goto(`${server.url}/#/requests/${seen.plain.id.slice(0, 8)}`);
+  await p2.locator('#answer').getByText('Plain answer.').waitFor({ timeout: 10000 });
+  await p2.goto(`${server.url}/#/requests/00000000`);
+  await p2.getByText(/Could not load capture 00000000: 404/).waitFor();
+  await p2.close();
+});
+
+test('stats: per-group bar charts and the group_by switcher', async () => {
+  await page.goto(`${server.url}/#/stats`);
+  await page.locator('.charts svg').first().waitFor();
+  assert.equal(await page.locator('.charts figure').count(), 4);
+  assert.match(await page.locator('.stats-table').innerText(), new RegExp(MODEL));
+  await shot(page, 'stats');
+  await page.selectOption('#group-by', 'route');
+  await page.waitForURL(/group_by=route/);
+  await page.locator('.stats-table', { hasText: 'local' }).waitFor();
+});
+
+test('captured XSS payloads are shown as text and never run', async () => {
+  const payloadBody = {
+    model: 'evil-model<script>window.__xss="model"</script>',
+    messages: [
+      { role: 'system', content: '<script>window.__xss="system"</script>' },
+      { role: 'user', content: [{ type: 'text', text: `${XSS_IMG} <a href="javascript:window.__xss='link'">click</a>` }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_<svg onload=window.__xss=1>', type: 'function',
+        function: { name: '<img src=x onerror=window.__xss="tool">', arguments: '{"url":"javascript:window.__xss=\'arg\'"}' } }] },
+    ],
+  };
+  const evil = exchangeFrames({
+    path: `/v1/chat/completions?q=<img/src=x/onerror=window.__xss='path'>&u=javascript:window.__xss=1`,
+    requestHeaders: [['X-Evil', '<script>window.__xss="header"</script>'],
+                     ['X-Link', 'javascript:window.__xss="hdr-link"']],
+    body: payloadBody,
+    response: { status: 200, headers: [['Content-Type', 'application/json'],
+                                       ['X-Evil-Response', `${XSS_IMG}`]],
+                chunks: [[250000, JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm',
+                  choices: [{ index: 0, message: { role: 'assistant', content: `<img src=x onerror=window.__xss="answer">` },
+                              finish_reason: 'stop' }] })]] },
+  });
+  await ingest(server, [evil]);
+  await page.goto(`${server.url}/`);
+  const row = page.locator(`#feed tr[data-id="${evil.id}"]`);
+  await row.waitFor({ timeout: 10000 });
+  assert.match(await row.innerText(), /<img\/src=x\/onerror=window\.__xss='path'>/);
+  assert.equal(await page.locator('#feed img, #feed script').count(), 0);
+  await page.goto(`${server.url}/#/requests/${evil.id}`);
+  await page.locator('#answer').getByText('<img src=x onerror=window.__xss="answer">').waitFor({ timeout: 10000 });
+  await page.locator('#request-body .json-tree').waitFor();
+  await page.locator('#response-body .json-tree').waitFor();
+  const main = await page.locator('main').innerText();
+  for (const literal of ['<script>window.__xss="header"</script>', '<script>window.__xss="system"</script>',
+                         `<a href="javascript:window.__xss='link'">click</a>`, '<img src=x onerror=window.__xss="tool">',
+                         "javascript:window.__xss='arg'"]) {
+    assert.ok(main.includes(literal), `shown literally: ${literal}`);
+  }
+  // Nothing became markup: no images, scripts, iframes, or javascript: links in the page.
+  assert.equal(await page.locator('main img, main script, main iframe, main svg [onload]').count(), 0);
+  const hrefs = await page.$$eval('a[href]', (as) => as.map((a) => a.getAttribute('href')));
+  for (const href of hrefs) assert.match(href, /^(#\/|\/(requests|export))/, href);
+  await page.waitForTimeout(300);
+  assert.equal(await xss(page), undefined);
+  await shot(page, 'detail-xss');
+});
+
+test('with auth_token set, the UI asks for the token once and then works', async () => {
+  await ingest(authServer, [streamedCall({ question: 'behind a token' })]);
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const p = await ctx.newPage();
+  watch(p, { allow401: true });
+  const sentAuth = [];
+  p.on('request', (r) => { if (/\/(requests|live|stats)/.test(r.url())) sentAuth.push([r.url(), r.headers().authorization]); });
+  await p.goto(`${authServer.url}/`);
+  await p.locator('#token-form').waitFor();
+  await shot(p, 'token-prompt');
+  await p.fill('#token-input', 'wrong-token');
+  await p.press('#token-input', 'Enter');
+  await p.getByText('That token was refused.').waitFor();
+  await p.fill('#token-input', TOKEN);
+  await p.press('#token-input', 'Enter');
+  await p.locator('#feed tbody tr').first().waitFor({ timeout: 10000 });
+  assert.equal(await p.locator('#token-form').count(), 0);
+  // Kept for the tab: another page needs no new prompt; never in a URL.
+  await p.goto(`${authServer.url}/#/stats`);
+  await p.locator('.charts svg').first().waitFor();
+  assert.equal(await p.locator('#token-form').count(), 0);
+  assert.ok(sentAuth.some(([, a]) => a === `Bearer ${TOKEN}`));
+  for (const [url] of sentAuth) assert.ok(!url.includes(TOKEN), url);
+  assert.equal(await p.evaluate(() => location.href.includes('token')), false);
+  await ctx.close();
+});
+
+test('no console errors or page errors', () => {
+  assert.deepEqual(problems, []);
+});
