@@ -205,10 +205,16 @@ export function follow(filters, onItem, onState) {
           const { value, done } = await reader.read();
           if (done) break;
           buf += value;
-          let nl;
-          while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
+          // Lines are cut by position and the rest is kept once per read: a read can hold
+          // hundreds of events, and re-slicing the buffer per line would copy it per line.
+          const lineEnd = /\r\n|\r|\n/g;
+          let pos = 0;
+          let m;
+          while ((m = lineEnd.exec(buf)) !== null) {
+            // A CR at the very end may be the first half of a CRLF still to come.
+            if (m[0] === '\r' && m.index === buf.length - 1) break;
+            const line = buf.slice(pos, m.index);
+            pos = m.index + m[0].length;
             if (line === '') {
               if (data.length && (event === '' || event === 'exchange')) {
                 try {
@@ -231,6 +237,7 @@ export function follow(filters, onItem, onState) {
               else if (field === 'data') data.push(val);
             }
           }
+          buf = buf.slice(pos);
         }
       } catch (err) {
         if (stopped) return;

@@ -6,7 +6,9 @@ import { fmtCost, fmtMs, fmtTime, shortId, tokens } from './format.js';
 export const FILTERS = ['route', 'method', 'model', 'provider', 'status', 'outcome', 'since',
                         'until', 'q'];
 const OUTCOMES = ['', 'complete', 'in_progress', 'client_aborted', 'upstream_error', 'truncated'];
-const MAX_ROWS = 2000;
+const MAX_ROWS = 500;  // rows kept on the page (the oldest are dropped): layout cost grows with them
+const FLUSH_MS = 250;      // live rows are applied at most four times a second
+const HIGHLIGHT_MAX = 20;  // a larger arrival is shown without the highlight animation
 const PAGE = 100;
 
 const COLUMNS = [
@@ -180,10 +182,17 @@ export function renderFeed(main, params, ctx) {
     }
   };
 
-  // Live updates, applied once per animation frame.
+  // Live updates, applied in one DOM update per animation frame, and at most every
+  // FLUSH_MS: at 1,000 exchanges/s the browser's style and layout work, not ours, is the cost.
   let pending = new Map();
   let frame = 0;
-  const flush = () => {
+  let lastFlush = 0;
+  const flush = (now) => {
+    if (now - lastFlush < FLUSH_MS) {
+      frame = requestAnimationFrame(flush);
+      return;
+    }
+    lastFlush = now;
     frame = 0;
     const batch = pending;
     pending = new Map();
@@ -201,12 +210,15 @@ export function renderFeed(main, params, ctx) {
         fresh.push(item);
       }
     }
-    // New exchanges go on top, newest first.
+    // New exchanges go on top, newest first; rows that the cap would drop at once are never
+    // built, and only a small arrival is highlighted (an animation per row is style work).
     fresh.sort((a, b) => (a.started_at < b.started_at ? 1 : a.started_at > b.started_at ? -1 : 0));
+    if (fresh.length > MAX_ROWS) fresh.length = MAX_ROWS;
+    const highlight = fresh.length <= HIGHLIGHT_MAX;
     const frag = document.createDocumentFragment();
     for (const item of fresh) {
       const tr = makeRow(item);
-      tr.classList.add('fresh');
+      if (highlight) tr.classList.add('fresh');
       rows.set(item.id, { tr, item });
       frag.appendChild(tr);
     }

@@ -12,6 +12,8 @@
 // Console errors and page errors fail the test (except the 404 of GET /live on a server
 // without it, answered by polling, and the 401s that make the UI ask for the token).
 // Screenshots of each page go to $LP_UI_SCREENSHOTS (default tests/ui/screenshots/).
+// The 'figures' test prints (console and TAP diagnostics, never asserted on time): live-feed
+// latency, the UI's page weight, and frame gaps / long tasks / rows kept at ~1,000 exchanges/s.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -408,6 +410,79 @@ test('stats: per-group bar charts and the group_by switcher', async () => {
   await page.locator('.stats-table', { hasText: 'local' }).waitFor();
 });
 
+// An OpenAI chat call for `model` on `route`, `ms` long, at `startedAt`.
+function modelCall(model, route, ms, startedAt) {
+  const answer = { id: 'chatcmpl-t', object: 'chat.completion', created: 1757729469, model,
+                   choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+                   usage: { prompt_tokens: 20, completion_tokens: 5, total_tokens: 25 } };
+  return exchangeFrames({ route, proxyPrefix: `/${route}`, startedAt,
+                          body: { model, messages: [{ role: 'user', content: 'over time' }] },
+                          response: { status: 200, headers: [['Content-Type', 'application/json']],
+                                      chunks: [[ms * 1000, JSON.stringify(answer)]] } });
+}
+
+test('stats: requests and p95 over time for the top groups', async () => {
+  // 20 hours of calls for three models (one of them through another route), varying in
+  // number and duration.
+  const models = [['gpt-4o', 'openai'], ['o3-mini', 'openai'], ['llama-3.1-70b', 'openrouter']];
+  const hourMs = 3600000;
+  const start = Math.floor(Date.now() / hourMs) * hourMs - 19 * hourMs;
+  const calls = [];
+  const expected = {};
+  for (let hr = 0; hr < 20; hr++) {
+    models.forEach(([model, route], m) => {
+      if (m === 2 && hr % 7 === 3) return;  // a gap
+      const n = 2 + m + Math.round(2 * Math.sin(hr / 3 + m * 2));
+      for (let k = 0; k < n; k++) {
+        const ms = Math.round(400 + m * 350 + 250 * Math.sin(hr / 4 + m) + k * 40);
+        calls.push(modelCall(model, route, ms, new Date(start + hr * hourMs + 60000 + k * 1000)));
+        expected[model] = (expected[model] ?? 0) + 1;
+      }
+    });
+  }
+  await ingest(server, calls);
+  // The model comes with the deriver.
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const s = await (await fetch(`${server.url}/stats?group_by=model`)).json();
+    const got = Object.fromEntries(s.groups.map((g) => [g.key, g.requests]));
+    if (Object.entries(expected).every(([k, v]) => got[k] === v)) break;
+    assert.ok(Date.now() < deadline, `models not derived: ${JSON.stringify(got)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  await page.goto(`${server.url}/#/stats`);
+  const over = page.locator('#over-time');
+  await over.locator('.timecharts svg').nth(1).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('.charts figure').count(), 4);
+  const text = await over.innerText();
+  assert.match(text, /Over time: top 5 models/);
+  assert.match(text, /Requests per hour/);
+  assert.match(text, /p95 duration per hour/);
+  for (const [model] of models) assert.ok(text.includes(model), `legend names ${model}`);
+  assert.ok(await over.locator('polyline').count() >= 6, 'lines are drawn');
+  await shot(page, 'stats-over-time');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'stats-over-time-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Grouped by route: one line per route, the empty route included.
+  await page.selectOption('#group-by', 'route');
+  await page.waitForURL(/group_by=route/);
+  await over.locator('.legend-item', { hasText: 'openrouter' }).first().waitFor({ timeout: 10000 });
+  assert.match(await over.innerText(), /Over time: top \d routes/);
+
+  // Over more than 7 days: per day.
+  const since = new Date(Date.now() - 30 * 24 * hourMs).toISOString().replace(/\.\d+Z$/, 'Z');
+  await page.goto(`${server.url}/#/stats?group_by=model&since=${since}`);
+  await over.locator('figcaption', { hasText: 'Requests per day' }).waitFor({ timeout: 10000 });
+  assert.match(await over.innerText(), /p95 duration per day/);
+
+  // Nothing to chart: the only exchanges of route "local" have no model.
+  await page.goto(`${server.url}/#/stats?route=local`);
+  await over.getByText('No models to chart over time in this range.').waitFor({ timeout: 10000 });
+});
+
 test('captured XSS payloads are shown as text and never run', async () => {
   const payloadBody = {
     model: 'evil-model<script>window.__xss="model"</script>',
@@ -478,6 +553,126 @@ test('with auth_token set, the UI asks for the token once and then works', async
   assert.ok(sentAuth.some(([, a]) => a === `Bearer ${TOKEN}`));
   for (const [url] of sentAuth) assert.ok(!url.includes(TOKEN), url);
   assert.equal(await p.evaluate(() => location.href.includes('token')), false);
+  await ctx.close();
+});
+
+const median = (xs) => { const a = [...xs].sort((x, y) => x - y); return a[Math.floor(a.length / 2)]; };
+
+test('figures: live-feed latency, page weight, and a feed under 1,000 exchanges/s', async (t) => {
+  // (c) Page weight: a fresh context (empty cache), the feed's first load.
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const p = await ctx.newPage();
+  watch(p);
+  await p.goto(`${server.url}/`);
+  await p.locator('#feed tbody tr').first().waitFor();
+  const weight = await p.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const ui = performance.getEntriesByType('resource').filter((e) => new URL(e.name).pathname.startsWith('/ui/'));
+    const row = (e) => ({ name: new URL(e.name).pathname, transfer: e.transferSize, encoded: e.encodedBodySize,
+                          decoded: e.decodedBodySize });
+    return [row(nav), ...ui.map(row)];
+  });
+  const sum = (k) => weight.reduce((a, e) => a + e[k], 0);
+  const weightLine = `page weight: ${weight.length} files (document + ${weight.length - 1} UI assets), ` +
+    `${sum('transfer')} B transferred (bodies ${sum('encoded')} B encoded, ${sum('decoded')} B decoded)`;
+  console.log(weightLine);
+  for (const e of weight) console.log(`  ${e.name}: ${e.transfer} B transferred, ${e.decoded} B`);
+  t.diagnostic(weightLine);
+  assert.ok(weight.length >= 8, 'the document and its modules and stylesheet');
+
+  // (a) Live-feed latency: from the ingest's acknowledgement to the row in the page.
+  await p.evaluate(() => {
+    window.__seenAt = {};
+    new MutationObserver((records) => {
+      const now = Date.now();
+      for (const r of records) {
+        for (const n of r.addedNodes) {
+          if (n.nodeType === 1 && n.matches('tr[data-id]')) window.__seenAt[n.dataset.id] ??= now;
+        }
+      }
+    }).observe(document.getElementById('feed'), { childList: true, subtree: true });
+  });
+  const latencies = [];
+  const fromSend = [];
+  for (let i = 0; i < 10; i++) {
+    const x = plainCall({ question: `latency ${i}` });
+    const sent = Date.now();
+    const res = await fetch(`${server.url}/ingest`, { method: 'POST', body: batch(x.frames),
+                                                     headers: { 'Content-Type': 'application/octet-stream' } });
+    await res.arrayBuffer();
+    const acked = Date.now();
+    assert.equal(res.status, 200);
+    await p.waitForFunction((id) => window.__seenAt[id], x.id, { timeout: 10000 });
+    const shown = await p.evaluate((id) => window.__seenAt[id], x.id);
+    latencies.push(shown - acked);
+    fromSend.push(shown - sent);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  const latLine = `live-feed latency (ingest acknowledged -> row in the feed), ms: median ${median(latencies)}, ` +
+    `min ${Math.min(...latencies)}, max ${Math.max(...latencies)} [${latencies.join(', ')}]; ` +
+    `from the POST sent: median ${median(fromSend)} [${fromSend.join(', ')}] (negative: shown before the answer)`;
+  console.log(latLine);
+  t.diagnostic(latLine);
+
+  // (b) ~1,000 exchanges/s for 5 s: a batch of 100 every 100 ms while the feed is open.
+  const batches = [];
+  let lastId = '';
+  for (let b = 0; b < 50; b++) {
+    const xs = [];
+    for (let k = 0; k < 100; k++) xs.push(plainCall({ question: `load ${b}.${k}` }));
+    lastId = xs[xs.length - 1].id;
+    batches.push(batch(xs.flatMap((x) => x.frames)));
+  }
+  await p.evaluate(() => {
+    const w = window;
+    w.__gap = { max: 0, frames: 0, last: performance.now(), on: true, long: [] };
+    const tick = (ts) => {
+      const g = w.__gap;
+      if (!g.on) return;
+      g.max = Math.max(g.max, ts - g.last);
+      g.last = ts;
+      g.frames++;
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    try {
+      new PerformanceObserver((list) => { for (const e of list.getEntries()) w.__gap.long.push(e.duration); })
+        .observe({ type: 'longtask' });
+    } catch { /* no longtask timing */ }
+  });
+  const t0 = Date.now();
+  const statuses = await Promise.all(batches.map((body, b) => new Promise((resolve) => {
+    setTimeout(async () => {
+      const res = await fetch(`${server.url}/ingest`, { method: 'POST', body,
+                                                       headers: { 'Content-Type': 'application/octet-stream' } });
+      await res.arrayBuffer();
+      resolve(res.status);
+    }, b * 100);
+  })));
+  const sendMs = Date.now() - t0;
+  assert.deepEqual([...new Set(statuses)], [200]);
+  await p.locator(`#feed tr[data-id="${lastId}"]`).waitFor({ timeout: 30000 });
+  const caughtUpMs = Date.now() - t0;
+  await p.waitForTimeout(500);
+  const gap = await p.evaluate(() => { window.__gap.on = false; return window.__gap; });
+  const rows = await p.locator('#feed tbody tr').count();
+  // Still responsive: a click on a row opens the capture.
+  const c0 = Date.now();
+  await p.locator('#feed tbody tr').nth(5).locator('.c-path').click();
+  await p.waitForURL(/#\/requests\//);
+  await p.locator('#meta').waitFor({ timeout: 10000 });
+  const clickMs = Date.now() - c0;
+  const longest = gap.long.length ? Math.max(...gap.long) : 0;
+  const loadLine = `feed under load: 5,000 exchanges in 50 batches over ${sendMs} ms; newest row shown after ` +
+    `${caughtUpMs} ms; longest gap between animation frames ${gap.max.toFixed(0)} ms over ${gap.frames} frames; ` +
+    `long tasks: ${gap.long.length} (longest ${longest.toFixed(0)} ms, total ` +
+    `${gap.long.reduce((a, b) => a + b, 0).toFixed(0)} ms); rows kept ${rows}; click -> detail ${clickMs} ms`;
+  console.log(loadLine);
+  t.diagnostic(loadLine);
+  // The feed keeps the newest 500 rows (log-server/ui/feed.js MAX_ROWS): more rows made every
+  // live update re-lay out a larger table (a 2,000-row cap gave 1 s frame gaps at this load).
+  assert.ok(rows <= 500, `rows capped at 500 (${rows})`);
+  assert.ok(rows >= 400, `the feed kept up (${rows} rows)`);
   await ctx.close();
 });
 
