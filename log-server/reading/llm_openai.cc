@@ -128,9 +128,28 @@ class OpenAiDerivation : public JsonDerivation {
     if (const json* usage = get_object(body, "usage")) apply_chat_usage(fields_, *usage);
   }
 
+  // The assembled answer when a body came instead of a stream (the body itself); returns
+  // whether it did, so a subclass assembles from its events only otherwise.
+  bool assembled_from_body(LlmResult& result) const {
+    if (!body_seen_) return false;
+    if (!body_.is_null()) result.assembled = ojson(body_);
+    return true;
+  }
+
   bool truncated_ = false;
   bool body_seen_ = false;
   json body_;  // the non-streamed body, when one came
+};
+
+// chat.completions and completions share the non-streamed shape.
+class ChatShapedDerivation : public OpenAiDerivation {
+ public:
+  using OpenAiDerivation::OpenAiDerivation;
+
+ protected:
+  void on_json_body(const json& body) override {
+    if (take_body(body)) fields_from_chat_body(body);
+  }
 };
 
 // ---- chat.completions -------------------------------------------------------------------
@@ -165,9 +184,9 @@ bool is_reasoning_key(const std::string& key) {
   return key == "reasoning" || key == "reasoning_content";
 }
 
-class ChatDerivation : public OpenAiDerivation {
+class ChatDerivation : public ChatShapedDerivation {
  public:
-  using OpenAiDerivation::OpenAiDerivation;
+  using ChatShapedDerivation::ChatShapedDerivation;
 
  protected:
   void on_json_event(std::string_view, const json& chunk) override {
@@ -184,16 +203,8 @@ class ChatDerivation : public OpenAiDerivation {
     }
   }
 
-  void on_json_body(const json& body) override {
-    if (take_body(body)) fields_from_chat_body(body);
-  }
-
   void finish_into(LlmResult& result, bool) override {
-    if (body_seen_) {
-      if (!body_.is_null()) result.assembled = ojson(body_);
-      return;
-    }
-    if (!started_) return;
+    if (assembled_from_body(result) || !started_) return;
     result.assembled = assemble();
     fields_.response_id = get_string(top_, "id");
     fields_.response_model = get_string(top_, "model");
@@ -422,9 +433,9 @@ struct TextChoice {
   json logprobs;
 };
 
-class CompletionsDerivation : public OpenAiDerivation {
+class CompletionsDerivation : public ChatShapedDerivation {
  public:
-  using OpenAiDerivation::OpenAiDerivation;
+  using ChatShapedDerivation::ChatShapedDerivation;
 
  protected:
   void on_json_event(std::string_view, const json& chunk) override {
@@ -441,16 +452,8 @@ class CompletionsDerivation : public OpenAiDerivation {
     }
   }
 
-  void on_json_body(const json& body) override {
-    if (take_body(body)) fields_from_chat_body(body);
-  }
-
   void finish_into(LlmResult& result, bool) override {
-    if (body_seen_) {
-      if (!body_.is_null()) result.assembled = ojson(body_);
-      return;
-    }
-    if (!started_) return;
+    if (assembled_from_body(result) || !started_) return;
     ojson out = ojson::object();
     if (top_.contains("id")) out["id"] = ojson(top_["id"]);
     out["object"] = "text_completion";
@@ -595,10 +598,7 @@ class ResponsesDerivation : public OpenAiDerivation {
   }
 
   void finish_into(LlmResult& result, bool) override {
-    if (body_seen_) {
-      if (!body_.is_null()) result.assembled = ojson(body_);
-      return;
-    }
+    if (assembled_from_body(result)) return;
     if (snapshot_.is_null()) {
       if (fields_.events) set_error("stream ended before response.completed");
       return;
