@@ -342,12 +342,6 @@ DeriveOutcome Deriver::derive_one(Database& db, const ExchangeRow& row) {
   if (outcome.llm) outcome.llm->assembled = nullptr;  // served on demand, never stored
   metrics_.derive_bytes.fetch_add(static_cast<uint64_t>(row.response_file_size),
                                   std::memory_order_relaxed);
-  if (!outcome.ok) {
-    // Marked derived all the same (without LLM fields): a missing file does not come back by
-    // retrying, and `reindex` tries again on demand.
-    metrics_.derive_failures.fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr, "log-server: deriving %s: %s\n", row.id.c_str(), outcome.error.c_str());
-  }
   return outcome;
 }
 
@@ -367,7 +361,16 @@ void Deriver::derive_rows(Database& db, const std::vector<ExchangeRow>& rows) {
   db.exec("BEGIN IMMEDIATE");
   try {
     for (size_t i = 0; i < rows.size(); ++i) {
+      // Stored only while the row is unchanged: a row retention deleted meanwhile (its files
+      // gone too) is neither written nor reported as a failure.
       if (store_derivation(db, rows[i], outcomes[i])) {
+        if (!outcomes[i].ok) {
+          // Marked derived all the same (without LLM fields): a missing file does not come
+          // back by retrying, and `reindex` tries again on demand.
+          metrics_.derive_failures.fetch_add(1, std::memory_order_relaxed);
+          std::fprintf(stderr, "log-server: deriving %s: %s\n", rows[i].id.c_str(),
+                       outcomes[i].error.c_str());
+        }
         metrics_.derived.fetch_add(1, std::memory_order_relaxed);
         if (outcomes[i].llm) metrics_.derived_llm.fetch_add(1, std::memory_order_relaxed);
         // Only an LLM call's summary changes (model, tokens, TTFT): no event for the rest.
