@@ -322,14 +322,16 @@ void Retention::run(int64_t now_us, RetentionReport& report) {
 
 RetentionReport Retention::run_once(int64_t now_us) {
   RetentionReport report;
-  metrics_.retention_runs.fetch_add(1, std::memory_order_relaxed);
-  if (!policy_.enabled()) return report;
-  try {
-    run(now_us, report);
-  } catch (const std::exception& e) {
-    report.error = e.what();
-    metrics_.retention_failures.fetch_add(1, std::memory_order_relaxed);
+  if (policy_.enabled()) {
+    try {
+      run(now_us, report);
+    } catch (const std::exception& e) {
+      report.error = e.what();
+      metrics_.retention_failures.fetch_add(1, std::memory_order_relaxed);
+    }
   }
+  // Counted once the pass is over, so a reader that sees the count also sees what it did.
+  metrics_.retention_runs.fetch_add(1, std::memory_order_relaxed);
   return report;
 }
 
