@@ -85,11 +85,18 @@ void append_target(std::string* out, std::string_view target, const Redactor& re
   }
 }
 
+// Headers whose value is a URL: credentials in their query are masked like the target's.
+bool is_url_header(std::string_view name) {
+  return iequals(name, "Location") || iequals(name, "Content-Location");
+}
+
 void append_headers(std::string* out, const HeaderList& headers, const Redactor& redactor) {
   for (const auto& h : headers) {
     out->append(h.name).append(": ");
     if (redactor.applies_to(h.name)) {
       out->append(redact_value(h.value));
+    } else if (redactor.enabled() && is_url_header(h.name)) {
+      append_redacted_query(out, h.value);  // a redirect to a signed URL, or our own 301
     } else {
       out->append(h.value);
     }

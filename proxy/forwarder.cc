@@ -164,14 +164,16 @@ bool Forwarder::serve(ClientConnection& client, const RequestHead& head) {
     case RouteMatch::Kind::kRoute:
       return forward(ex);
     case RouteMatch::Kind::kRedirect:
-      return respond_locally(ex, 301, "Moved Permanently: " + match.location + "\n",
+      return respond_locally(ex, 301, "Moved Permanently: " + redact_query(match.location) + "\n",
                              {{"Location", match.location}});
     case RouteMatch::Kind::kMethodNotAllowed:
       return respond_locally(ex, 405, "Method Not Allowed\n", {{"Allow", match.allow}});
     case RouteMatch::Kind::kNotFound:
       break;
   }
-  return respond_locally(ex, 404, "No route found for " + head.method + " " + head.target + "\n");
+  // The proxy's own answers mask query credentials always: the body is captured and stored.
+  return respond_locally(
+      ex, 404, "No route found for " + head.method + " " + redact_query(head.target) + "\n");
 }
 
 void Forwarder::log_start(const Exchange& ex) const {

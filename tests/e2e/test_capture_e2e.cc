@@ -1207,3 +1207,75 @@ TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chu
   }
   CHECK(pooled >= 1);
 }
+
+TEST_CASE("the proxy's own answers (301, 404, 502, 504) never put a query credential on disk") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  // /dead/ goes to a port nothing listens on (bound, then closed); /slow/ outlives a 300 ms
+  // upstream_timeout; /dir/ answers "/dir" with a redirect that keeps the query.
+  const int dead_port = unused_port();
+  const std::string mock_url = "http://127.0.0.1:" + std::to_string(mock.http_port()) + "/";
+  write_file(dir.file("proxy.yaml"),
+             "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: 300ms}\n"
+             "logging: {console: true, server_url: \"" +
+                 ls.url() + "\", spool_dir: \"" + spool +
+                 "\", batch_interval: 50ms}\n"
+                 "routes:\n"
+                 "  dead: {pattern: \"/dead/\", destination: \"http://127.0.0.1:" +
+                 std::to_string(dead_port) +
+                 "/\"}\n"
+                 "  slow: {pattern: \"/slow/\", destination: \"" +
+                 mock_url +
+                 "\"}\n"
+                 "  dir: {pattern: \"/dir/\", destination: \"" +
+                 mock_url + "\"}\n");
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("own");
+  const std::string query = "?tag=" + tag + "&key=" + kSecret;
+  const std::vector<std::pair<std::string, int>> calls = {
+      {"/nowhere/x" + query, 404},
+      {"/dead/v1/chat" + query, 502},
+      {"/slow/slow" + query + "&ms=3000", 504},
+      {"/dir" + query, 301},
+  };
+  for (const auto& [target, status] : calls) {
+    CAPTURE(target);
+    HttpResponse r = http_exchange(port, make_request("GET", target, port, {}), "GET", 10000ms);
+    CHECK(r.status() == status);
+    // The answer itself masks the key (it is what the capture stores); a redirect's Location
+    // must keep it, or the client could not follow it.
+    CHECK(r.body.find(kSecretCore) == std::string::npos);
+    if (status == 301) CHECK(r.head.get("Location").find(kSecret) != std::string::npos);
+  }
+  Api api(ls.port());
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) { return rs.size() >= calls.size() && all_finished(rs); },
+      10000ms);
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << describe_rows(rows));
+  size_t masked = 0;
+  for (const auto& row : rows) {
+    auto [head, body] =
+        split_message(api.get_raw("/requests/" + row["id"].get<std::string>() + "/response"));
+    if (body.find("****WXYZ") != std::string::npos) ++masked;
+  }
+  CHECK(masked == 2);  // the 404 and 301 bodies name the target, masked
+  // Nothing under the data dir or the spool holds the key, in any file.
+  size_t files = 0;
+  for (const auto& root : {data, spool}) {
+    if (!fs::exists(root)) continue;
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+      if (!e.is_regular_file()) continue;
+      ++files;
+      CAPTURE(e.path().string());
+      CHECK(read_file(e.path().string()).find(kSecretCore) == std::string::npos);
+    }
+  }
+  CHECK(files >= 2 * calls.size());
+  // Nor the proxy's console.
+  CHECK(proxy.process().output_tail().find(kSecretCore) == std::string::npos);
+}
