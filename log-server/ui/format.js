@@ -2,7 +2,10 @@
 
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '';
+  if (ms === 0) return '0 ms';
   if (ms < 1) return `${ms.toFixed(2)} ms`;
+  // One decimal below 10 ms, so neighbouring chart ticks (1.2, 1.6 ms) never read the same.
+  if (ms < 10) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
   return `${Math.floor(ms / 60000)}m${Math.round((ms % 60000) / 1000)}s`;
