@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "common/ascii.h"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -478,17 +479,6 @@ bool split_number(std::string_view& text, unsigned long long& value) {
 bool multiply(unsigned long long a, unsigned long long b, unsigned long long& out) {
   if (b != 0 && a > std::numeric_limits<unsigned long long>::max() / b) return false;
   out = a * b;
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
   return true;
 }
 

@@ -1,4 +1,5 @@
 #include "common/url.h"
+#include "common/ascii.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,13 +7,6 @@
 
 namespace lp {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // RFC 3986 scheme syntax; anything else before "://" (a path, a query) means there is no scheme.
 bool valid_scheme(std::string_view s) {
@@ -54,7 +48,7 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   if (sep == std::string_view::npos || !valid_scheme(text.substr(0, sep))) {
     return fail("\"" + std::string(text) + "\" is not an absolute http(s) URL (missing scheme://)");
   }
-  url.scheme = lower(text.substr(0, sep));
+  url.scheme = ascii_lowered(text.substr(0, sep));
   if (url.scheme != "http" && url.scheme != "https") {
     return fail("\"" + std::string(text) + "\" has scheme \"" + url.scheme +
                 "\"; only http and https are supported");
@@ -106,7 +100,7 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
       }
     }
   }
-  url.host = lower(host_part);
+  url.host = ascii_lowered(host_part);
   url.port = url.tls() ? 443 : 80;
   if (!port_part.empty()) {
     unsigned value = 0;

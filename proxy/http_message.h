@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ascii.h"
+
 namespace lp {
 
 struct Header {
@@ -18,7 +20,6 @@ struct Header {
 };
 using HeaderList = std::vector<Header>;
 
-bool iequals(std::string_view a, std::string_view b);
 // First value of `name`, or nullptr.
 const std::string* find_header(const HeaderList& headers, std::string_view name);
 // Whether a comma-separated header value contains `token` (case-insensitive).

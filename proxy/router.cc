@@ -1,4 +1,5 @@
 #include "proxy/router.h"
+#include "common/ascii.h"
 
 #include <algorithm>
 #include <cctype>
@@ -150,18 +151,6 @@ std::string clean_path(std::string_view path) {
   if (out.empty()) return "/";
   if (path.back() == '/') out += '/';
   return out;
-}
-
-char lower(char c) {
-  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 // The Host header without its port, IPv6 literals without brackets. Go leaves "[::1]" (no port)
@@ -317,7 +306,7 @@ std::string quoted(std::string_view s) {
 // Pattern hosts are compared with request hosts whose port was stripped, so a pattern host with
 // a port could never match: that is reported instead of silently routing nothing.
 bool normalize_pattern_host(std::string* host, std::string* error) {
-  for (char& c : *host) c = lower(c);
+  for (char& c : *host) c = ascii_lower(c);
   std::string_view h = *host;
   if (!h.empty() && h.front() == '[') {
     size_t close = h.find(']');

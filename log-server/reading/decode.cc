@@ -1,5 +1,7 @@
 #include "log-server/reading/decode.h"
 
+#include "common/ascii.h"
+
 #include <brotli/decode.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -232,22 +234,15 @@ class ZstdStage : public Stage {
   bool pending_output_ = false;
 };
 
-bool equals_ascii_lower(std::string_view a, std::string_view lower) {
-  return a.size() == lower.size() &&
-         std::equal(a.begin(), a.end(), lower.begin(), [](char x, char y) {
-           return (x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x) == y;
-         });
-}
-
 std::unique_ptr<Stage> make_stage(const std::string& coding, Failure* failure) {
-  if (equals_ascii_lower(coding, "gzip") || equals_ascii_lower(coding, "x-gzip")) {
+  if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
     return std::make_unique<ZlibStage>(coding, true, failure);
   }
-  if (equals_ascii_lower(coding, "deflate")) {
+  if (iequals(coding, "deflate")) {
     return std::make_unique<ZlibStage>(coding, false, failure);
   }
-  if (equals_ascii_lower(coding, "br")) return std::make_unique<BrotliStage>(coding, failure);
-  if (equals_ascii_lower(coding, "zstd")) return std::make_unique<ZstdStage>(coding, failure);
+  if (iequals(coding, "br")) return std::make_unique<BrotliStage>(coding, failure);
+  if (iequals(coding, "zstd")) return std::make_unique<ZstdStage>(coding, failure);
   return nullptr;
 }
 
@@ -282,9 +277,8 @@ struct BodyDecoder::Impl {
   bool finished = false;
 
   void build(std::vector<std::string> codings) {
-    std::erase_if(codings, [](const std::string& c) {
-      return c.empty() || equals_ascii_lower(c, "identity");
-    });
+    std::erase_if(codings,
+                  [](const std::string& c) { return c.empty() || iequals(c, "identity"); });
     if (codings.size() > kMaxCodings) {
       failure.fail(DecodeStatus::kUnknownCoding, "too many content codings (" +
                                                      std::to_string(codings.size()) + " > " +

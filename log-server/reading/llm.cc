@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/ascii.h"
 #include "log-server/reading/llm_internal.h"
 
 namespace lp::logsrv::reading {
@@ -18,17 +19,6 @@ struct Target {
   std::string_view path;
   std::string_view query;
 };
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && lower(a) == lower(b);
-}
 
 // The destination is the absolute URL the proxy forwarded to; a bare path (no scheme) is
 // accepted with an empty host so that only the path decides.
@@ -50,7 +40,7 @@ Target parse_destination(std::string_view url) {
       host = host.substr(0, std::min(host.find(':'), host.size()));
     }
     while (!host.empty() && host.back() == '.') host.remove_suffix(1);
-    t.host = lower(host);
+    t.host = ascii_lowered(host);
   }
   rest = rest.substr(0, std::min(rest.find('#'), rest.size()));
   size_t q = std::min(rest.find('?'), rest.size());
@@ -102,7 +92,7 @@ bool response_is_event_stream(const Headers* headers) {
   if (headers == nullptr) return false;
   for (const auto& [name, value] : *headers) {
     if (!iequals(name, "content-type")) continue;
-    std::string v = lower(value);
+    std::string v = ascii_lowered(value);
     size_t start = v.find_first_not_of(" \t");
     if (start != std::string::npos && v.compare(start, 17, "text/event-stream") == 0) return true;
   }

@@ -1,4 +1,5 @@
 #include "tests/e2e/harness.h"
+#include "common/ascii.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -32,16 +33,7 @@ namespace e2e {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
+using lp::iequals;
 
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -588,9 +580,7 @@ BodyDecoder::Framing BodyDecoder::framing_for(const ResponseHead& head,
     return Framing::kNone;
   }
   for (const auto& te : head.all("Transfer-Encoding")) {
-    std::string lower = te;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-    if (lower.find("chunked") != std::string::npos) return Framing::kChunked;
+    if (lp::ascii_lowered(te).find("chunked") != std::string::npos) return Framing::kChunked;
   }
   if (head.has("Content-Length")) return Framing::kLength;
   return Framing::kUntilClose;

@@ -28,6 +28,7 @@
 
 #include <doctest/doctest.h>
 
+#include "common/ascii.h"
 #include "tests/e2e/harness.h"
 
 using namespace e2e;
@@ -67,18 +68,11 @@ std::vector<std::string> echo_header(const json& echo, const std::string& name) 
   std::vector<std::string> out;
   for (const auto& h : echo.at("headers")) {
     const std::string k = h.at(0).get<std::string>();
-    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(a) == std::tolower(b);
-        })) {
+    if (lp::iequals(k, name)) {
       out.push_back(h.at(1).get<std::string>());
     }
   }
   return out;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-  return s;
 }
 
 using StrVec = std::vector<std::string>;
@@ -232,7 +226,8 @@ TEST_CASE("forwarding: path, raw query, Host, X-Forwarded-*, repeated and hop-by
   CHECK(echo_header(e, "Upgrade").empty());
   CHECK(echo_header(e, "Proxy-Authorization").empty());
   for (const auto& v : echo_header(e, "Connection")) {
-    CHECK_MESSAGE(lower(v).find("x-secret-hop") == std::string::npos, "Connection: " << v);
+    CHECK_MESSAGE(lp::ascii_lowered(v).find("x-secret-hop") == std::string::npos,
+                  "Connection: " << v);
   }
   MESSAGE("upstream saw headers: " << e["headers"].dump());
 }
@@ -246,7 +241,7 @@ TEST_CASE("forwarding: response headers keep repeats, drop hop-by-hop ones") {
   CHECK(r.head.all("X-Dup") == StrVec{"1", "2"});
   CHECK_FALSE(r.head.has("X-Hop"));
   for (const auto& v : r.head.all("Connection")) {
-    CHECK_MESSAGE(lower(v).find("x-hop") == std::string::npos, "Connection: " << v);
+    CHECK_MESSAGE(lp::ascii_lowered(v).find("x-hop") == std::string::npos, "Connection: " << v);
   }
   MESSAGE("client got:\n" << r.head.describe());
 }
@@ -382,7 +377,7 @@ TEST_CASE("streaming: SSE events are forwarded one by one as they are sent") {
   const int64_t head_at = now_us();
   REQUIRE_MESSAGE(head, "no response head within 3 s");
   CHECK(head->status == 200);
-  CHECK(lower(head->get("Content-Type")).find("text/event-stream") == 0);
+  CHECK(lp::ascii_lowered(head->get("Content-Type")).find("text/event-stream") == 0);
   SseCollector col;
   const bool complete = c.read_body(*head, "GET", 3000ms, [&](std::string_view d) {
     col.feed(d);
