@@ -974,11 +974,39 @@ Proxy::Proxy(const std::string& config_yaml, ChildOptions opts) {
   write_file(config_path_, config_yaml);
   if (opts.cwd.empty()) opts.cwd = dir_.path();
   if (opts.name.empty()) opts.name = "proxy";
-  proc_ = std::make_unique<ChildProcess>(bin_dir() + "/logging-proxy",
-                                         std::vector<std::string>{"--config", config_path_},
-                                         std::move(opts));
-  auto m = proc_->wait_for_line(std::regex(R"(listening on http://[^:]+:(\d+))"), 10000ms);
+  server_ = std::make_unique<ServerProcess>(bin_dir() + "/logging-proxy",
+                                            std::vector<std::string>{"--config", config_path_},
+                                            std::move(opts));
+}
+
+ChildOptions child_opts(const std::string& name,
+                        std::vector<std::pair<std::string, std::string>> env) {
+  env.emplace_back("LOG_SERVER_TOKEN", "");
+  return ChildOptions{std::move(env), "", name};
+}
+
+ServerProcess::ServerProcess(const std::string& exe, const std::vector<std::string>& args,
+                             ChildOptions opts) {
+  proc_ = std::make_unique<ChildProcess>(exe, args, std::move(opts));
+  auto m = proc_->wait_for_line(std::regex(R"(listening on http://[^ ]+:(\d+))"), 10000ms);
   port_ = std::stoi(m[1]);
+}
+
+LogServerProc::LogServerProc(const std::string& config, const std::string& name,
+                             std::vector<std::pair<std::string, std::string>> env)
+    : ServerProcess(bin_dir() + "/log-server", {"--config", config},
+                    child_opts(name, std::move(env))) {}
+
+ProxyProc::ProxyProc(const std::string& config, const std::string& name,
+                     std::vector<std::pair<std::string, std::string>> env)
+    : ServerProcess(bin_dir() + "/logging-proxy", {"--config", config},
+                    child_opts(name, std::move(env))) {}
+
+std::string log_server_yaml(const std::string& data_dir, int port, const std::string& token) {
+  std::string y = "log_server:\n  host: \"127.0.0.1\"\n  port: " + std::to_string(port) +
+                  "\n  data_dir: \"" + data_dir + "\"\n";
+  if (!token.empty()) y += "  auth_token: \"" + token + "\"\n";
+  return y;
 }
 
 std::string proxy_config(const ProxyRoutes& r) {

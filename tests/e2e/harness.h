@@ -317,19 +317,56 @@ class MockUpstream {
   int http_port_ = 0, https_port_ = 0;
 };
 
+// Options for a child that must not see our environment's LOG_SERVER_TOKEN (it is set to ""),
+// plus `env`.
+ChildOptions child_opts(const std::string& name,
+                        std::vector<std::pair<std::string, std::string>> env = {});
+
+// A server process (log-server or logging-proxy) whose port is read from its startup line
+// "... listening on http://HOST:PORT". The config file and data stay the caller's.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& exe, const std::vector<std::string>& args, ChildOptions opts);
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  ChildProcess& process() { return *proc_; }
+
+ private:
+  std::unique_ptr<ChildProcess> proc_;
+  int port_ = 0;
+};
+
+// `log-server --config CONFIG` from bin_dir().
+class LogServerProc : public ServerProcess {
+ public:
+  using ServerProcess::ServerProcess;
+  explicit LogServerProc(const std::string& config, const std::string& name = "log-server",
+                         std::vector<std::pair<std::string, std::string>> env = {});
+};
+
+// `logging-proxy --config CONFIG` from bin_dir().
+class ProxyProc : public ServerProcess {
+ public:
+  explicit ProxyProc(const std::string& config, const std::string& name = "proxy",
+                     std::vector<std::pair<std::string, std::string>> env = {});
+};
+
+// `log_server:` on 127.0.0.1 with `data_dir` (and `auth_token` when given).
+std::string log_server_yaml(const std::string& data_dir, int port = 0,
+                            const std::string& token = "");
+
 // logging-proxy started with a config file written into its own temp dir (also its cwd).
 class Proxy {
  public:
   explicit Proxy(const std::string& config_yaml, ChildOptions opts = {});
-  int port() const { return port_; }
-  ChildProcess& process() { return *proc_; }
+  int port() const { return server_->port(); }
+  ChildProcess& process() { return server_->process(); }
   const std::string& config_path() const { return config_path_; }
 
  private:
   TempDir dir_;
   std::string config_path_;
-  std::unique_ptr<ChildProcess> proc_;
-  int port_ = 0;
+  std::unique_ptr<ServerProcess> server_;
 };
 
 struct ProxyRoutes {

@@ -47,13 +47,6 @@ std::string run_tag(const std::string& what) {
 
 // --- configs ------------------------------------------------------------------------------------
 
-std::string log_server_yaml(int port, const std::string& data_dir, const std::string& token = "") {
-  std::string y = "log_server:\n  host: \"127.0.0.1\"\n  port: " + std::to_string(port) +
-                  "\n  data_dir: \"" + data_dir + "\"\n";
-  if (!token.empty()) y += "  auth_token: \"" + token + "\"\n";
-  return y;
-}
-
 struct ProxyCfg {
   int mock_port = 0;
   std::string server_url;
@@ -73,50 +66,6 @@ std::string proxy_yaml(const ProxyCfg& c) {
   y += "  quiet: {pattern: \"/quiet/\", destination: \"" + mock + "\", logging: false}\n";
   return y;
 }
-
-// --- processes ----------------------------------------------------------------------------------
-
-// The token never comes from our environment: every process gets LOG_SERVER_TOKEN="".
-ChildOptions child_opts(const std::string& name) {
-  return ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, "", name};
-}
-
-class LogServerProc {
- public:
-  explicit LogServerProc(const std::string& config_path, const std::string& name = "log-server") {
-    proc_ = std::make_unique<ChildProcess>(bin_dir() + "/log-server",
-                                           std::vector<std::string>{"--config", config_path},
-                                           child_opts(name));
-    auto m =
-        proc_->wait_for_line(std::regex(R"(log-server listening on http://[^ ]+:(\d+))"), 10000ms);
-    port_ = std::stoi(m[1]);
-  }
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  ChildProcess& process() { return *proc_; }
-
- private:
-  std::unique_ptr<ChildProcess> proc_;
-  int port_ = 0;
-};
-
-class ProxyProc {
- public:
-  explicit ProxyProc(const std::string& config_path) {
-    proc_ = std::make_unique<ChildProcess>(bin_dir() + "/logging-proxy",
-                                           std::vector<std::string>{"--config", config_path},
-                                           child_opts("proxy"));
-    auto m = proc_->wait_for_line(std::regex(R"(logging-proxy listening on http://[^ ]+:(\d+))"),
-                                  10000ms);
-    port_ = std::stoi(m[1]);
-  }
-  int port() const { return port_; }
-  ChildProcess& process() { return *proc_; }
-
- private:
-  std::unique_ptr<ChildProcess> proc_;
-  int port_ = 0;
-};
 
 // --- the log server's query API -----------------------------------------------------------------
 
@@ -282,7 +231,7 @@ TEST_CASE("capture: plain and SSE and gzip exchanges arrive byte-exact in files 
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   LogServerProc ls(dir.file("log-server.yaml"));
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
   ProxyProc proxy(dir.file("proxy.yaml"));
@@ -464,7 +413,7 @@ TEST_CASE("capture: routes with logging false are not captured and unknown route
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   LogServerProc ls(dir.file("log-server.yaml"));
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
   ProxyProc proxy(dir.file("proxy.yaml"));
@@ -564,7 +513,7 @@ TEST_CASE("capture: log server down at proxy start - calls succeed and spool and
           << " spooled batches " << ms_since(t_spool) << " ms after the last call");
   CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* unreachable)"), 5000ms));
 
-  write_file(dir.file("log-server.yaml"), log_server_yaml(ls_port, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data, ls_port));
   const auto t_start = Clock::now();
   LogServerProc ls(dir.file("log-server.yaml"));
   REQUIRE(ls.port() == ls_port);
@@ -598,7 +547,7 @@ TEST_CASE(
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   auto ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
   const int ls_port = ls->port();
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls->url(), spool, ""}));
@@ -675,7 +624,7 @@ TEST_CASE(
   const bool spooled = await_cond([&] { return count_spooled_batches(spool) > 0; }, 5000ms, 2ms);
   const double down_ms = ms_since(t_kill);
   const int done_at_restart = done.load();
-  write_file(dir.file("log-server-2.yaml"), log_server_yaml(ls_port, data));
+  write_file(dir.file("log-server-2.yaml"), log_server_yaml(data, ls_port));
   ls = std::make_unique<LogServerProc>(dir.file("log-server-2.yaml"), "log-server-2");
   REQUIRE(ls->port() == ls_port);
   const auto t_restart = Clock::now();
@@ -784,7 +733,7 @@ TEST_CASE("capture: a stopped (SIGSTOP) log server does not slow the proxy") {
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   LogServerProc ls(dir.file("log-server.yaml"));
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
   ProxyProc proxy(dir.file("proxy.yaml"));
@@ -854,7 +803,7 @@ TEST_CASE("capture: auth_token in the one shared config file: captures arrive") 
   write_file(
       dir.file("config.yaml"),
       proxy_yaml({mock.http_port(), "http://127.0.0.1:" + std::to_string(ls_port), spool, ""}) +
-          log_server_yaml(ls_port, data, token));
+          log_server_yaml(data, ls_port, token));
   LogServerProc ls(dir.file("config.yaml"));
   ProxyProc proxy(dir.file("config.yaml"));
   const int port = proxy.port();
@@ -883,7 +832,7 @@ TEST_CASE("capture: a proxy without the log server's token spools and says 401")
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
   const std::string token = "e2e-capture-" + run_tag("tok");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data, token));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data, 0, token));
   LogServerProc ls(dir.file("log-server.yaml"));
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
   ProxyProc proxy(dir.file("proxy.yaml"));
@@ -942,12 +891,12 @@ struct ReplayStack {
   TempDir dir;
   MockUpstream mock;
   std::unique_ptr<LogServerProc> ls;
-  std::unique_ptr<ChildProcess> proxy;
+  std::unique_ptr<ProxyProc> proxy;
   int proxy_port = 0;
   std::string config;
 
   ReplayStack() {
-    write_file(dir.file("log-server.yaml"), log_server_yaml(0, dir.file("data")));
+    write_file(dir.file("log-server.yaml"), log_server_yaml(dir.file("data")));
     ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
     // One more route that keeps the provider key in the proxy (routes.NAME.headers).
     config = dir.file("proxy.yaml");
@@ -955,13 +904,10 @@ struct ReplayStack {
                            "  inject: {pattern: \"/inject/\", destination: \"http://127.0.0.1:" +
                            std::to_string(mock.http_port()) +
                            "/\", headers: {X-Provider-Key: \"pk-${LP_E2E_PROVIDER_KEY}\"}}\n");
-    proxy = std::make_unique<ChildProcess>(
-        bin_dir() + "/logging-proxy", std::vector<std::string>{"--config", config},
-        ChildOptions{
-            {{"LOG_SERVER_TOKEN", ""}, {"LP_E2E_PROVIDER_KEY", "abcdefghijklmnop"}}, "", "proxy"});
-    auto m = proxy->wait_for_line(std::regex(R"(logging-proxy listening on http://[^ ]+:(\d+))"),
-                                  10000ms);
-    proxy_port = std::stoi(m[1]);
+    proxy = std::make_unique<ProxyProc>(config, "proxy",
+                                        std::vector<std::pair<std::string, std::string>>{
+                                            {"LP_E2E_PROVIDER_KEY", "abcdefghijklmnop"}});
+    proxy_port = proxy->port();
   }
   std::vector<std::string> to_from() const {
     return {"--config", config,   "--to", "http://127.0.0.1:" + std::to_string(proxy_port),
@@ -1112,7 +1058,7 @@ TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chu
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   LogServerProc ls(dir.file("log-server.yaml"));
   write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
   ProxyProc proxy(dir.file("proxy.yaml"));
@@ -1212,7 +1158,7 @@ TEST_CASE("the proxy's own answers (301, 404, 502, 504) never put a query creden
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(0, data));
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
   LogServerProc ls(dir.file("log-server.yaml"));
   // /dead/ goes to a port nothing listens on (bound, then closed); /slow/ outlives a 300 ms
   // upstream_timeout; /dir/ answers "/dir" with a redirect that keeps the query.

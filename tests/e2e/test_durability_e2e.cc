@@ -40,40 +40,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ChildOptions child_opts(const std::string& name,
-                        std::vector<std::pair<std::string, std::string>> env = {}) {
-  env.emplace_back("LOG_SERVER_TOKEN", "");
-  return ChildOptions{std::move(env), "", name};
-}
-
-std::string log_server_yaml(const std::string& data_dir, int port = 0) {
-  return "log_server:\n  host: \"127.0.0.1\"\n  port: " + std::to_string(port) +
-         "\n  data_dir: \"" + data_dir + "\"\n";
-}
-
-// log-server, optionally started through a wrapper command (`wrapper` then the log-server
-// executable path and its arguments are appended by the caller's shell script).
-class LogServerProc {
- public:
-  LogServerProc(const std::string& exe, const std::vector<std::string>& args, ChildOptions opts) {
-    proc_ = std::make_unique<ChildProcess>(exe, args, std::move(opts));
-    auto m =
-        proc_->wait_for_line(std::regex(R"(log-server listening on http://[^ ]+:(\d+))"), 10000ms);
-    port_ = std::stoi(m[1]);
-  }
-  explicit LogServerProc(const std::string& config, const std::string& name = "log-server",
-                         std::vector<std::pair<std::string, std::string>> env = {})
-      : LogServerProc(bin_dir() + "/log-server", {"--config", config},
-                      child_opts(name, std::move(env))) {}
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  ChildProcess& process() { return *proc_; }
-
- private:
-  std::unique_ptr<ChildProcess> proc_;
-  int port_ = 0;
-};
-
 std::unique_ptr<httplib::Client> client_for(int port) {
   auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
   c->set_keep_alive(true);
@@ -759,10 +725,8 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
   LogServerProc& ls = disk.server();
   stage("server");
   write_file(dir.file("proxy.yaml"), proxy_yaml(mock.http_port(), ls.url(), spool));
-  ChildProcess proxy(bin_dir() + "/logging-proxy", {"--config", dir.file("proxy.yaml")},
-                     child_opts("proxy"));
-  const int port = std::stoi(proxy.wait_for_line(
-      std::regex(R"(logging-proxy listening on http://[^ ]+:(\d+))"), 10000ms)[1]);
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
   auto api = client_for(ls.port());
   const std::string tag = "full-" + std::to_string(::getpid()) + "-" + std::to_string(now_us());
 
@@ -825,7 +789,7 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
   stage("calls");
 
   // The log server refused (507) and the proxy spooled.
-  CHECK(proxy.find_line(std::regex(R"(\[capture\] log server answered 507)"), 10000ms));
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server answered 507)"), 10000ms));
   CHECK(await_cond([&] { return count_spooled_batches(spool) > 0; }, 10000ms));
   CHECK(metric(*api, "log_server_ingest_errors_total{kind=\"disk_full\"}") >= 2);
   CHECK(ls.process().find_line(std::regex("failed, rolled back: .*(No space left|full)"), 0ms));
@@ -884,7 +848,7 @@ TEST_CASE("durability: a full disk answers 507, the proxy spools, all arrives on
   std::string left;
   for (const auto& e : fs::recursive_directory_iterator(spool)) left += " " + e.path().string();
   CHECK_MESSAGE(drained, "left in the spool:" << left);
-  CHECK(proxy.find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms));
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server .* is back)"), 5000ms));
   stage("drained");
   MESSAGE(calls.size() << " calls while the disk was full took " << calls_ms << " ms, all 200 and "
                        << "unchanged; " << spooled << " batches spooled; all captures arrived "

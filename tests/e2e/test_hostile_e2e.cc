@@ -860,18 +860,13 @@ namespace {
 // A log server, to see the capture of an exchange whose upstream died.
 struct LogServer {
   TempDir dir;
-  std::unique_ptr<ChildProcess> proc;
+  std::unique_ptr<LogServerProc> proc;
   int port = 0;
   LogServer() {
     const std::string cfg = dir.file("log-server.yaml");
-    write_file(cfg, "log_server: {host: \"127.0.0.1\", port: 0, data_dir: \"" + dir.file("data") +
-                        "\"}\n");
-    proc = std::make_unique<ChildProcess>(
-        bin_dir() + "/log-server", std::vector<std::string>{"--config", cfg},
-        ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, "", "log-server"});
-    auto m =
-        proc->wait_for_line(std::regex(R"(log-server listening on http://[^ ]+:(\d+))"), 10000ms);
-    port = std::stoi(m[1]);
+    write_file(cfg, log_server_yaml(dir.file("data")));
+    proc = std::make_unique<LogServerProc>(cfg);
+    port = proc->port();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
   // Rows of /requests?QUERY once pred holds (polling), else the last rows.
