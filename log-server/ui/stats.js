@@ -1,7 +1,7 @@
 // Stats (#/stats?group_by=model&since=...): per group requests, errors, tokens and latency
-// percentiles, as bar charts drawn with plain SVG; below them, requests and p95 duration per
-// hour (per day over ranges longer than 7 days) for the top groups, from one
-// /stats?group_by=hour|day call per group (the group as a filter).
+// percentiles, as bar charts drawn with plain SVG; below them, requests, errors, tokens and the
+// duration and TTFT percentiles per hour (per day over ranges longer than 7 days) for the top
+// groups, from one /stats?group_by=hour|day call per group (the group as a filter).
 import { h, svg, replace } from './dom.js';
 import { getJson, query } from './api.js';
 import { filtersOf } from './feed.js';
@@ -137,7 +137,7 @@ function lineChart(title, times, bucket, series, fmt, integer = false) {
     chart);
 }
 
-// The top groups' requests and p95 duration per bucket, below the bar charts.
+// The top groups' counts and percentiles per bucket, below the bar charts.
 async function renderOverTime(box, filters, groupBy, groups, ctx) {
   // Grouped by hour/day the top groups are models; grouped by status, statuses.
   const dim = ['model', 'route', 'provider', 'status'].includes(groupBy) ? groupBy : 'model';
@@ -186,12 +186,20 @@ async function renderOverTime(box, filters, groupBy, groups, ctx) {
     values: times.map((t) => { const b = keyed[i].get(t); return value(b); }),
   }));
   const unit = bucket === 'day' ? 'day' : 'hour';
+  const count = (field) => series((b) => (b ? b[field] : 0));
+  const pct = (field, p) => series((b) => b?.[field]?.[p] ?? null);
   replace(box, head,
     h('p', { class: 'muted small', text: `Per ${unit}, UTC. Each line is one ${dim}; ` +
-      `p95 is left out where ${unit === 'hour' ? 'an' : 'a'} ${unit} had no timed requests.` }),
+      `percentiles are left out where ${unit === 'hour' ? 'an' : 'a'} ${unit} had no timed requests.` }),
     h('div', { class: 'timecharts' },
-      lineChart(`Requests per ${unit}`, times, bucket, series((b) => (b ? b.requests : 0)), fmtInt, true),
-      lineChart(`p95 duration per ${unit}`, times, bucket, series((b) => b?.duration_ms?.p95 ?? null), fmtMs)));
+      lineChart(`Requests per ${unit}`, times, bucket, count('requests'), fmtInt, true),
+      lineChart(`Errors per ${unit}`, times, bucket, count('errors'), fmtInt, true),
+      lineChart(`Input tokens per ${unit}`, times, bucket, count('input_tokens'), fmtInt, true),
+      lineChart(`Output tokens per ${unit}`, times, bucket, count('output_tokens'), fmtInt, true),
+      lineChart(`p50 duration per ${unit}`, times, bucket, pct('duration_ms', 'p50'), fmtMs),
+      lineChart(`p95 duration per ${unit}`, times, bucket, pct('duration_ms', 'p95'), fmtMs),
+      lineChart(`p50 time to first token per ${unit}`, times, bucket, pct('ttft_ms', 'p50'), fmtMs),
+      lineChart(`p95 time to first token per ${unit}`, times, bucket, pct('ttft_ms', 'p95'), fmtMs)));
 }
 
 export function renderStats(main, params, ctx) {
