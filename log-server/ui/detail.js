@@ -188,6 +188,7 @@ export function renderDetail(main, id, ctx) {
     const reqBody = h('div', {}, h('p', { class: 'muted', text: 'Loading…' }));
     const resBody = h('div', {}, h('p', { class: 'muted', text: 'Loading…' }));
     const convo = h('div', {}, h('p', { class: 'muted', text: 'Loading…' }));
+    const convoSection = section('Conversation', 'conversation', convo);
     const answer = h('div', {}, h('p', { class: 'muted', text: d.llm ? 'Loading…' : '' }));
 
     replace(main,
@@ -213,7 +214,7 @@ export function renderDetail(main, id, ctx) {
       section('Timing', 'timing', timingBar(d.timings || {})),
       d.llm ? section('Stream arrival', 'arrival', arrivalChart(d) ?? h('p', { class: 'muted', text: 'No arrival times for this call.' })) : null,
       d.llm ? section('Usage and cost', 'usage', usageView(d.llm)) : null,
-      section('Conversation', 'conversation', convo),
+      convoSection,
       d.llm ? section('Answer (assembled)', 'answer', answer) : null,
       section('Downloads and replay', 'downloads',
         h('ul', { class: 'downloads' },
@@ -237,8 +238,10 @@ export function renderDetail(main, id, ctx) {
       if (ctx.stale()) return;
       let messages = null;
       try { messages = r && requestMessages(JSON.parse(r.text)); } catch { messages = null; }
-      replace(convo, messages && messages.length ? messagesView(messages)
-        : h('p', { class: 'muted', text: 'Not a recognised conversation; see the request body.' }));
+      if (messages && messages.length) replace(convo, messagesView(messages));
+      // A call that is not an LLM call (a health check, an error page) has no conversation to show.
+      else if (!d.llm) convoSection.remove();
+      else replace(convo, h('p', { class: 'muted', text: 'Not a recognised conversation; see the request body.' }));
     });
     if (d.llm) {
       if (d.outcome === 'in_progress') {
