@@ -1,5 +1,7 @@
 #include "log-server/exchange_json.h"
 
+#include "log-server/cursor.h"
+
 namespace lp::logsrv {
 
 namespace {
@@ -54,6 +56,8 @@ json summary_json(const ExchangeRow& r) {
       {"output_tokens", or_null(r.output_tokens)},
       {"cost", or_null(r.cost)},
       {"ttft_ms", ms(r.ttft_us)},
+      // Pages on after this item (as `cursor=`), e.g. for a client that dropped older rows.
+      {"cursor", encode_cursor(Cursor{r.started_us, r.id})},
   };
 }
 

@@ -90,6 +90,9 @@ TEST_CASE("log-server: ingest, list, detail, raw files, metrics") {
   CHECK(get_json(c, "/requests?method=post&outcome=complete")["requests"].size() == 2);
   json p1 = get_json(c, "/requests?limit=1");
   REQUIRE(p1["next_cursor"].is_string());
+  // Every item carries the cursor that pages on after it: the last one's is next_cursor.
+  CHECK(p1["requests"][0]["cursor"] == p1["next_cursor"]);
+  CHECK(get_json(c, "/requests?limit=2")["requests"][0]["cursor"] == p1["next_cursor"]);
   json p2 = get_json(c, "/requests?limit=1&cursor=" + p1["next_cursor"].get<std::string>());
   REQUIRE(p2["requests"].size() == 1);
   CHECK(p2["requests"][0]["id"] == a);
