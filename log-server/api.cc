@@ -22,6 +22,7 @@
 #include "log-server/list_query.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
+#include "log-server/stats_rollup.h"
 #include "log-server/ui_assets.h"
 
 namespace lp::logsrv {
@@ -435,7 +436,7 @@ struct ApiServer::Impl {
     }
     StatsAccumulator acc(*by);
     deps.readers.with_reader([&](IndexReader& r) {
-      r.for_each_stats_row(q, [&](const StatsRow& row) { acc.add(row); });
+      read_stats(r, q, acc);  // rollups where they apply; the same answer as the rows
       return 0;
     });
     json out = acc.result();

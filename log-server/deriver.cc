@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "log-server/reading/sse.h"
+#include "log-server/stats_rollup.h"
 
 namespace lp::logsrv {
 
@@ -19,6 +20,10 @@ constexpr size_t kReadPiece = 64 * 1024;
 constexpr size_t kMaxHeadRead = 1024 * 1024;
 constexpr size_t kSweepBatch = 256;
 constexpr auto kSweepInterval = std::chrono::seconds(5);
+// Rollup building per pass, then a pause as long before the next while a backlog lasts (a
+// freshly upgraded index): half a core at most, and the write lock is free between hours.
+constexpr auto kRollupBudget = std::chrono::milliseconds(200);
+constexpr auto kRollupPause = std::chrono::milliseconds(200);
 
 bool starts_with_icase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -413,6 +418,17 @@ std::vector<ExchangeRow> Deriver::rows_for(Database& db, const std::vector<std::
   return rows;
 }
 
+bool Deriver::build_rollups(Database& db) {
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  RollupBuildResult r = build_stats_rollups(db, static_cast<int64_t>(now_us),
+                                            RollupBuildLimits{.budget = kRollupBudget});
+  metrics_.stats_hours_built.fetch_add(r.built, std::memory_order_relaxed);
+  metrics_.stats_hours_pending.store(static_cast<int64_t>(r.pending), std::memory_order_relaxed);
+  return r.pending > 0;
+}
+
 void Deriver::run() {
   std::unique_ptr<Database> db;
   try {
@@ -430,12 +446,16 @@ void Deriver::run() {
   }
   auto next_sweep = std::chrono::steady_clock::now();
   bool backlog = true;  // rows may be pending from before this start
+  // When to build rollups next: after each sweep, and soon again while ended hours wait.
+  constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+  auto next_rollup = kNever;
   for (;;) {
     std::vector<std::string> ids;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, backlog ? std::chrono::steady_clock::now() : next_sweep,
-                     [&] { return stopping_ || !queue_.empty(); });
+      auto wake = backlog ? std::chrono::steady_clock::now() : next_sweep;
+      wake = std::min(wake, next_rollup);
+      cv_.wait_until(lock, wake, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       while (!queue_.empty() && ids.size() < kSweepBatch) {
         ids.push_back(std::move(queue_.front()));
@@ -453,10 +473,16 @@ void Deriver::run() {
         backlog = rows.size() == kSweepBatch;
         derive_rows(*db, rows);
         next_sweep = std::chrono::steady_clock::now() + kSweepInterval;
+        next_rollup = std::chrono::steady_clock::now();
+      }
+      if (std::chrono::steady_clock::now() >= next_rollup) {
+        next_rollup = kNever;
+        if (build_rollups(*db)) next_rollup = std::chrono::steady_clock::now() + kRollupPause;
       }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "log-server: deriver: %s (retrying)\n", e.what());
       backlog = false;
+      next_rollup = kNever;
       next_sweep = std::chrono::steady_clock::now() + kSweepInterval;
     }
   }

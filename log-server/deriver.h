@@ -7,6 +7,8 @@
 // exchanges that ended (a bounded queue; a full queue drops the hand-off, the row stays
 // pending and the next sweep finds it); rows still pending (derived_version NULL, e.g. after
 // a restart or an upgrade from an older index) are swept at start and every few seconds.
+// The same thread, on the same sweep, builds the /stats hourly rollups of hours that have ended
+// (stats_rollup.h), a bounded amount of work at a time.
 #pragma once
 
 #include <condition_variable>
@@ -101,6 +103,8 @@ class Deriver {
   void derive_rows(Database& db, const std::vector<ExchangeRow>& rows);
   std::vector<ExchangeRow> pending(Database& db, size_t limit);
   std::vector<ExchangeRow> rows_for(Database& db, const std::vector<std::string>& ids);
+  // Builds rollups for up to kRollupBudget; true when ended hours are still waiting.
+  bool build_rollups(Database& db);
 
   const std::string index_path_;
   const BlobStore& store_;

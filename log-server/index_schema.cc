@@ -1,5 +1,7 @@
 #include "log-server/index_schema.h"
 
+#include "log-server/stats_rollup.h"
+
 namespace lp::logsrv {
 
 const char* const kExchangeColumns =
@@ -16,7 +18,8 @@ namespace {
 // 2: timings_json. 3: the derived LLM columns, response_chunks (arrival times of the
 // response body pieces, "OFFSET,T_US;" each) and pending_deletions (retention). Older indexes
 // get the columns when a writer opens them; their rows are then derived in the background.
-constexpr int kSchemaVersion = 3;
+// 4: the hourly /stats rollups (stats_rollup.h); an older index starts with every hour dirty.
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -74,6 +77,64 @@ CREATE TABLE IF NOT EXISTS applied_batches (
 CREATE TABLE IF NOT EXISTS pending_deletions (
   file TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+-- /stats rollups (log-server/stats_rollup.h): one row per key within an hour, `part` numbering
+-- them; keyed by hour so that a time range is one range of the table itself. `cost`: the exact
+-- sum as non-overlapping doubles; `durations`, `ttfts`: every value, sorted, delta + varint.
+CREATE TABLE IF NOT EXISTS stats_hourly (
+  hour_us INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  model TEXT,
+  provider TEXT,
+  status INTEGER,
+  outcome TEXT NOT NULL,
+  requests INTEGER NOT NULL,
+  errors INTEGER NOT NULL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cached_input_tokens INTEGER NOT NULL,
+  cost BLOB NOT NULL,
+  cost_rows INTEGER NOT NULL,
+  durations BLOB NOT NULL,
+  ttfts BLOB NOT NULL,
+  PRIMARY KEY (hour_us, part)
+) WITHOUT ROWID;
+-- Hours whose stats_hourly rows are missing or stale; the triggers below add them.
+CREATE TABLE IF NOT EXISTS stats_dirty_hours (
+  hour_us INTEGER PRIMARY KEY
+);
+)sql";
+
+// Any change to what /stats reads marks the hour (the start of started_us's UTC hour) dirty,
+// inside the writer's transaction, whoever the writer is. An UPDATE that leaves those columns
+// as they were (ingest rewrites a row's end fields with every batch; reindex derives the same
+// values again) does not. Only a key is inserted: stale parts are skipped by readers and
+// replaced by the builder.
+constexpr const char* kTriggers = R"sql(
+CREATE TRIGGER IF NOT EXISTS stats_dirty_on_insert AFTER INSERT ON exchanges BEGIN
+  INSERT OR IGNORE INTO stats_dirty_hours (hour_us) VALUES
+    (NEW.started_us - (((NEW.started_us % 3600000000) + 3600000000) % 3600000000));
+END;
+CREATE TRIGGER IF NOT EXISTS stats_dirty_on_delete AFTER DELETE ON exchanges BEGIN
+  INSERT OR IGNORE INTO stats_dirty_hours (hour_us) VALUES
+    (OLD.started_us - (((OLD.started_us % 3600000000) + 3600000000) % 3600000000));
+END;
+CREATE TRIGGER IF NOT EXISTS stats_dirty_on_update AFTER UPDATE OF started_us, route, model,
+  provider, status, outcome, total_us, ttft_us, input_tokens, output_tokens, cached_input_tokens,
+  cost, llm_error ON exchanges
+WHEN OLD.started_us IS NOT NEW.started_us OR OLD.route IS NOT NEW.route
+  OR OLD.model IS NOT NEW.model OR OLD.provider IS NOT NEW.provider
+  OR OLD.status IS NOT NEW.status OR OLD.outcome IS NOT NEW.outcome
+  OR OLD.total_us IS NOT NEW.total_us OR OLD.ttft_us IS NOT NEW.ttft_us
+  OR OLD.input_tokens IS NOT NEW.input_tokens OR OLD.output_tokens IS NOT NEW.output_tokens
+  OR OLD.cached_input_tokens IS NOT NEW.cached_input_tokens OR OLD.cost IS NOT NEW.cost
+  OR OLD.llm_error IS NOT NEW.llm_error
+BEGIN
+  INSERT OR IGNORE INTO stats_dirty_hours (hour_us) VALUES
+    (OLD.started_us - (((OLD.started_us % 3600000000) + 3600000000) % 3600000000));
+  INSERT OR IGNORE INTO stats_dirty_hours (hour_us) VALUES
+    (NEW.started_us - (((NEW.started_us % 3600000000) + 3600000000) % 3600000000));
+END;
 )sql";
 
 // After the columns exist (created, or added by the migration).
@@ -184,6 +245,9 @@ std::unique_ptr<Database> open_index(const std::string& path, bool writer) {
         db->exec("ALTER TABLE exchanges ADD COLUMN response_chunks TEXT");
       }
       db->exec(kIndexes);
+      db->exec(kTriggers);
+      // Rows from before the rollups: every hour of them is built in the background.
+      if (existing && version < 4) mark_all_hours_dirty(*db);
       db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
       db->exec("COMMIT");
     } catch (...) {

@@ -67,6 +67,11 @@ std::string Metrics::render() const {
          load(derive_dropped));
   metric("log_server_derive_bytes_total", "counter", "Stored response bytes the deriver read.",
          load(derive_bytes));
+  metric("log_server_stats_hours_built_total", "counter",
+         "Hours whose /stats rollup was built (again, after a change).", load(stats_hours_built));
+  metric("log_server_stats_hours_pending", "gauge",
+         "Ended hours whose /stats rollup is missing or stale (answered from rows meanwhile).",
+         load(stats_hours_pending));
   metric("log_server_retention_runs_total", "counter", "Retention passes run.",
          load(retention_runs));
   metric("log_server_retention_failures_total", "counter",

@@ -37,6 +37,9 @@ class Metrics {
   std::atomic<uint64_t> derive_failures{0};  // files unreadable: left pending, retried later
   std::atomic<uint64_t> derive_dropped{0};   // hand-offs dropped by a full queue (swept later)
   std::atomic<uint64_t> derive_bytes{0};     // stored response bytes read by the deriver
+  // The /stats hourly rollups (stats_rollup.h), built by the deriver's thread.
+  std::atomic<uint64_t> stats_hours_built{0};
+  std::atomic<int64_t> stats_hours_pending{0};  // ended hours not rolled up yet (gauge)
   // Retention.
   std::atomic<uint64_t> retention_runs{0};
   std::atomic<uint64_t> retention_failures{0};

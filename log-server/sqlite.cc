@@ -32,6 +32,14 @@ Statement& Statement::bind(int index, std::string_view value) {
   return *this;
 }
 
+Statement& Statement::bind_blob(int index, std::string_view bytes) {
+  // A null pointer would bind NULL: an empty blob is still a blob.
+  const char* p = bytes.empty() ? "" : bytes.data();
+  int rc = sqlite3_bind_blob64(stmt_, index, p, bytes.size(), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) throw_error(db_, rc, "bind");
+  return *this;
+}
+
 Statement& Statement::bind(int index, std::nullopt_t) {
   int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) throw_error(db_, rc, "bind");
@@ -90,6 +98,12 @@ std::optional<std::string_view> Statement::opt_view(int col) const {
   if (is_null(col)) return std::nullopt;
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
   if (!p) return std::string_view();
+  return std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
+std::string_view Statement::blob(int col) const {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+  if (!p) return {};
   return std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 

@@ -45,6 +45,8 @@ class Statement {
     return bind(index, std::string_view(value));
   }
   Statement& bind(int index, int value) { return bind(index, static_cast<int64_t>(value)); }
+  // Bytes as a BLOB (copied), for binary data that is not text.
+  Statement& bind_blob(int index, std::string_view bytes);
 
   // Steps once: true when a row is available, false when done. Throws SqliteError.
   bool step();
@@ -59,6 +61,8 @@ class Statement {
   // The text without a copy: valid until the next step(), reset() or type conversion.
   std::optional<std::string_view> opt_view(int col) const;
   std::optional<std::string> opt_text(int col) const;
+  // A BLOB's bytes without a copy (empty for NULL or a zero-length blob); valid as opt_view.
+  std::string_view blob(int col) const;
 
  private:
   sqlite3* db_;

@@ -33,13 +33,116 @@ bool is_error(const StatsRow& row) {
   return row.llm_error;
 }
 
+namespace {
+
+// Nearest rank: the smallest value with at least p% of the values at or below it.
+size_t rank_index(size_t n, double p) {
+  auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(n)));
+  return rank == 0 ? 0 : std::min(rank, n) - 1;
+}
+
+}  // namespace
+
 std::optional<int64_t> percentile(std::vector<int64_t>& values, double p) {
   if (values.empty()) return std::nullopt;
-  // Nearest rank: the smallest value with at least p% of the values at or below it.
-  auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
-  size_t index = rank == 0 ? 0 : std::min(rank, values.size()) - 1;
+  size_t index = rank_index(values.size(), p);
   std::nth_element(values.begin(), values.begin() + static_cast<ptrdiff_t>(index), values.end());
   return values[index];
+}
+
+void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
+                 std::optional<int64_t>* out) {
+  // After nth_element at i, everything from i + 1 on is >= values[i]: a higher rank is found
+  // in that tail alone.
+  size_t from = 0;
+  for (double p : ps) {
+    if (values.empty()) {
+      *out++ = std::nullopt;
+      continue;
+    }
+    size_t index = rank_index(values.size(), p);
+    if (index >= from) {
+      std::nth_element(values.begin() + static_cast<ptrdiff_t>(from),
+                       values.begin() + static_cast<ptrdiff_t>(index), values.end());
+      from = index + 1;
+    }
+    *out++ = values[index];
+  }
+}
+
+void ExactSum::add(double x) {
+  if (!std::isfinite(x)) {
+    special_ += x;
+    has_special_ = true;
+    return;
+  }
+  // Shewchuk: keep the sum as non-overlapping partials; each addition is exact (two-sum).
+  size_t i = 0;
+  for (double y : partials_) {
+    if (std::fabs(x) < std::fabs(y)) std::swap(x, y);
+    double hi = x + y;
+    double lo = y - (hi - x);
+    if (lo != 0.0) partials_[i++] = lo;
+    x = hi;
+  }
+  partials_.resize(i);
+  if (!std::isfinite(x)) {  // the finite values overflowed together
+    special_ += x;
+    has_special_ = true;
+    partials_.clear();
+    return;
+  }
+  partials_.push_back(x);
+}
+
+void ExactSum::add(const ExactSum& other) {
+  for (double p : other.partials_) add(p);
+  if (other.has_special_) add(other.special_);
+}
+
+double ExactSum::value() const {
+  if (has_special_) return special_;
+  // Python's math.fsum: add the partials from the largest down while that stays exact, then
+  // correct the one rounding so that it is half-even across the remaining partials too.
+  size_t n = partials_.size();
+  if (n == 0) return 0.0;
+  double hi = partials_[--n];
+  double lo = 0;
+  while (n > 0) {
+    double x = hi;
+    double y = partials_[--n];
+    hi = x + y;
+    double yr = hi - x;
+    lo = y - yr;
+    if (lo != 0.0) break;
+  }
+  if (n > 0 && ((lo < 0.0 && partials_[n - 1] < 0.0) || (lo > 0.0 && partials_[n - 1] > 0.0))) {
+    double y = lo * 2.0;
+    double x = hi + y;
+    double yr = x - hi;
+    if (y == yr) hi = x;
+  }
+  return hi;
+}
+
+std::vector<double> ExactSum::parts() const {
+  std::vector<double> out = partials_;
+  if (has_special_) out.push_back(special_);
+  return out;
+}
+
+void StatsPart::add(const StatsRow& row) {
+  ++requests;
+  if (is_error(row)) ++errors;
+  input_tokens += row.input_tokens.value_or(0);
+  output_tokens += row.output_tokens.value_or(0);
+  cached_input_tokens += row.cached_input_tokens.value_or(0);
+  if (row.cost) {
+    cost.add(*row.cost);
+    ++cost_rows;
+  }
+  if (row.total_us) duration_us.push_back(*row.total_us);
+  if (row.ttft_us) ttft_us.push_back(*row.ttft_us);
 }
 
 StatsAccumulator::Group& StatsAccumulator::group_for(const StatsRow& row) {
@@ -93,16 +196,64 @@ void StatsAccumulator::add_to(Group& g, const StatsRow& row) {
   g.output_tokens += row.output_tokens.value_or(0);
   g.cached_input_tokens += row.cached_input_tokens.value_or(0);
   if (row.cost) {
-    g.cost += *row.cost;
+    g.cost.add(*row.cost);
     g.has_cost = true;
   }
   if (row.total_us) g.duration_us.push_back(*row.total_us);
   if (row.ttft_us) g.ttft_us.push_back(*row.ttft_us);
 }
 
+void StatsAccumulator::add_to(Group& g, const StatsPart& part) {
+  g.requests += part.requests;
+  g.errors += part.errors;
+  g.input_tokens += part.input_tokens;
+  g.output_tokens += part.output_tokens;
+  g.cached_input_tokens += part.cached_input_tokens;
+  if (part.cost_rows > 0) {
+    g.cost.add(part.cost);
+    g.has_cost = true;
+  }
+  g.duration_us.insert(g.duration_us.end(), part.duration_us.begin(), part.duration_us.end());
+  g.ttft_us.insert(g.ttft_us.end(), part.ttft_us.begin(), part.ttft_us.end());
+}
+
 void StatsAccumulator::add(const StatsRow& row) {
   add_to(group_for(row), row);
   add_to(total_, row);
+}
+
+StatsRow StatsAccumulator::key_of(const StatsPart& part) {
+  // The key columns are all group_for() reads; the hour stands for its rows' start times.
+  StatsRow key;
+  key.started_us = part.hour_us;
+  key.route = part.route;
+  key.model = part.model;
+  key.provider = part.provider;
+  key.status = part.status;
+  key.outcome = part.outcome;
+  return key;
+}
+
+void StatsAccumulator::add(const StatsPart& part) {
+  add_to(group_for(key_of(part)), part);
+  add_to(total_, part);
+}
+
+void StatsAccumulator::plan(const StatsPart& part) {
+  group_for(key_of(part)).planned += static_cast<size_t>(part.requests);
+  total_.planned += static_cast<size_t>(part.requests);
+}
+
+void StatsAccumulator::reserve_planned() {
+  auto reserve = [](Group& g) {
+    g.duration_us.reserve(g.duration_us.size() + g.planned);
+    g.ttft_us.reserve(g.ttft_us.size() + g.planned);
+    g.planned = 0;
+  };
+  for (auto& [_, g] : by_number_) reserve(g);
+  for (auto& [_, g] : by_text_) reserve(g);
+  if (null_group_) reserve(*null_group_);
+  reserve(total_);
 }
 
 ojson StatsAccumulator::group_json(Group& g, bool with_key) {
@@ -113,20 +264,27 @@ ojson StatsAccumulator::group_json(Group& g, bool with_key) {
   j["input_tokens"] = g.input_tokens;
   j["output_tokens"] = g.output_tokens;
   j["cached_input_tokens"] = g.cached_input_tokens;
-  j["cost"] = g.has_cost ? ojson(g.cost) : ojson(nullptr);
-  j["duration_ms"] = {{"p50", ms_or_null(percentile(g.duration_us, 50))},
-                      {"p95", ms_or_null(percentile(g.duration_us, 95))},
-                      {"p99", ms_or_null(percentile(g.duration_us, 99))}};
-  j["ttft_ms"] = {{"p50", ms_or_null(percentile(g.ttft_us, 50))},
-                  {"p95", ms_or_null(percentile(g.ttft_us, 95))}};
+  j["cost"] = g.has_cost ? ojson(g.cost.value()) : ojson(nullptr);
+  std::optional<int64_t> d[3];
+  percentiles(g.duration_us, {50, 95, 99}, d);
+  std::optional<int64_t> t[2];
+  percentiles(g.ttft_us, {50, 95}, t);
+  j["duration_ms"] = {
+      {"p50", ms_or_null(d[0])}, {"p95", ms_or_null(d[1])}, {"p99", ms_or_null(d[2])}};
+  j["ttft_ms"] = {{"p50", ms_or_null(t[0])}, {"p95", ms_or_null(t[1])}};
   return j;
 }
 
 ojson StatsAccumulator::result() {
+  // A group made by plan() alone has no requests: no group (rows never make one).
   std::vector<Group*> order;
-  for (auto& [_, g] : by_number_) order.push_back(&g);  // in key order
-  for (auto& [_, g] : by_text_) order.push_back(&g);
-  if (null_group_) order.push_back(&*null_group_);
+  for (auto& [_, g] : by_number_) {
+    if (g.requests > 0) order.push_back(&g);  // in key order
+  }
+  for (auto& [_, g] : by_text_) {
+    if (g.requests > 0) order.push_back(&g);
+  }
+  if (null_group_ && null_group_->requests > 0) order.push_back(&*null_group_);
   if (by_ != GroupBy::kHour && by_ != GroupBy::kDay) {
     // Most requests first; ties by key, so the order does not depend on hashing.
     std::stable_sort(order.begin(), order.end(), [](const Group* a, const Group* b) {

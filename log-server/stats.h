@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,10 +31,66 @@ bool is_error(const StatsRow& row);
 // empty.
 std::optional<int64_t> percentile(std::vector<int64_t>& values, double p);
 
+// Several nearest-rank percentiles of one `values` (reordered), `ps` ascending: each selection
+// searches only what lies above the previous one, so p50, p95 and p99 cost little more than
+// p50 alone. out[i] is the percentile ps[i] (nullopt when empty).
+void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
+                 std::optional<int64_t>* out);
+
+// The sum of doubles, exact until the one final rounding (Shewchuk's partials, as Python's
+// math.fsum), so it does not depend on the order of the additions: a sum read from hourly
+// rollups equals the sum over the same rows in any order, to the last bit. Non-finite values
+// are summed apart and win.
+class ExactSum {
+ public:
+  void add(double x);
+  void add(const ExactSum& other);
+  double value() const;
+  // Non-overlapping doubles, smallest magnitude first, whose exact sum is the sum (plus the
+  // non-finite part as one more element when there is one): what a rollup stores.
+  std::vector<double> parts() const;
+
+ private:
+  std::vector<double> partials_;
+  double special_ = 0;  // the sum of the non-finite values
+  bool has_special_ = false;
+};
+
+// What the rows of one hour that share (route, model, provider, status, outcome) add up to:
+// one row of the stats_hourly rollup (stats_rollup.h). `duration_us` and `ttft_us` hold every
+// value, so percentiles over parts stay exact.
+struct StatsPart {
+  int64_t hour_us = 0;  // the hour's start (UTC, µs)
+  std::string route;
+  std::optional<std::string> model;
+  std::optional<std::string> provider;
+  std::optional<int64_t> status;
+  std::string outcome;
+  int64_t requests = 0;
+  int64_t errors = 0;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  ExactSum cost;
+  int64_t cost_rows = 0;  // rows with a cost (none: the cost is null, not 0)
+  std::vector<int64_t> duration_us;
+  std::vector<int64_t> ttft_us;
+
+  // Adds a row of this part's hour and key (the caller groups).
+  void add(const StatsRow& row);
+};
+
 class StatsAccumulator {
  public:
   explicit StatsAccumulator(GroupBy by) : by_(by) {}
   void add(const StatsRow& row);
+  // The same as adding every row the part was made of.
+  void add(const StatsPart& part);
+  // Room for the values of `requests` more exchanges of the part's group (the vectors of a
+  // million values then grow once, not by doubling: copies and page faults were most of a
+  // rollup query's time). Takes effect at reserve_planned(); a hint only.
+  void plan(const StatsPart& part);
+  void reserve_planned();
   // {"groups": [...], "total": {...}}; groups by requests (most first) or, for hour and day,
   // in time order.
   nlohmann::ordered_json result();
@@ -46,10 +103,11 @@ class StatsAccumulator {
     int64_t input_tokens = 0;
     int64_t output_tokens = 0;
     int64_t cached_input_tokens = 0;
-    double cost = 0;
+    ExactSum cost;
     bool has_cost = false;
     std::vector<int64_t> duration_us;
     std::vector<int64_t> ttft_us;
+    size_t planned = 0;  // plan(): values to make room for
   };
   // Text keys (model, route, provider) are looked up without building a string per row.
   struct Hash {
@@ -57,8 +115,10 @@ class StatsAccumulator {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   static void add_to(Group& g, const StatsRow& row);
+  static void add_to(Group& g, const StatsPart& part);
   static nlohmann::ordered_json group_json(Group& g, bool with_key);
   Group& group_for(const StatsRow& row);
+  static StatsRow key_of(const StatsPart& part);
 
   GroupBy by_;
   // Text groups; a NULL model/provider is its own group (key null).
