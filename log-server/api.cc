@@ -772,6 +772,12 @@ void ApiServer::bind(const std::string& host, int port) {
   if (bind_host.size() > 2 && bind_host.front() == '[' && bind_host.back() == ']') {
     bind_host = bind_host.substr(1, bind_host.size() - 2);
   }
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+  // silently take half the connections; SO_REUSEADDR alone still allows a quick restart.
+  impl_->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   bool ok = port == 0 ? impl_->server.bind_to_any_port(bind_host) > 0
                       : impl_->server.bind_to_port(bind_host, port);
   if (!ok) {

@@ -19,6 +19,7 @@
 #include "log-server/api.h"
 #include "log-server/auth.h"
 #include "log-server/blob_store.h"
+#include "log-server/data_dir_lock.h"
 #include "log-server/deriver.h"
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
@@ -237,11 +238,14 @@ int main(int argc, char** argv) {
 
   using namespace lp::logsrv;
   std::unique_ptr<BlobStore> store;
+  std::unique_ptr<DataDirLock> data_dir_lock;
   std::unique_ptr<Database> db;
   Metrics metrics;
   try {
     ::umask(077);
     store = std::make_unique<BlobStore>(ls.data_dir);
+    // Before the index and recovery: recovery is only right when no other server writes here.
+    data_dir_lock = std::make_unique<DataDirLock>(ls.data_dir);
     db = open_index(index_path(config), /*writer=*/true);
   } catch (const std::exception& e) {
     std::cerr << "log-server: cannot open the store in " << ls.data_dir << ": " << e.what() << "\n";

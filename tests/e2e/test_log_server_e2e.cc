@@ -402,3 +402,57 @@ TEST_CASE("log-server: ingest rate (batches of 200 exchanges, 2 KiB bodies)") {
           << std::chrono::duration<double, std::milli>(Clock::now() - t1).count() << " ms");
   CHECK(page["requests"].size() == 50);
 }
+
+TEST_CASE("log-server: one server per data dir and per port; a killed server's lock is gone") {
+  LogServer first;
+  auto c = first.client();
+  // An exchange in progress: a second server's recovery would mark it truncated.
+  const std::string id = make_id(901);
+  {
+    Batch b("lock-test", 1);
+    b.begin(id, "2025-09-13T02:11:09.000000Z", "mock", "/mock/v1/x");
+    auto r = post(c, b.bytes());
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+  }
+  auto start_second = [&](const std::string& yaml) {
+    write_file(first.dir() + "/second.yaml", yaml);
+    auto p = std::make_unique<ChildProcess>(
+        bin_dir() + "/log-server", std::vector<std::string>{"--config", "second.yaml"},
+        ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, first.dir(), "second"});
+    REQUIRE(p->wait_exit(10000ms));
+    CHECK(p->exit_code() == 1);
+    return p->output_tail();
+  };
+  SUBCASE("the same data dir, another port: refused before recovery touches anything") {
+    const std::string out = start_second(
+        "log_server:\n  host: 127.0.0.1\n  port: 0\n  data_dir: " + first.data() + "\n");
+    CAPTURE(out);
+    CHECK(out.find("data_dir " + first.data() + " is in use by another log-server (pid " +
+                   std::to_string(first.process().pid()) + ")") != std::string::npos);
+    CHECK(out.find("recovery") == std::string::npos);
+    CHECK(get_json(c, "/requests/" + id)["outcome"] == "in_progress");
+  }
+  SUBCASE("the same port, another data dir: refused, not sharing the port") {
+    const std::string out =
+        start_second("log_server:\n  host: localhost\n  port: " + std::to_string(first.port()) +
+                     "\n  data_dir: " + first.dir() + "/other\n");
+    CAPTURE(out);
+    CHECK(out.find("cannot listen on localhost:" + std::to_string(first.port()) +
+                   ": Address already in use") != std::string::npos);
+    // Every request still reaches the first server.
+    for (int i = 0; i < 20; ++i) {
+      auto fresh = first.client();
+      CHECK(get_json(fresh, "/requests")["requests"].size() == 1);
+    }
+  }
+  SUBCASE("after SIGKILL the data dir is free at once, and recovery runs") {
+    ::kill(first.process().pid(), SIGKILL);
+    REQUIRE(first.process().wait_exit(10000ms));
+    write_file(first.dir() + "/again.yaml",
+               "log_server:\n  host: 127.0.0.1\n  port: 0\n  data_dir: " + first.data() + "\n");
+    LogServerProc again(first.dir() + "/again.yaml");
+    auto c2 = httplib::Client("127.0.0.1", again.port());
+    CHECK(get_json(c2, "/requests/" + id)["outcome"] == "truncated");
+  }
+}
