@@ -157,8 +157,27 @@ async function loadBody(pending) {
   }
 }
 
-export function renderDetail(main, id, ctx) {
-  replace(main, h('p', { class: 'empty', text: `Loading ${id}…` }));
+// Polls the record every second (for at most 10 minutes, while this page is shown) and renders
+// the page again once its outcome or derivation changed: a capture opened while in progress, or
+// before the deriver got to it, fills in by itself.
+function renderAgainWhenChanged(main, id, ctx, d) {
+  const since = Date.now();
+  const tick = async () => {
+    if (ctx.stale() || Date.now() - since > 600000) return;
+    let now = null;
+    try { now = await getJson(idPath(id)); } catch { now = null; }
+    if (ctx.stale()) return;
+    if (now && (now.outcome !== d.outcome || Boolean(now.derived) !== Boolean(d.derived))) {
+      renderDetail(main, id, ctx, { again: true });
+      return;
+    }
+    setTimeout(tick, 1000);
+  };
+  setTimeout(tick, 1000);
+}
+
+export function renderDetail(main, id, ctx, { again = false } = {}) {
+  if (!again) replace(main, h('p', { class: 'empty', text: `Loading ${id}…` }));
   (async () => {
     let d;
     try {
@@ -243,6 +262,7 @@ export function renderDetail(main, id, ctx) {
       else if (!d.llm) convoSection.remove();
       else replace(convo, h('p', { class: 'muted', text: 'Not a recognised conversation; see the request body.' }));
     });
+    if (d.outcome === 'in_progress' || !d.derived) renderAgainWhenChanged(main, id, ctx, d);
     if (d.llm) {
       if (d.outcome === 'in_progress') {
         replace(answer, h('p', { class: 'muted', text: 'Still in progress.' }));

@@ -329,6 +329,18 @@ test('a call ingested while the page is open appears without a reload, and updat
   seen.live = { id };
 });
 
+test('a capture opened while in progress fills in by itself when it ends and is derived', async () => {
+  const id = randomUUID();
+  await ingest(server, [plainCall({ id, question: 'opened early?', answer: 'Filled in.', end: false })]);
+  await page.goto(`${server.url}/#/requests/${id}`);
+  const chip = page.locator('.detail-head .chip').first();
+  await chip.getByText(/in_progress/).waitFor({ timeout: 10000 });
+  const full = plainCall({ id, question: 'opened early?', answer: 'Filled in.' });
+  await ingest(server, [{ frames: full.frames.filter((f) => f[0] === T.end) }]);
+  await chip.getByText(/200 complete/).waitFor({ timeout: 10000 });
+  await page.locator('#answer').getByText('Filled in.').waitFor({ timeout: 10000 });
+});
+
 test('keyboard: j/k move the selection, Enter opens the capture', async () => {
   await page.goto(`${server.url}/`);
   await page.waitForSelector(`#feed [role=row][data-id="${seen.stream.id}"]`);
@@ -389,6 +401,7 @@ test('filters map to the API and live in the hash; deep links work', async () =>
   await page.selectOption('#filters select[name=outcome]', 'complete');
   await page.waitForURL(/outcome=complete/);
   await page.getByText('No captures match these filters.').waitFor();
+  await shot(page, 'feed-empty');
   await page.goto(`${server.url}/#/?q=${encodeURIComponent('/local/')}`);
   await page.waitForFunction((id) => {
     const trs = document.querySelectorAll('#feed [role=row][data-id]');
@@ -402,6 +415,46 @@ test('filters map to the API and live in the hash; deep links work', async () =>
   await p2.goto(`${server.url}/#/requests/00000000`);
   await p2.getByText(/Could not load capture 00000000: 404/).waitFor();
   await p2.close();
+});
+
+test('an error capture, a call that is not an LLM call, and a long streamed answer', async () => {
+  // The provider's error: outcome and status flagged, its message shown, the body decoded.
+  await page.goto(`${server.url}/#/requests/${seen.error.id}`);
+  const chip = page.locator('.detail-head .chip').first();
+  await chip.waitFor();
+  assert.match(await chip.innerText(), /500 upstream_error/);
+  assert.match(await chip.getAttribute('class'), /\bbad\b/);
+  await page.locator('#response-body').getByText('overloaded').first().waitFor({ timeout: 10000 });
+  await page.locator('#conversation').getByText('Say hi').waitFor();
+  await shot(page, 'detail-error');
+
+  // Not an LLM call: no conversation, no usage, no answer cards.
+  await page.goto(`${server.url}/#/requests/${seen.other.id}`);
+  await page.locator('#response-body').getByText('data').first().waitFor({ timeout: 10000 });
+  assert.match(await page.locator('#meta').innerText(), /not an LLM call/);
+  assert.equal(await page.locator('#conversation, #usage, #answer').count(), 0);
+
+  // A long stream: 400 content events; the assembled answer is whole and in order, and every
+  // piece is on the arrival chart.
+  const words = Array.from({ length: 400 }, (_, i) => `word${i} `);
+  const long = exchangeFrames({
+    body: { model: MODEL, stream: true, messages: [{ role: 'user', content: 'Write a long answer.' }] },
+    response: { status: 200, headers: [['Content-Type', 'text/event-stream']],
+                chunks: [...words.map((w, i) => [200000 + i * 5000, sseChunk({ content: w })]),
+                         [2290000, sseChunk({}, { choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })],
+                         [2300000, 'data: [DONE]\n\n']] },
+  });
+  await ingest(server, [long]);
+  await page.goto(`${server.url}/#/requests/${long.id}`);
+  const answer = page.locator('#answer');
+  await answer.getByText(/word399/).waitFor({ timeout: 10000 });
+  assert.ok((await answer.innerText()).includes(words.join('').trim()), 'the whole answer, in order');
+  assert.match(await page.locator('#arrival').innerText(), /402 response pieces/);
+  assert.match(await page.locator('#usage').innerText(), /finish reason\s*stop/);
+  await shot(page, 'detail-long-stream');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, 'detail-long-stream-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('the virtualised feed pages older rows on scroll; live arrivals do not move the rows being read', async () => {
@@ -505,7 +558,7 @@ function modelCall(model, route, ms, startedAt) {
                                       chunks: [[ms * 1000, JSON.stringify(answer)]] } });
 }
 
-test('stats: requests and p95 over time for the top groups', async () => {
+test('stats: requests, errors, tokens and percentiles over time for the top groups', async () => {
   // 20 hours of calls for three models (one of them through another route), varying in
   // number and duration.
   const models = [['gpt-4o', 'openai'], ['o3-mini', 'openai'], ['llama-3.1-70b', 'openrouter']];
@@ -541,8 +594,9 @@ test('stats: requests and p95 over time for the top groups', async () => {
   assert.equal(await page.locator('.charts figure').count(), 4);
   const text = await over.innerText();
   assert.match(text, /Over time: top 5 models/);
-  assert.match(text, /Requests per hour/);
-  assert.match(text, /p95 duration per hour/);
+  const titles = ['Requests', 'Errors', 'Input tokens', 'Output tokens', 'p50 duration', 'p95 duration',
+                  'p50 time to first token', 'p95 time to first token'].map((t) => `${t} per hour`);
+  assert.deepEqual(await over.locator('.timecharts figcaption b').allInnerTexts(), titles);
   for (const [model] of models) assert.ok(text.includes(model), `legend names ${model}`);
   assert.ok(await over.locator('polyline').count() >= 6, 'lines are drawn');
   await shot(page, 'stats-over-time');
