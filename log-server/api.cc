@@ -19,6 +19,7 @@
 #include "log-server/byte_range.h"
 #include "log-server/deriver.h"
 #include "log-server/exchange_json.h"
+#include "log-server/http_head.h"
 #include "log-server/list_query.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
@@ -663,6 +664,14 @@ struct ApiServer::Impl {
       // miscomputes ranges past the end; raw() serves ranges itself (byte_range.h). The
       // library's Request is a non-const object it owns, so dropping its parsed ranges is safe.
       const_cast<httplib::Request&>(req).ranges.clear();
+      // The library's brotli runs at quality 11: ~300 ms for one 70 KB page of /requests, and a
+      // browser always offers br. gzip costs ~1 ms for a few percent more bytes.
+      if (auto it = req.headers.find("Accept-Encoding"); it != req.headers.end()) {
+        std::string value = without_coding(it->second, "br");
+        auto& headers = const_cast<httplib::Request&>(req).headers;
+        headers.erase("Accept-Encoding");
+        if (!value.empty()) headers.emplace("Accept-Encoding", std::move(value));
+      }
       // The web UI's own files hold no data: the page asks for the token itself.
       const bool ui_file = req.path == "/" || req.path.rfind("/ui/", 0) == 0;
       if (req.path == "/healthz" || ui_file || auth.allows(req.get_header_value("Authorization"))) {

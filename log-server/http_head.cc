@@ -58,4 +58,19 @@ std::optional<int> status_code(std::string_view line) {
   return code;
 }
 
+std::string without_coding(std::string_view accept_encoding, std::string_view coding) {
+  std::string out;
+  while (!accept_encoding.empty()) {
+    const size_t comma = accept_encoding.find(',');
+    std::string_view element = trim(accept_encoding.substr(0, comma));
+    accept_encoding =
+        comma == std::string_view::npos ? std::string_view() : accept_encoding.substr(comma + 1);
+    const std::string_view name = trim(element.substr(0, element.find(';')));
+    if (element.empty() || iequals(name, coding)) continue;
+    if (!out.empty()) out += ", ";
+    out += element;
+  }
+  return out;
+}
+
 }  // namespace lp::logsrv

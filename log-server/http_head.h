@@ -23,6 +23,11 @@ HttpHead parse_http_head(std::string_view raw);
 // The first value of header `name` (ASCII case-insensitive), or nullopt.
 std::optional<std::string> header_value(const HttpHead& head, std::string_view name);
 
+// An Accept-Encoding value without the elements naming `coding` (ASCII case-insensitive,
+// parameters such as ";q=0.9" going with their element): "gzip, deflate, br" without "br" is
+// "gzip, deflate". Other elements are kept as written, joined by ", ".
+std::string without_coding(std::string_view accept_encoding, std::string_view coding);
+
 // 200 for "HTTP/1.1 200 OK"; nullopt when the start line is not a status line.
 std::optional<int> status_code(std::string_view start_line);
 

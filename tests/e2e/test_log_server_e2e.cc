@@ -456,3 +456,31 @@ TEST_CASE("log-server: one server per data dir and per port; a killed server's l
     CHECK(get_json(c2, "/requests/" + id)["outcome"] == "truncated");
   }
 }
+
+TEST_CASE("log-server: a browser's Accept-Encoding gets gzip, never quality-11 brotli") {
+  LogServer ls;
+  auto c = ls.client();
+  c.set_decompress(false);
+  Batch b("enc-test", 1);
+  for (int i = 0; i < 50; ++i) b.exchange(make_id(700 + i), "2025-09-13T02:11:09.000000Z", 200);
+  auto posted = post(c, b.bytes());
+  REQUIRE(posted);
+  REQUIRE(posted->status == 200);
+  struct Row {
+    const char* accept;
+    const char* coding;
+  };
+  const Row rows[] = {
+      {"gzip, deflate, br", "gzip"},
+      {"br", ""},
+      {"br;q=1.0, gzip;q=0.5", "gzip"},
+      {"identity", ""},
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.accept);
+    auto res = c.Get("/requests?limit=50", {{"Accept-Encoding", r.accept}});
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Encoding") == r.coding);
+  }
+}

@@ -170,6 +170,28 @@ ParamError parse_error(const Params& p) {
 
 }  // namespace
 
+TEST_CASE("without_coding drops one coding from Accept-Encoding, parameters and all") {
+  struct Row {
+    const char* in;
+    const char* out;
+  };
+  const Row rows[] = {
+      {"gzip, deflate, br", "gzip, deflate"},
+      {"br", ""},
+      {"BR;q=1.0, gzip;q=0.8", "gzip;q=0.8"},
+      {"gzip,br,zstd", "gzip, zstd"},
+      {" br ; q=0.5 ,  identity ", "identity"},
+      {"brotli, gzip", "brotli, gzip"},  // not "br"
+      {"gzip", "gzip"},
+      {"", ""},
+      {",, br,,gzip,", "gzip"},
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.in);
+    CHECK(lp::logsrv::without_coding(r.in, "br") == r.out);
+  }
+}
+
 TEST_CASE("/requests parameters: valid") {
   ListQuery q;
   ParamError e;
