@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "log-server/time_format.h"
 
@@ -67,6 +68,70 @@ void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
       from = index + 1;
     }
     *out++ = values[index];
+  }
+}
+
+void percentiles_of(const std::vector<const std::vector<int64_t>*>& lists,
+                    std::initializer_list<double> ps, std::optional<int64_t>* out) {
+  size_t n = 0;
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+  for (const auto* list : lists) {
+    n += list->size();
+    for (int64_t v : *list) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  }
+  if (n == 0 || lo == hi) {
+    for (size_t i = 0; i < ps.size(); ++i) out[i] = n == 0 ? std::nullopt : std::optional(lo);
+    return;
+  }
+  // Offsets from lo fit in uint64_t even across the whole int64_t range.
+  const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+  const uint64_t max_buckets = std::min<uint64_t>(n, uint64_t{1} << 16);
+  int shift = 0;
+  while ((span >> shift) >= max_buckets) ++shift;
+  auto bucket_of = [lo, shift](int64_t v) {
+    return static_cast<size_t>((static_cast<uint64_t>(v) - static_cast<uint64_t>(lo)) >> shift);
+  };
+  std::vector<size_t> counts(static_cast<size_t>(span >> shift) + 1);
+  for (const auto* list : lists) {
+    for (int64_t v : *list) ++counts[bucket_of(v)];
+  }
+  // Each wanted rank's bucket, and its rank within that bucket.
+  struct Want {
+    size_t bucket;
+    size_t rank;
+  };
+  std::vector<Want> wants;
+  size_t before = 0, b = 0;
+  for (double p : ps) {
+    const size_t index = rank_index(n, p);
+    while (before + counts[b] <= index) before += counts[b++];
+    wants.push_back({b, index - before});
+  }
+  // The values of the wanted buckets (a few distinct ones), then an exact selection in each.
+  std::vector<size_t> buckets;
+  for (const Want& w : wants) {
+    if (buckets.empty() || buckets.back() != w.bucket) buckets.push_back(w.bucket);
+  }
+  std::vector<std::vector<int64_t>> chosen(buckets.size());
+  for (size_t i = 0; i < buckets.size(); ++i) chosen[i].reserve(counts[buckets[i]]);
+  for (const auto* list : lists) {
+    for (int64_t v : *list) {
+      const size_t bv = bucket_of(v);
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        if (buckets[i] == bv) chosen[i].push_back(v);
+      }
+    }
+  }
+  for (size_t i = 0; i < wants.size(); ++i) {
+    const size_t which = static_cast<size_t>(
+        std::find(buckets.begin(), buckets.end(), wants[i].bucket) - buckets.begin());
+    auto& values = chosen[which];
+    std::nth_element(values.begin(), values.begin() + static_cast<ptrdiff_t>(wants[i].rank),
+                     values.end());
+    out[i] = values[wants[i].rank];
   }
 }
 
@@ -189,7 +254,7 @@ StatsAccumulator::Group& StatsAccumulator::group_for(const StatsRow& row) {
   return it->second;
 }
 
-void StatsAccumulator::add_to(Group& g, const StatsRow& row) {
+void StatsAccumulator::add_to(Group& g, const StatsRow& row, bool values) {
   ++g.requests;
   if (is_error(row)) ++g.errors;
   g.input_tokens += row.input_tokens.value_or(0);
@@ -199,11 +264,12 @@ void StatsAccumulator::add_to(Group& g, const StatsRow& row) {
     g.cost.add(*row.cost);
     g.has_cost = true;
   }
+  if (!values) return;
   if (row.total_us) g.duration_us.push_back(*row.total_us);
   if (row.ttft_us) g.ttft_us.push_back(*row.ttft_us);
 }
 
-void StatsAccumulator::add_to(Group& g, const StatsPart& part) {
+void StatsAccumulator::add_to(Group& g, const StatsPart& part, bool values) {
   g.requests += part.requests;
   g.errors += part.errors;
   g.input_tokens += part.input_tokens;
@@ -213,13 +279,14 @@ void StatsAccumulator::add_to(Group& g, const StatsPart& part) {
     g.cost.add(part.cost);
     g.has_cost = true;
   }
+  if (!values) return;
   g.duration_us.insert(g.duration_us.end(), part.duration_us.begin(), part.duration_us.end());
   g.ttft_us.insert(g.ttft_us.end(), part.ttft_us.begin(), part.ttft_us.end());
 }
 
 void StatsAccumulator::add(const StatsRow& row) {
   add_to(group_for(row), row);
-  add_to(total_, row);
+  add_to(total_, row, /*values=*/false);
 }
 
 StatsRow StatsAccumulator::key_of(const StatsPart& part) {
@@ -236,7 +303,7 @@ StatsRow StatsAccumulator::key_of(const StatsPart& part) {
 
 void StatsAccumulator::add(const StatsPart& part) {
   add_to(group_for(key_of(part)), part);
-  add_to(total_, part);
+  add_to(total_, part, /*values=*/false);
 }
 
 void StatsAccumulator::plan(const StatsPart& part) {
@@ -253,10 +320,11 @@ void StatsAccumulator::reserve_planned() {
   for (auto& [_, g] : by_number_) reserve(g);
   for (auto& [_, g] : by_text_) reserve(g);
   if (null_group_) reserve(*null_group_);
-  reserve(total_);
 }
 
-ojson StatsAccumulator::group_json(Group& g, bool with_key) {
+ojson StatsAccumulator::group_json(const Group& g, bool with_key,
+                                   const std::vector<const std::vector<int64_t>*>& durations,
+                                   const std::vector<const std::vector<int64_t>*>& ttfts) {
   ojson j = ojson::object();
   if (with_key) j["key"] = g.key;
   j["requests"] = g.requests;
@@ -266,9 +334,9 @@ ojson StatsAccumulator::group_json(Group& g, bool with_key) {
   j["cached_input_tokens"] = g.cached_input_tokens;
   j["cost"] = g.has_cost ? ojson(g.cost.value()) : ojson(nullptr);
   std::optional<int64_t> d[3];
-  percentiles(g.duration_us, {50, 95, 99}, d);
+  percentiles_of(durations, {50, 95, 99}, d);
   std::optional<int64_t> t[2];
-  percentiles(g.ttft_us, {50, 95}, t);
+  percentiles_of(ttfts, {50, 95}, t);
   j["duration_ms"] = {
       {"p50", ms_or_null(d[0])}, {"p95", ms_or_null(d[1])}, {"p99", ms_or_null(d[2])}};
   j["ttft_ms"] = {{"p50", ms_or_null(t[0])}, {"p95", ms_or_null(t[1])}};
@@ -293,8 +361,15 @@ ojson StatsAccumulator::result() {
     });
   }
   ojson groups = ojson::array();
-  for (Group* g : order) groups.push_back(group_json(*g, /*with_key=*/true));
-  return ojson{{"groups", std::move(groups)}, {"total", group_json(total_, false)}};
+  std::vector<const std::vector<int64_t>*> all_durations, all_ttfts;
+  for (Group* g : order) {
+    groups.push_back(group_json(*g, /*with_key=*/true, {&g->duration_us}, {&g->ttft_us}));
+    all_durations.push_back(&g->duration_us);
+    all_ttfts.push_back(&g->ttft_us);
+  }
+  // Every exchange is in exactly one group: the total's values are the groups' together.
+  return ojson{{"groups", std::move(groups)},
+               {"total", group_json(total_, false, all_durations, all_ttfts)}};
 }
 
 }  // namespace lp::logsrv

@@ -37,6 +37,12 @@ std::optional<int64_t> percentile(std::vector<int64_t>& values, double p);
 void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
                  std::optional<int64_t>* out);
 
+// The same over the union of `lists`, none reordered or copied: one pass finds the range, one
+// counts the values into at most 65,536 equal buckets of it, and only the buckets holding a
+// wanted rank are selected exactly. Nearest rank, `ps` ascending; out[i] for ps[i].
+void percentiles_of(const std::vector<const std::vector<int64_t>*>& lists,
+                    std::initializer_list<double> ps, std::optional<int64_t>* out);
+
 // The sum of doubles, exact until the one final rounding (Shewchuk's partials, as Python's
 // math.fsum), so it does not depend on the order of the additions: a sum read from hourly
 // rollups equals the sum over the same rows in any order, to the last bit. Non-finite values
@@ -114,9 +120,13 @@ class StatsAccumulator {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  static void add_to(Group& g, const StatsRow& row);
-  static void add_to(Group& g, const StatsPart& part);
-  static nlohmann::ordered_json group_json(Group& g, bool with_key);
+  // `values`: false for the total, whose percentiles are taken over the groups' values.
+  static void add_to(Group& g, const StatsRow& row, bool values = true);
+  static void add_to(Group& g, const StatsPart& part, bool values = true);
+  // Percentiles over `durations` and `ttfts` (the group's own, or every group's).
+  static nlohmann::ordered_json group_json(
+      const Group& g, bool with_key, const std::vector<const std::vector<int64_t>*>& durations,
+      const std::vector<const std::vector<int64_t>*>& ttfts);
   Group& group_for(const StatsRow& row);
   static StatsRow key_of(const StatsPart& part);
 

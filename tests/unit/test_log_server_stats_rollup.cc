@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <random>
 #include <set>
@@ -213,6 +215,54 @@ TEST_CASE("stats rollup: several percentiles at once equal one at a time") {
     for (int i = 0; i < 3; ++i) {
       std::vector<int64_t> one = values;
       CHECK(got[i] == percentile(one, ps[i]));
+    }
+  }
+}
+
+TEST_CASE("stats: percentiles over several lists equal a sort of their union") {
+  // The nearest-rank value from a full sort: what percentiles_of must give, bucket by bucket.
+  auto reference = [](std::vector<int64_t> all, double p) -> std::optional<int64_t> {
+    if (all.empty()) return std::nullopt;
+    std::sort(all.begin(), all.end());
+    auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(all.size())));
+    return all[rank == 0 ? 0 : std::min(rank, all.size()) - 1];
+  };
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  std::mt19937_64 rng(11);
+  struct Shape {
+    const char* name;
+    std::function<int64_t()> draw;
+  };
+  const std::vector<Shape> shapes = {
+      {"small range", [&] { return static_cast<int64_t>(rng() % 50); }},
+      {"durations", [&] { return static_cast<int64_t>(200 + rng() % 90'000'000); }},
+      {"all equal", [] { return int64_t{42}; }},
+      {"negative and positive", [&] { return static_cast<int64_t>(rng() % 2001) - 1000; }},
+      {"the whole int64 range", [&] { return static_cast<int64_t>(rng()); }},
+      {"extremes", [&] { return rng() % 2 ? kMin : kMax; }},
+      {"one far outlier", [&] { return rng() % 1000 ? static_cast<int64_t>(rng() % 10) : kMax; }},
+  };
+  for (const Shape& shape : shapes) {
+    for (size_t n : {0, 1, 2, 3, 20, 21, 101, 5000, 70000}) {
+      CAPTURE(shape.name);
+      CAPTURE(n);
+      // Split over 0-4 lists of uneven size, some empty.
+      std::vector<std::vector<int64_t>> lists(1 + rng() % 4);
+      std::vector<int64_t> all;
+      for (size_t i = 0; i < n; ++i) {
+        int64_t v = shape.draw();
+        lists[rng() % lists.size()].push_back(v);
+        all.push_back(v);
+      }
+      std::vector<const std::vector<int64_t>*> ptrs;
+      for (const auto& l : lists) ptrs.push_back(&l);
+      const auto before = lists;
+      std::optional<int64_t> got[5];
+      percentiles_of(ptrs, {1, 50, 95, 99, 100}, got);
+      const double ps[] = {1, 50, 95, 99, 100};
+      for (int i = 0; i < 5; ++i) CHECK(got[i] == reference(all, ps[i]));
+      CHECK(lists == before);  // nothing reordered
     }
   }
 }
