@@ -170,6 +170,25 @@ function partView(p) {
   }
 }
 
+// The names of the tools a request offers the model (OpenAI chat and Responses, Anthropic,
+// Gemini function declarations), in order; [] when none.
+export function offeredTools(body) {
+  const names = [];
+  const add = (n) => { if (typeof n === 'string' && n) names.push(n); };
+  for (const t of Array.isArray(body?.tools) ? body.tools : []) {
+    if (!t || typeof t !== 'object') continue;
+    if (t.function) add(t.function.name);                      // OpenAI chat
+    else if (Array.isArray(t.functionDeclarations)) t.functionDeclarations.forEach((f) => add(f?.name));  // Gemini
+    else add(t.name ?? t.type);                               // Anthropic, Responses, built-ins
+  }
+  return names;
+}
+
+export function toolsView(names) {
+  return h('p', { class: 'tools-offered' }, h('span', { class: 'muted', text: `tools offered (${names.length}): ` }),
+    names.map((n) => h('code', { class: 'tool-offered', text: n })));
+}
+
 export function messagesView(messages) {
   return h('div', { class: 'conversation' }, messages.map((m) =>
     h('div', { class: `msg role-${String(m.role).replace(/[^a-z_-]/gi, '')}` },

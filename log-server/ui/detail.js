@@ -3,7 +3,7 @@
 import { h, svg, replace } from './dom.js';
 import { downloadLink, getJson, getText, idPath, query } from './api.js';
 import { bodyView } from './jsonview.js';
-import { answerMessages, messagesView, requestMessages } from './conversation.js';
+import { answerMessages, messagesView, offeredTools, requestMessages, toolsView } from './conversation.js';
 import { fmtBytes, fmtCost, fmtInt, fmtMs, fmtTime, fmtUs, shortId } from './format.js';
 
 function section(title, id, ...children) {
@@ -255,9 +255,13 @@ export function renderDetail(main, id, ctx, { again = false } = {}) {
     else replace(resBody, h('p', { class: 'muted', text: 'No response (yet).' }));
     reqText.then((r) => {
       if (ctx.stale()) return;
-      let messages = null;
-      try { messages = r && requestMessages(JSON.parse(r.text)); } catch { messages = null; }
-      if (messages && messages.length) replace(convo, messagesView(messages));
+      let messages = null, tools = [];
+      try {
+        const body = r && JSON.parse(r.text);
+        messages = body && requestMessages(body);
+        tools = offeredTools(body);
+      } catch { messages = null; }
+      if (messages && messages.length) replace(convo, messagesView(messages), tools.length ? toolsView(tools) : null);
       // A call that is not an LLM call (a health check, an error page) has no conversation to show.
       else if (!d.llm) convoSection.remove();
       else replace(convo, h('p', { class: 'muted', text: 'Not a recognised conversation; see the request body.' }));

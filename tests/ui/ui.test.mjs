@@ -365,6 +365,7 @@ test('a streamed call: assembled answer with tool calls, conversation, timings, 
   const convo = await page.locator('#conversation').innerText();
   assert.match(convo, /You are a weather bot\./);
   assert.match(convo, /What is the weather in Paris\?/);
+  assert.match(convo, /tools offered \(1\): get_forecast/);
   assert.match(await page.locator('#usage').innerText(), /input tokens\s*42[\s\S]*output tokens\s*17/);
   await page.locator('#timing .timing-bar .seg').first().waitFor();
   assert.ok(await page.locator('#arrival svg').count(), 'the arrival chart is drawn');
