@@ -37,10 +37,13 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
                                std::chrono::steady_clock::duration batch_age) {
   std::unique_lock<std::mutex> lock(mu_);
   wake_at_bytes_ = 1;
-  const bool any =
-      cv_.wait_until(lock, first_frame_deadline, [&] { return closed_ || !frames_.empty(); });
+  const bool any = cv_.wait_until(lock, first_frame_deadline,
+                                  [&] { return closed_ || woken_ || !frames_.empty(); });
   wake_at_bytes_ = kNoWaiter;
-  if (!any) return 0;
+  if (!any || frames_.empty()) {
+    woken_ = false;
+    return 0;
+  }
   // A batch closes when full or when its first frame is batch_age old: a quiet proxy still
   // ships each exchange within batch_age.
   auto batch_deadline = std::chrono::steady_clock::now() + batch_age;
@@ -54,16 +57,40 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
       frames_.pop_front();
       ++moved;
     }
-    if (closed_ || out->size() >= max_bytes || !frames_.empty()) break;
+    if (closed_ || woken_ || out->size() >= max_bytes || !frames_.empty()) break;
     if (std::chrono::steady_clock::now() >= batch_deadline) break;
     // Sleep until the batch could be filled or it is old enough, not once per push: producers
     // wake this thread only when the queue holds `room` bytes.
     const size_t room = max_bytes - out->size();
     wake_at_bytes_ = room;
-    cv_.wait_until(lock, batch_deadline, [&] { return closed_ || bytes_ >= room; });
+    cv_.wait_until(lock, batch_deadline, [&] { return closed_ || woken_ || bytes_ >= room; });
     wake_at_bytes_ = kNoWaiter;
   }
+  woken_ = false;
   return moved;
+}
+
+bool CaptureQueue::wait(std::chrono::steady_clock::time_point deadline, bool for_high_water) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (for_high_water) wake_at_bytes_ = high_water_;
+  cv_.wait_until(lock, deadline,
+                 [&] { return closed_ || woken_ || (for_high_water && bytes_ >= high_water_); });
+  wake_at_bytes_ = kNoWaiter;
+  woken_ = false;
+  return bytes_ >= high_water_;
+}
+
+void CaptureQueue::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool CaptureQueue::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
 }
 
 void CaptureQueue::close() {

@@ -1,9 +1,15 @@
 // The bounded hand-off between client threads (producers of encoded capture frames) and the
-// shipper thread. push() never blocks: when the queue holds max_bytes (counted as the memory
-// the queued strings hold, capacity included) it refuses the frame
-// and the producer marks its exchange truncated. End frames are admitted past the bound
-// (they are small, and they are how the log server learns an exchange was truncated). A push
-// wakes the shipper only when it waits for a first frame or for enough bytes to fill a batch.
+// shipper thread. push() never blocks and never touches the disk: when the queue holds
+// max_bytes (counted as the memory the queued strings hold, capacity included) it refuses the
+// frame and the producer marks its exchange truncated. End frames are admitted past the bound
+// (they are small, and they are how the log server learns an exchange was truncated). Before
+// that, at high_water bytes, the shipper is woken to move the oldest frames to the spool
+// (wait()), so the bound is reached only when the spool cannot take them either. A push wakes
+// the shipper only when it waits for a first frame, for enough bytes to fill a batch, or for
+// the high-water mark.
+//
+// Threads: push() from any client thread; pop_batch(), wait() from the shipper thread only;
+// wake() from any thread (the shipper's sender); close() and bytes() from anywhere.
 #pragma once
 
 #include <chrono>
@@ -17,30 +23,45 @@ namespace lp {
 
 class CaptureQueue {
  public:
-  explicit CaptureQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // high_water defaults to half of max_bytes: room for the frames that arrive while the
+  // shipper writes a batch to the spool.
+  explicit CaptureQueue(size_t max_bytes) : CaptureQueue(max_bytes, max_bytes / 2) {}
+  CaptureQueue(size_t max_bytes, size_t high_water)
+      : max_bytes_(max_bytes), high_water_(high_water) {}
 
   // False (frame dropped) when full, unless `force`; `frames` (one or more encoded frames) is
   // moved from only when admitted.
   bool push(std::string&& frames, bool force = false);
   // Waits until at least one frame is queued or `deadline`, then keeps collecting until
-  // `out` holds max_bytes or `deadline` passes. Returns the number of frames moved.
+  // `out` holds max_bytes or `batch_age` has passed. A wake() ends either wait early. Returns
+  // the number of frames moved.
   size_t pop_batch(std::string* out, size_t max_bytes,
                    std::chrono::steady_clock::time_point first_frame_deadline,
                    std::chrono::steady_clock::duration batch_age);
+  // Waits until `deadline`, a wake(), close(), or (if `for_high_water`) the queue holding
+  // high_water bytes. True if it holds them on return.
+  bool wait(std::chrono::steady_clock::time_point deadline, bool for_high_water);
+  // Ends the shipper's current or next wait (pop_batch or wait) early; a wake with nobody
+  // waiting is kept for the next wait, so it is never lost.
+  void wake();
   // Wakes a waiting pop_batch; later pops return at once.
   void close();
+  bool closed() const;
   size_t bytes() const;
+  size_t high_water() const { return high_water_; }
 
  private:
   const size_t max_bytes_;
+  const size_t high_water_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> frames_;
   size_t bytes_ = 0;
-  // A waiting pop_batch is woken when bytes_ reaches this (its first frame, or enough to fill
-  // its batch), so producers do not wake the shipper on every push.
+  // A waiting shipper is woken when bytes_ reaches this (its first frame, enough to fill its
+  // batch, or the high-water mark), so producers do not wake it on every push.
   static constexpr size_t kNoWaiter = SIZE_MAX;
   size_t wake_at_bytes_ = kNoWaiter;
+  bool woken_ = false;
   bool closed_ = false;
 };
 

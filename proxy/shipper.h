@@ -1,15 +1,26 @@
-// The shipper: one background thread that turns queued capture frames into batches and POSTs
-// them to the log server's /ingest over one keep-alive connection. A batch goes out when it
-// reaches logging.batch_bytes or logging.batch_interval. When the log server is down, slow or
-// refusing, batches go to the on-disk spool and are re-sent in order, with backoff, before
-// any newer batch. When the spool is full too, the shipper stops taking frames, the queue
-// fills, and new exchanges are marked truncated: the client path never waits on any of this.
+// The shipper: turns queued capture frames into batches and POSTs them to the log server's
+// /ingest over one keep-alive connection, one batch at a time. Two threads, both owned here:
+// - the shipper thread owns the queue's consumer side, sequence numbers, the spool and every
+//   decision; it never waits on the network;
+// - the sender thread only runs the POST of the one batch handed to it and reports the
+//   outcome (waking the shipper thread through CaptureQueue::wake()).
+// A batch goes out when it reaches logging.batch_bytes or logging.batch_interval. While a POST
+// is in flight, frames wait in the queue; when the queue passes its high-water mark (a log
+// server slower than the traffic, or stalled), the shipper thread moves the oldest frames as
+// batches to the on-disk spool instead of letting the queue fill. When the log server is down
+// or refusing, batches go to the spool too. Order of age, oldest first: a failed batch kept in
+// memory (only when the spool refused it), the spool, a batch the spool refused, the queue;
+// batches are sent strictly in that order, so the log server applies them in seq order, each
+// once. When the spool is full too, frames stay in the queue, it fills, and new exchanges are
+// marked truncated: the client path never waits on any of this.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,7 +40,8 @@ namespace lp {
 struct ShipperCounters {
   std::atomic<uint64_t> batches_sent{0};
   std::atomic<uint64_t> batches_spooled{0};
-  std::atomic<uint64_t> batches_rejected{0};  // 4xx from the log server: dropped, not retried
+  std::atomic<uint64_t> batches_overflowed{0};  // spooled because the queue passed high water
+  std::atomic<uint64_t> batches_rejected{0};    // 4xx from the log server: dropped, not retried
   std::atomic<uint64_t> send_failures{0};
 };
 
@@ -39,17 +51,43 @@ class Shipper {
   Shipper(const Config& config, CaptureQueue& queue, const CaptureTee& tee, ConsoleLog& console);
   ~Shipper();
 
+  // Starts both threads. Called once, from the thread that owns the Shipper.
   void start();
-  // Ships what is queued, spooling whatever cannot be delivered within `budget`, then ends
-  // the thread.
+  // Ships what is queued, spooling whatever cannot be delivered within `budget` (a POST in
+  // flight is waited for, up to its 10 s timeout), then ends both threads. Same thread as
+  // start().
   void stop(std::chrono::milliseconds budget);
   const ShipperCounters& counters() const { return counters_; }
   const std::string& proxy_id() const { return proxy_id_; }
 
  private:
   enum class SendResult { kDelivered, kRejected, kFailed };
-  void run();
-  SendResult send(const std::string& batch);
+  // A batch not in the spool, with the place in the spool's order it takes if it has to go
+  // there (Spool::reserve()).
+  struct Held {
+    std::string batch;
+    uint64_t seq = 0;
+    uint64_t slot = 0;
+  };
+  void run();  // the shipper thread
+  // Cuts the next batch of up to max_frame_bytes of frames (a larger single frame goes alone)
+  // from the queue into *out, preamble included; 0 if no frame came.
+  size_t cut_batch(std::string* out, size_t max_frame_bytes,
+                   std::chrono::steady_clock::time_point first_frame_deadline,
+                   std::chrono::steady_clock::duration batch_age);
+  // Spools a batch cut from the queue behind all others; false (and logged once per episode)
+  // if the spool refused it.
+  bool spool_behind(const std::string& batch, uint64_t seq);
+  void spool_full_episode(const std::string& why);
+
+  // The sender's mailbox. begin_send() hands over a batch (which must outlive the send) when
+  // no send is in flight; poll_send() takes the outcome if there is one; await_send() waits
+  // for it until `deadline`. All three from the shipper thread.
+  void begin_send(const std::string* batch);
+  std::optional<SendResult> poll_send();
+  std::optional<SendResult> await_send(std::chrono::steady_clock::time_point deadline);
+  void sender_run();                          // the sender thread
+  SendResult send(const std::string& batch);  // the sender thread
   void warn_truncations();
 
   const Config& config_;
@@ -64,7 +102,15 @@ class Shipper {
   ShipperCounters counters_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> stop_deadline_ns_{0};
-  bool server_down_ = false;
+  bool server_down_ = false;      // sender thread
+  bool spool_full_told_ = false;  // shipper thread
+  bool overflow_told_ = false;    // shipper thread
+  std::mutex send_mu_;
+  std::condition_variable send_cv_;
+  const std::string* send_job_ = nullptr;
+  std::optional<SendResult> send_result_;
+  bool sender_exit_ = false;
+  std::thread sender_;
   uint64_t truncations_reported_ = 0;
   std::chrono::steady_clock::time_point last_truncation_warning_;
   std::thread thread_;

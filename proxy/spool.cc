@@ -192,7 +192,7 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_by
     if (!counter) continue;
     uint64_t size = it->file_size(fec);
     if (fec) continue;
-    found.push_back({*counter, {name, size}});
+    found.push_back({*counter, {*counter, name, size}});
   }
   if (ec) fail("cannot list: " + ec.message());
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
@@ -206,14 +206,22 @@ Spool::Spool(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_by
 }
 
 bool Spool::append(uint64_t seq, const std::string& proxy_id, const std::string& batch) {
+  const uint64_t slot = next_counter_;
+  if (!append_at(slot, seq, proxy_id, batch)) return false;
+  next_counter_ = std::max(next_counter_, slot + 1);
+  return true;
+}
+
+bool Spool::append_at(uint64_t slot, uint64_t seq, const std::string& proxy_id,
+                      const std::string& batch) {
   error_.clear();
   if (bytes_ + batch.size() > max_bytes_ || batch.size() > max_bytes_) {
     error_ = "spool full: " + std::to_string(bytes_) + " of " + std::to_string(max_bytes_) +
              " bytes used, batch of " + std::to_string(batch.size()) + " bytes refused";
     return false;
   }
-  std::string name = pad(next_counter_) + "-" + pad(seq) + "-" + safe_proxy_id(proxy_id) +
-                     std::string(kBatchSuffix);
+  std::string name =
+      pad(slot) + "-" + pad(seq) + "-" + safe_proxy_id(proxy_id) + std::string(kBatchSuffix);
   std::string path = dir_ + "/" + name;
   std::string tmp = path + std::string(kTmpSuffix);
   auto io_fail = [&](const std::string& what) {
@@ -251,8 +259,9 @@ bool Spool::append(uint64_t seq, const std::string& proxy_id, const std::string&
     ::unlink(path.c_str());
     return false;
   }
-  ++next_counter_;
-  files_.push_back({std::move(name), batch.size()});
+  auto at = std::upper_bound(files_.begin(), files_.end(), slot,
+                             [](uint64_t c, const Entry& e) { return c < e.counter; });
+  files_.insert(at, Entry{slot, std::move(name), batch.size()});
   bytes_ += batch.size();
   return true;
 }

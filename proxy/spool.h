@@ -30,6 +30,16 @@ class Spool {
   // Stores a batch behind all others; false if it would exceed max_bytes or the write
   // failed (error() says why).
   bool append(uint64_t seq, const std::string& proxy_id, const std::string& batch);
+  // A place in the order for a batch that is not stored yet (one being sent): batches
+  // appended later sort after it, so if its send fails, append_at(slot, ...) puts it before
+  // them. A slot never used leaves no trace.
+  uint64_t reserve() { return next_counter_++; }
+  // As append(), but at the place `slot` (from reserve()) instead of behind all others.
+  bool append_at(uint64_t slot, uint64_t seq, const std::string& proxy_id,
+                 const std::string& batch);
+  uint64_t room() const { return max_bytes_ > bytes_ ? max_bytes_ - bytes_ : 0; }
+  // Whether a batch of `n` bytes would fit under max_bytes.
+  bool has_room(uint64_t n) const { return n <= max_bytes_ && bytes_ + n <= max_bytes_; }
   // The oldest batch, or nullopt when empty. A file that cannot be read or does not decode
   // as a capture batch is skipped (and removed), with error() set.
   std::optional<std::string> front();
@@ -43,6 +53,7 @@ class Spool {
 
  private:
   struct Entry {
+    uint64_t counter;
     std::string name;
     uint64_t size;
   };

@@ -794,6 +794,165 @@ TEST_CASE("capture: a stopped (SIGSTOP) log server does not slow the proxy") {
   }
 }
 
+TEST_CASE(
+    "capture: a burst through a stalled log server overflows to the spool: none truncated, "
+    "all once, in order") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  // A small queue (4 MiB, high water 2 MiB): the burst's ~10 MB of captures is well past it
+  // while the log server does not answer (without the overflow path ~80% were truncated).
+  // Smaller, a loaded CI machine may not schedule the fsync'ing shipper before it fills.
+  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool,
+                                                 "queue_bytes: 4MiB, batch_bytes: 256KiB"}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("burst");
+  const std::string body(1024, 'b');
+
+  RawConn conn(port);
+  int n = 0;
+  auto call = [&] {
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(n++);
+    auto r = conn.exchange(make_request("POST", path, port, {}, body), "POST");
+    REQUIRE_MESSAGE(r, "no response to " << path);
+    CHECK(r->status() == 200);
+  };
+  for (int k = 0; k < 20; ++k) call();  // warm-up: the shipper's connection is open
+
+  const int kBurst = 3000;
+  double burst_ms = 0;
+  size_t spooled_during = 0;
+  {
+    ContinueOnExit cont{ls.process().pid()};
+    REQUIRE(ls.process().send_signal(SIGSTOP));
+    const auto t0 = Clock::now();
+    for (int k = 0; k < kBurst; ++k) call();
+    burst_ms = ms_since(t0);
+    await_cond([&] { return count_spooled_batches(spool) > 0; }, 5000ms);
+    spooled_during = count_spooled_batches(spool);
+    REQUIRE(ls.process().send_signal(SIGCONT));
+  }
+  MESSAGE(kBurst << " calls in " << burst_ms << " ms while the log server was stopped; "
+                 << spooled_during << " batches spooled");
+  CHECK_MESSAGE(spooled_during > 0, "the burst never reached the spool\nproxy:\n"
+                                        << proxy.process().output_tail());
+  CHECK(proxy.process().find_line(std::regex(R"(\[capture\] log server slower than the traffic)"),
+                                  0ms));
+
+  Api api(ls.port());
+  const auto t_cont = Clock::now();
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) {
+        return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
+      },
+      60000ms, 200ms);
+  MESSAGE("all " << rows.size() << " captures listed " << ms_since(t_cont) << " ms after SIGCONT");
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  auto paths = by_path(rows);
+  CHECK(paths.size() == static_cast<size_t>(n));
+  int truncated = 0, wrong = 0;
+  std::string last_ingested;
+  for (int k = 0; k < n; ++k) {
+    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
+    if (paths[p].size() != 1) {
+      CHECK_MESSAGE(paths[p].size() == 1, p << " captured " << paths[p].size() << " times");
+      ++wrong;
+      continue;
+    }
+    const json& row = paths[p][0];
+    if (row["outcome"] == "truncated") ++truncated;
+    if (row["outcome"] != "complete" && ++wrong <= 3) {
+      CHECK_MESSAGE(row["outcome"] == "complete", row.dump());
+    }
+    // One connection, one call after another: a later call's capture cannot have been
+    // applied by an earlier batch unless batches were applied out of order.
+    const std::string ingested = row.value("ingested_at", "");
+    if (ingested < last_ingested && ++wrong <= 3) {
+      CHECK_MESSAGE(ingested >= last_ingested,
+                    p << " ingested at " << ingested << ", before " << last_ingested);
+    }
+    last_ingested = std::max(last_ingested, ingested);
+  }
+  MESSAGE(truncated << " of " << n << " exchanges truncated");
+  CHECK(truncated == 0);
+  CHECK(wrong == 0);
+  CHECK_FALSE(proxy.process().find_line(std::regex(R"(\[capture\] WARNING)"), 0ms).has_value());
+  // Frames applied out of order would be skipped (unknown exchange); a re-sent batch counts
+  // as duplicate and is not applied twice.
+  const std::string metrics = api.get_raw("/metrics");
+  CHECK_MESSAGE(metrics.find("\nlog_server_frames_skipped_total 0\n") != std::string::npos,
+                metrics);
+  bool drained = await_cond([&] { return count_spooled_batches(spool) == 0; }, 30000ms);
+  CHECK_MESSAGE(drained, count_spooled_batches(spool) << " files left in the spool");
+}
+
+TEST_CASE(
+    "capture: a stalled log server with the spool full too: truncated, counted, warned, each "
+    "exchange recorded once") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
+  LogServerProc ls(dir.file("log-server.yaml"));
+  // Room for about two batches on disk: the burst overflows memory and then the spool.
+  write_file(dir.file("proxy.yaml"),
+             proxy_yaml({mock.http_port(), ls.url(), spool,
+                         "queue_bytes: 1MiB, batch_bytes: 256KiB, spool_max_bytes: 700KiB"}));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const std::string tag = run_tag("full");
+  const std::string body(1024, 'b');
+
+  RawConn conn(port);
+  int n = 0;
+  auto call = [&] {
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(n++);
+    auto r = conn.exchange(make_request("POST", path, port, {}, body), "POST");
+    REQUIRE_MESSAGE(r, "no response to " << path);
+    CHECK(r->status() == 200);
+  };
+  for (int k = 0; k < 20; ++k) call();
+  {
+    ContinueOnExit cont{ls.process().pid()};
+    REQUIRE(ls.process().send_signal(SIGSTOP));
+    for (int k = 0; k < 3000; ++k) call();
+    CHECK(proxy.process().find_line(std::regex(R"(\[capture\] spool full or unwritable)"), 5000ms));
+    REQUIRE(ls.process().send_signal(SIGCONT));
+  }
+  Api api(ls.port());
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) {
+        return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
+      },
+      60000ms, 200ms);
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  auto paths = by_path(rows);
+  CHECK(paths.size() == static_cast<size_t>(n));
+  int truncated = 0;
+  for (const auto& [p, v] : paths) {
+    CHECK_MESSAGE(v.size() == 1, p << " captured " << v.size() << " times");
+    if (!v.empty() && v[0]["outcome"] == "truncated") ++truncated;
+  }
+  MESSAGE(truncated << " of " << n << " exchanges truncated with a 700 KiB spool");
+  CHECK(truncated > 0);
+  auto warned = proxy.process().find_line(
+      std::regex(R"(\[capture\] WARNING: (\d+) exchanges truncated)"), 10000ms);
+  CHECK_MESSAGE(warned.has_value(), proxy.process().output_tail());
+  size_t episodes = 0;
+  for (const auto& l : proxy.process().lines()) {
+    episodes += l.find("[capture] spool full or unwritable") != std::string::npos;
+  }
+  CHECK(episodes >= 1);
+  CHECK(episodes <= 3);  // once per episode, not once per batch
+}
+
 TEST_CASE("capture: auth_token in the one shared config file: captures arrive") {
   TempDir dir;
   MockUpstream mock;

@@ -221,6 +221,76 @@ TEST_CASE("CaptureQueue: a batch gathers until it is full or old, woken once whe
   q.close();
 }
 
+TEST_CASE("CaptureQueue: wait() ends at high water, on wake, on close, or at its deadline") {
+  using namespace std::chrono_literals;
+  // Pushes of 100-byte frames before wait(), whether it watches high water, and a wake or
+  // close sent before it: wait() must return at once, or at its deadline, and say whether
+  // the queue holds high_water bytes.
+  struct Case {
+    const char* name;
+    int pushes;
+    bool for_high_water;
+    bool wake;
+    bool close;
+    bool returns_at_once;
+    bool above;
+  };
+  const Case cases[] = {
+      {"below high water: waits out the deadline", 2, true, false, false, false, false},
+      {"at high water: at once", 5, true, false, false, true, true},
+      {"past high water but not watching: waits", 5, false, false, false, false, true},
+      {"a wake sent earlier is not lost", 0, true, true, false, true, false},
+      {"closed: at once", 0, true, false, true, true, false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    CaptureQueue q(1000, 500);
+    for (int i = 0; i < c.pushes; ++i) REQUIRE(q.push(std::string(100, 'x')));
+    if (c.wake) q.wake();
+    if (c.close) q.close();
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(q.wait(t0 + 100ms, c.for_high_water) == c.above);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    if (c.returns_at_once) {
+      CHECK(waited < 90ms);
+    } else {
+      CHECK(waited >= 90ms);
+    }
+  }
+}
+
+TEST_CASE("CaptureQueue: a push reaching high water wakes a waiting shipper; wake ends a pop") {
+  using namespace std::chrono_literals;
+  CaptureQueue q(1000, 300);
+  std::thread producer([&] {
+    std::this_thread::sleep_for(20ms);
+    for (int i = 0; i < 3; ++i) q.push(std::string(100, 'x'));
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(q.wait(t0 + 10s, true));
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  producer.join();
+
+  // A wake (the sender finished) ends a pop that waits for its batch to fill or age.
+  std::string out;
+  std::thread waker([&] {
+    std::this_thread::sleep_for(50ms);
+    q.wake();
+  });
+  t0 = std::chrono::steady_clock::now();
+  CHECK(q.pop_batch(&out, 1000, t0 + 10s, 10s) == 3);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  waker.join();
+  CHECK(q.bytes() == 0);
+  // Nothing queued: a wake ends the wait for a first frame with nothing taken.
+  q.wake();
+  out.clear();
+  t0 = std::chrono::steady_clock::now();
+  CHECK(q.pop_batch(&out, 1000, t0 + 10s, 10s) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  q.close();
+}
+
 // Decodes what the tee queued for one exchange.
 std::vector<wire::Frame> drain(CaptureQueue& q) {
   std::string frames;

@@ -436,3 +436,68 @@ TEST_CASE("a proxy_id with path characters stays inside the directory") {
   lp::Spool reopened(dir, 1 << 20);
   CHECK(*reopened.front() == batch);
 }
+
+TEST_CASE("a reserved slot orders a batch before those appended after the reservation") {
+  // Each step: 'r' reserves a slot for the next letter, 'a' appends a letter behind all,
+  // 'f' files the reserved letter at its slot. The expected order is the order of age.
+  struct Case {
+    const char* steps;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"r a a f", "0 1 2"},  // a failed send filed after two overflow batches goes first
+      {"r f a", "0 1"},      // filed at once: same as an append
+      {"a r a f", "0 1 2"},  // behind what was spooled before the reservation
+      {"r a r f a f", "0 1 2 3"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.steps);
+    TempDir tmp;
+    lp::Spool spool(tmp.sub("spool"), 1 << 20);
+    std::vector<std::pair<uint64_t, uint64_t>> reserved;  // (slot, age)
+    uint64_t age = 0;
+    for (const char* p = c.steps; *p; ++p) {
+      if (*p == 'r') reserved.push_back({spool.reserve(), age++});
+      if (*p == 'a') {
+        REQUIRE(spool.append(age, "p", make_batch("p", age, std::to_string(age))));
+        ++age;
+      }
+      if (*p == 'f') {
+        REQUIRE(!reserved.empty());
+        auto [slot, a] = reserved.front();
+        reserved.erase(reserved.begin());
+        REQUIRE_MESSAGE(spool.append_at(slot, a, "p", make_batch("p", a, std::to_string(a))),
+                        spool.error());
+      }
+    }
+    std::string order;
+    for (int i = 0; i < 100 && !spool.empty(); ++i) {
+      auto b = spool.front();
+      REQUIRE(b.has_value());
+      std::string err;
+      auto d = lp::wire::decode_batch(*b, &err);
+      REQUIRE(d.has_value());
+      if (!order.empty()) order += " ";
+      order += std::to_string(d->seq);
+      spool.pop_front();
+    }
+    CHECK(order == c.expected);
+  }
+}
+
+TEST_CASE("a batch filed at a reserved slot keeps its place across a restart") {
+  TempDir tmp;
+  {
+    lp::Spool spool(tmp.path, 1 << 20);
+    const uint64_t slot = spool.reserve();
+    REQUIRE(spool.append(2, "p", make_batch("p", 2, "newer")));
+    REQUIRE(spool.append_at(slot, 1, "p", make_batch("p", 1, "older")));
+    CHECK(spool.has_room(1));
+    CHECK_FALSE(spool.has_room(1 << 20));
+  }
+  lp::Spool again(tmp.path, 1 << 20);
+  REQUIRE(again.count() == 2);
+  CHECK(*again.front() == make_batch("p", 1, "older"));
+  again.pop_front();
+  CHECK(*again.front() == make_batch("p", 2, "newer"));
+}
