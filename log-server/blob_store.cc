@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,8 @@ namespace {
 
 // Touching more files than this in one batch: one syncfs() beats a fdatasync() per file.
 constexpr size_t kSyncfsThreshold = 64;
+// Pieces gathered for one write; below IOV_MAX (1024).
+constexpr size_t kMaxGathered = 256;
 
 [[noreturn]] void fail(const std::string& op, const std::string& path) {
   int err = errno;
@@ -251,15 +254,17 @@ BatchFiles::OpenFile& BatchFiles::open(const std::string& relative, int64_t acke
   if (slash != std::string::npos) ensure_dir(relative.substr(0, slash));
   std::string p = store_.path(relative);
   int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
+  bool created = fd >= 0;
+  if (created) {
     dirty_dirs_.insert(slash == std::string::npos ? store_.root()
                                                   : store_.path(relative.substr(0, slash)));
   } else if (errno == EEXIST) {
     fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
   }
   if (fd < 0) fail("open", p);
-  // Bytes past the acknowledged size were written by an attempt that never committed.
-  if (::ftruncate(fd, acked_size) != 0) {
+  // Bytes past the acknowledged size were written by an attempt that never committed. A file
+  // created just now is empty: sized right only if nothing was acknowledged for it.
+  if ((!created || acked_size != 0) && ::ftruncate(fd, acked_size) != 0) {
     int err = errno;
     ::close(fd);
     errno = err;
@@ -283,31 +288,62 @@ int64_t BatchFiles::append(const std::string& relative, int64_t acked_size, std:
   if (quota_) {
     // Files opened later in the batch may still be cut back; counting them whole errs on the
     // full side, which is what a test of a full disk wants.
-    uint64_t used = quota_base_ + bytes_written_;
+    uint64_t used = quota_base_ + bytes_written_ + gathered_bytes_;
     uint64_t room = used < *quota_ ? *quota_ - used : 0;
     if (data.size() > room) {
       data = data.substr(0, room);
       over_quota = true;
     }
   }
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(f.fd, data.data(), data.size(), f.size);
+  const std::string& key = open_.find(relative)->first;
+  if (gathered_file_ != &key || gathered_.size() >= kMaxGathered) flush();
+  gathered_file_ = &key;
+  if (!data.empty()) gathered_.push_back(data);
+  gathered_bytes_ += data.size();
+  if (over_quota) {
+    flush();
+    errno = ENOSPC;
+    fail("write", store_.path(relative));
+  }
+  return f.size + static_cast<int64_t>(gathered_bytes_);
+}
+
+void BatchFiles::flush() {
+  if (!gathered_file_) return;
+  const std::string& relative = *gathered_file_;
+  OpenFile& f = open_.at(relative);
+  std::vector<iovec> iov;
+  iov.reserve(gathered_.size());
+  for (std::string_view piece : gathered_) {
+    iov.push_back({const_cast<char*>(piece.data()), piece.size()});
+  }
+  gathered_.clear();
+  gathered_file_ = nullptr;
+  uint64_t left = gathered_bytes_;
+  gathered_bytes_ = 0;
+  size_t first = 0;
+  while (left > 0) {
+    ssize_t n = ::pwritev(f.fd, iov.data() + first, static_cast<int>(iov.size() - first), f.size);
     if (n < 0) {
       if (errno == EINTR) continue;
       fail("write", store_.path(relative));
     }
     f.size += n;
     bytes_written_ += static_cast<uint64_t>(n);
-    data.remove_prefix(static_cast<size_t>(n));
+    left -= static_cast<uint64_t>(n);
+    // A short write: skip what went out and write the rest.
+    for (size_t done = static_cast<size_t>(n); done > 0 && first < iov.size();) {
+      size_t take = std::min(done, iov[first].iov_len);
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + take;
+      iov[first].iov_len -= take;
+      done -= take;
+      if (iov[first].iov_len == 0) ++first;
+    }
   }
-  if (over_quota) {
-    errno = ENOSPC;
-    fail("write", store_.path(relative));
-  }
-  return f.size;
 }
 
 void BatchFiles::sync() {
+  flush();
   if (open_.size() > kSyncfsThreshold) {
     // One call flushes the whole file system, which costs less than hundreds of
     // fdatasync()s; it reports writeback errors since Linux 5.8.

@@ -84,10 +84,13 @@ class BlobStore {
 
 // The files one ingest batch writes. Policy: a file is opened on its first use in the batch
 // (created when needed, then truncated to the size the index acknowledges, which undoes any
-// bytes an uncommitted earlier attempt appended), appended to with pwrite at the known size,
+// bytes an uncommitted earlier attempt appended), appended to with pwritev at the known size,
 // synced by sync(), and closed when the BatchFiles is destroyed. No descriptor outlives a
 // batch, so a rolled-back batch leaves nothing cached and the descriptor count is bounded by
-// the files one batch touches.
+// the files one batch touches. Appends to one file are gathered and written together when
+// another file is appended to, or at sync(): an exchange's head and body pieces cost one
+// write. The gathered bytes are not copied: they must stay valid until the next append to
+// another file or sync() (they point into the decoded batch).
 class BatchFiles {
  public:
   explicit BatchFiles(const BlobStore& store) : store_(store) {}
@@ -97,10 +100,11 @@ class BatchFiles {
 
   // Makes sure the file exists (used at the begin frame for the request file).
   void touch(const std::string& relative, int64_t acked_size);
-  // Appends `data`; returns the file's new size. `acked_size` matters on first use only.
+  // Appends `data` (see above for how long it must stay valid); returns the file's new size.
+  // `acked_size` matters on first use only. Throws DiskError.
   int64_t append(const std::string& relative, int64_t acked_size, std::string_view data);
-  // fdatasync every touched file (or one syncfs when many), then fsync the directories that
-  // gained entries. Throws DiskError.
+  // Writes what is gathered, fdatasyncs every touched file (or one syncfs when many), then
+  // fsyncs the directories that gained entries. Throws DiskError.
   void sync();
 
   size_t files() const { return open_.size(); }
@@ -109,13 +113,19 @@ class BatchFiles {
  private:
   struct OpenFile {
     int fd = -1;
-    int64_t size = 0;
+    int64_t size = 0;  // on disk; gathered bytes follow
   };
   OpenFile& open(const std::string& relative, int64_t acked_size);
   void ensure_dir(const std::string& relative_dir);
+  // Writes the gathered pieces of the file they belong to. Throws DiskError.
+  void flush();
 
   const BlobStore& store_;
   std::unordered_map<std::string, OpenFile> open_;
+  // Pieces gathered for one file (`gathered_file_`, a key of open_), not yet written.
+  const std::string* gathered_file_ = nullptr;
+  std::vector<std::string_view> gathered_;
+  uint64_t gathered_bytes_ = 0;
   std::set<std::string> known_dirs_;  // day directories checked in this batch
   std::set<std::string> dirty_dirs_;  // absolute paths of directories that gained entries
   uint64_t bytes_written_ = 0;

@@ -373,3 +373,23 @@ TEST_CASE("index: the filtered queries use an index") {
     CHECK(plan(w).find("TEMP B-TREE") == std::string::npos);  // no sort step
   }
 }
+
+TEST_CASE("index: writer connections sync every commit and keep statement journals in memory") {
+  TempDir dir;
+  const std::string path = dir.path() + "/index.sqlite";
+  auto pragma = [](Database& db, const char* name) {
+    Statement& s = db.cached(std::string("PRAGMA ") + name);
+    StatementScope scope(s);
+    REQUIRE(s.step());
+    return s.int64(0);
+  };
+  std::unique_ptr<Database> writer = open_index(path, true);
+  CHECK(pragma(*writer, "synchronous") == 2);  // FULL: an acknowledged batch survives power loss
+  CHECK(pragma(*writer, "temp_store") == 2);   // MEMORY
+  Statement& mode = writer->cached("PRAGMA journal_mode");
+  {
+    StatementScope scope(mode);
+    REQUIRE(mode.step());
+    CHECK(mode.text(0) == "wal");
+  }
+}

@@ -11,9 +11,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/capture_wire.h"
 #include "log-server/blob_store.h"
@@ -472,6 +474,40 @@ TEST_CASE("ingest: a name collision inside one batch") {
   CHECK(s.file(kRequestFile) == kRequestHead + "first");
   CHECK(s.file(s.row(twin).request_file) == kRequestHead + "second");
   CHECK(s.row(twin).request_file != kRequestFile);
+}
+
+TEST_CASE("blob store: gathered appends land in order, in the right file, at the right size") {
+  TempDir dir;
+  BlobStore store(dir.path() + "/data");
+  // Pieces stay valid until sync(), as the decoded batch's frames do.
+  std::vector<std::string> pieces;
+  for (int i = 0; i < 600; ++i) pieces.push_back("piece" + std::to_string(i) + ";");
+  struct Step {
+    const char* file;
+    int first, count;  // pieces[first, first + count)
+  };
+  const Step steps[] = {
+      {"2025-09-13/a.bin", 0, 2}, {"2025-09-13/b.bin", 2, 1},   {"2025-09-13/a.bin", 3, 1},
+      {"2025-09-13/c.bin", 4, 0}, {"2025-09-13/b.bin", 4, 596},  // more than one pwritev
+  };
+  std::map<std::string, std::string> want;
+  {
+    BatchFiles files(store);
+    for (const Step& st : steps) {
+      files.touch(st.file, 0);
+      for (int i = st.first; i < st.first + st.count; ++i) {
+        want[st.file] += pieces[static_cast<size_t>(i)];
+        CHECK(files.append(st.file, 0, pieces[static_cast<size_t>(i)]) ==
+              static_cast<int64_t>(want[st.file].size()));
+      }
+    }
+    files.sync();
+    CHECK(files.bytes_written() ==
+          want["2025-09-13/a.bin"].size() + want["2025-09-13/b.bin"].size());
+  }
+  CHECK(read_file(store.path("2025-09-13/a.bin")) == want["2025-09-13/a.bin"]);
+  CHECK(read_file(store.path("2025-09-13/b.bin")) == want["2025-09-13/b.bin"]);
+  CHECK(read_file(store.path("2025-09-13/c.bin")).empty());
 }
 
 TEST_CASE("blob store: file names") {
