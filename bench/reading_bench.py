@@ -9,8 +9,15 @@
            p50/p95 over 20 calls for each group_by, once the log server has built the hourly
            rollups (how long that took is printed; --no-rollup-wait measures before); also the
            first /requests page.
+  ingest-1k  exchanges/s through POST /ingest alone, of 1 KiB exchanges (begin, request head
+           + 512-byte body, response head + 512-byte body, end; --per-batch per POST, ~1 MiB
+           batches by default as the proxy sends them), with the log server's peak RSS
+           (VmHWM). Each round starts a fresh log server. --perf-out FILE records a perf
+           profile (perf record -g) of the last round.
   export   GET /export?format=har|jsonl&limit=N of N ingested exchanges, streamed to nowhere,
            with the log server's peak RSS (VmHWM) before and after.
+  ui       the web UI's time to first paint (bench/ui_first_paint.mjs: chromium through
+           tests/ui's playwright-core) over an index of --rows rows and over an empty one.
 
   bench/reading_bench.py --log-server build-rel/bin/log-server [--baseline OLD/log-server]
                          [--exchanges 20000] [--rows 1000000] [--export 100000] [--only ...]
@@ -215,8 +222,87 @@ def bench_ingest(args):
     return rows
 
 
-def bench_stats(args):
-    ls = LogServer(args.log_server)
+def exchange_1k(xid, started_at):
+    head = (b"POST /api/items HTTP/1.1\r\nHost: upstream.local\r\n"
+            b"Content-Type: application/json\r\n\r\n")
+    rhead = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    body = b"{" + b"x" * 510 + b"}"
+    return b"".join([
+        frame(2, {"id": xid, "route": "api", "method": "POST", "proxy_path": "/api/items",
+                  "destination": "http://upstream.local/api/items", "client_ip": "127.0.0.1",
+                  "started_at": started_at}),
+        frame(3, {"id": xid}, head), frame(4, {"id": xid}, body),
+        frame(5, {"id": xid, "t_us": 900}, rhead), frame(6, {"id": xid, "t_us": 1000}, body),
+        frame(7, {"id": xid, "outcome": "complete", "status": 200, "request_bytes": len(body),
+                  "response_bytes": len(body),
+                  "timings": {"request_forwarded_us": 100, "upstream_headers_us": 900,
+                              "first_byte_us": 1000, "total_us": 1200}})])
+
+
+def bench_ingest_1k(args):
+    per_batch = args.per_batch if args.per_batch != 200 else 700
+    t = time.time()
+    batches = []
+    for b in range(0, args.exchanges, per_batch):
+        frames = []
+        for i in range(b, min(args.exchanges, b + per_batch)):
+            us = int((t - 3600) * 1e6) + i * 37
+            started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1000000))
+            started += ".%06dZ" % (us % 1000000)
+            frames.append(exchange_1k(str(uuid.UUID(int=(7 << 64) + i)), started))
+        batches.append(batch("bench1k", 1 + len(batches), frames))
+    size = sum(len(b) for b in batches)
+    print("ingest-1k: %d exchanges, %d per batch, %d batches of %.2f MB on average"
+          % (args.exchanges, per_batch, len(batches), size / len(batches) / 1e6))
+    rows = []
+    for rnd in range(args.rounds):
+        # ext4 without a journal (this machine) scans past every inode freed in the last 5 s
+        # when it allocates one: the previous round's deleted files would slow this one.
+        time.sleep(6)
+        ls = LogServer(args.log_server)
+        perf = None
+        try:
+            if args.perf_out and rnd == args.rounds - 1:
+                perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf_out,
+                                         "-p", str(ls.proc.pid)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+            c = ls.conn()
+            rss0 = ls.status("VmRSS")
+            t0 = time.monotonic()
+            for body in batches:
+                c.request("POST", "/ingest", body, {"Content-Type": "application/octet-stream"})
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    raise SystemExit("ingest answered %d" % r.status)
+            dt = time.monotonic() - t0
+            c.close()
+            if perf:
+                perf.send_signal(2)
+                perf.wait(60)
+            cpu = 0.0
+            with open("/proc/%d/stat" % ls.proc.pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+                cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+            row = {"per_s": args.exchanges / dt, "s": dt, "rss0_mb": rss0,
+                   "peak_rss_mb": ls.status("VmHWM"), "cpu_s": cpu}
+            rows.append(row)
+            print("  round %d: %8.0f exchanges/s (%.2f s), log-server CPU %.2f s "
+                  "(%.0f exchanges per CPU-second), RSS at start %.1f MB, peak RSS %.1f MB"
+                  % (rnd + 1, row["per_s"], dt, cpu, args.exchanges / cpu if cpu else 0,
+                     rss0, row["peak_rss_mb"]))
+        finally:
+            if perf and perf.poll() is None:
+                perf.kill()
+                perf.wait()
+            ls.cleanup()
+    return rows
+
+
+def fill_index(ls, n):
+    """Stops `ls`, bulk-inserts n ended exchanges with derived columns into its index (one
+    every 2 s up to now, ids shaped like uuid4), and returns the newest one's short id."""
     ls.stop()
     db = sqlite3.connect(os.path.join(ls.dir, "data", "index.sqlite"))
     models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "gemini-2.5-flash", "llama3", None]
@@ -224,11 +310,27 @@ def bench_stats(args):
     t_end = int(time.time() * 1e6)
     t0 = time.monotonic()
     rows = []
-    for i in range(args.rows):
-        started = t_end - (args.rows - i) * 2_000_000
+    newest = None
+
+    def flush():
+        db.executemany("INSERT INTO exchanges (id, short_id, started_at, started_us, route, "
+                       "method, proxy_path, destination, client_ip, status, outcome, "
+                       "request_bytes, response_bytes, total_us, request_file, response_file, "
+                       "request_file_size, response_file_size, request_head_size, "
+                       "response_head_size, proxy_id, ingested_at, derived_version, provider, "
+                       "model, input_tokens, output_tokens, cached_input_tokens, cost, ttft_us, "
+                       "llm_error) VALUES (%s)" % ",".join("?" * 31), rows)
+        rows.clear()
+
+    for i in range(n):
+        started = t_end - (n - i) * 2_000_000
         m = models[i % len(models)]
-        xid = str(uuid.UUID(int=i + 1))
-        rows.append((xid, xid[:8], "x", started, routes[i % 5], "POST", "/p", "http://x/",
+        xid = str(uuid.UUID(int=((i + 1) * 0x9E3779B97F4A7C15F39CC0605CEDC835) % (1 << 128)))
+        newest = xid[:8]
+        started_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started // 1_000_000)) + \
+            ".%06dZ" % (started % 1_000_000)
+        rows.append((xid, xid[:8], started_at, started, routes[i % 5], "POST",
+                     "/%s/v1/chat/completions" % routes[i % 5], "http://x/",
                      "127.0.0.1", 200 if i % 17 else 500, "complete", 1000, 2000,
                      1000 + (i * 7919) % 90000, "f", "g", 10, 10, 5, 5, "bench", "now",
                      1, None if m is None else "openai", m,
@@ -236,41 +338,49 @@ def bench_stats(args):
                      None if m is None else i % 10, None,
                      None if m is None else 200 + (i * 31) % 2000, 0))
         if len(rows) == 50000:
-            db.executemany("INSERT INTO exchanges (id, short_id, started_at, started_us, route, "
-                           "method, proxy_path, destination, client_ip, status, outcome, "
-                           "request_bytes, response_bytes, total_us, request_file, response_file, "
-                           "request_file_size, response_file_size, request_head_size, "
-                           "response_head_size, proxy_id, ingested_at, derived_version, provider, "
-                           "model, input_tokens, output_tokens, cached_input_tokens, cost, ttft_us, "
-                           "llm_error) VALUES (%s)" % ",".join("?" * 31), rows)
-            rows = []
+            flush()
+    if rows:
+        flush()
     db.commit()
     db.execute("ANALYZE")
     db.close()
-    print("stats: %d rows inserted in %.1f s" % (args.rows, time.monotonic() - t0))
+    print("%d rows inserted in %.1f s" % (n, time.monotonic() - t0))
     ls.start()
+    return newest
+
+
+def wait_rollups(ls):
+    """Every ended hour is dirty after a bulk insert, as after an upgrade: waits until the
+    deriver's thread has rolled them all up, and says how long that took."""
+    if ls.metric("log_server_stats_hours_pending") is None:
+        return  # a log server from before the rollups
+    t0 = time.monotonic()
+    while True:
+        pending = ls.metric("log_server_stats_hours_pending")
+        built = ls.metric("log_server_stats_hours_built_total") or 0
+        if built > 0 and pending == 0:
+            break
+        if time.monotonic() - t0 > 600:
+            raise SystemExit("rollups not built in 600 s")
+        time.sleep(0.05)
+    built_s = time.monotonic() - t0
+    ro = sqlite3.connect("file:%s?mode=ro" % os.path.join(ls.dir, "data", "index.sqlite"),
+                         uri=True)
+    parts, blob_bytes = ro.execute(
+        "SELECT count(*), sum(length(durations) + length(ttfts) + length(cost)) "
+        "FROM stats_hourly").fetchone()
+    ro.close()
+    print("  hourly rollups: %d hours built in %.1f s after the start; %d rollup rows, "
+          "%.1f MB of stored values" % (built, built_s, parts, (blob_bytes or 0) / 1e6))
+
+
+def bench_stats(args):
+    ls = LogServer(args.log_server)
+    print("stats: ", end="")
+    fill_index(ls, args.rows)
     try:
-        if not args.no_rollup_wait and ls.metric("log_server_stats_hours_pending") is not None:
-            # Every ended hour is dirty after a bulk insert, as after an upgrade: wait until
-            # the deriver's thread has rolled them all up.
-            t0 = time.monotonic()
-            while True:
-                pending = ls.metric("log_server_stats_hours_pending")
-                built = ls.metric("log_server_stats_hours_built_total") or 0
-                if built > 0 and pending == 0:
-                    break
-                if time.monotonic() - t0 > 600:
-                    raise SystemExit("rollups not built in 600 s")
-                time.sleep(0.05)
-            built_s = time.monotonic() - t0
-            ro = sqlite3.connect("file:%s?mode=ro" % os.path.join(ls.dir, "data", "index.sqlite"),
-                                 uri=True)
-            parts, blob_bytes = ro.execute(
-                "SELECT count(*), sum(length(durations) + length(ttfts) + length(cost)) "
-                "FROM stats_hourly").fetchone()
-            ro.close()
-            print("  hourly rollups: %d hours built in %.1f s after the start; %d rollup rows, "
-                  "%.1f MB of stored values" % (built, built_s, parts, (blob_bytes or 0) / 1e6))
+        if not args.no_rollup_wait:
+            wait_rollups(ls)
         c = ls.conn()
         for path in ["/requests?limit=50", "/stats?group_by=model", "/stats?group_by=route",
                      "/stats?group_by=day", "/stats?group_by=hour",
@@ -290,6 +400,29 @@ def bench_stats(args):
         print("  log-server peak RSS %.1f MB" % ls.status("VmHWM"))
     finally:
         ls.cleanup()
+
+
+def bench_ui(args):
+    """Time to first paint of the web UI's feed over an index of --rows rows, and over an
+    empty index in the same run (the peer: what the browser costs anyway)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(here, "ui_first_paint.mjs")
+    for label, rows in [("empty index", 0), ("%d rows" % args.rows, args.rows)]:
+        ls = LogServer(args.log_server)
+        try:
+            newest = "No captures yet"  # what the empty feed says
+            if rows:
+                print("ui: ", end="")
+                newest = fill_index(ls, rows)
+                wait_rollups(ls)
+            print("ui: %s" % label)
+            out = subprocess.run(["node", script, "http://127.0.0.1:%d/" % ls.port, newest,
+                                  str(args.ui_runs)], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit("ui_first_paint.mjs failed:\n" + out.stdout + out.stderr)
+            print(out.stdout.rstrip())
+        finally:
+            ls.cleanup()
 
 
 def bench_export(args):
@@ -331,16 +464,22 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--rows", type=int, default=1000000)
     p.add_argument("--export", type=int, default=100000)
-    p.add_argument("--only", choices=["ingest", "stats", "export"])
+    p.add_argument("--ui-runs", type=int, default=7)
+    p.add_argument("--only", choices=["ingest", "ingest-1k", "stats", "export", "ui"])
+    p.add_argument("--perf-out", help="ingest-1k: perf.data path for the last round")
     p.add_argument("--no-rollup-wait", action="store_true",
                    help="stats: query at once, before the hourly rollups are built")
     args = p.parse_args()
     if args.only in (None, "ingest"):
         bench_ingest(args)
+    if args.only == "ingest-1k":
+        bench_ingest_1k(args)
     if args.only in (None, "stats"):
         bench_stats(args)
     if args.only in (None, "export"):
         bench_export(args)
+    if args.only in (None, "ui"):
+        bench_ui(args)
 
 
 if __name__ == "__main__":
