@@ -23,6 +23,7 @@
 #include "log-server/ingest.h"
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
+#include "tests/support/temp_dir.h"
 
 using namespace lp::logsrv;
 using lp::wire::FrameType;
@@ -40,19 +41,7 @@ const std::string kRequestHead =
 const std::string kResponseHead =
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: identity\r\n\r\n";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lsing-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using lp::test::TempDir;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

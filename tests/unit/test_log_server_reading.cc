@@ -18,6 +18,7 @@
 #include "log-server/stats.h"
 #include "log-server/time_format.h"
 #include "tests/support/har_validator.h"
+#include "tests/support/temp_dir.h"
 
 using namespace lp::logsrv;
 
@@ -25,19 +26,7 @@ namespace {
 
 constexpr int64_t kT0 = 1757729469LL * 1000000;  // 2025-09-13T02:11:09Z
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lsread-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using lp::test::TempDir;
 
 std::string gzip(const std::string& in) {
   z_stream z{};

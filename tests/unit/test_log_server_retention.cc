@@ -29,6 +29,7 @@
 #include "log-server/recovery.h"
 #include "log-server/retention.h"
 #include "log-server/time_format.h"
+#include "tests/support/temp_dir.h"
 
 using namespace lp::logsrv;
 namespace fs = std::filesystem;
@@ -40,19 +41,7 @@ constexpr int64_t kUsPerDay = 86400LL * 1000000;
 constexpr int64_t kNow = 1758369600LL * 1000000;  // 2025-09-20T12:00:00Z
 constexpr int64_t k30d = 30 * kUsPerDay;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lsret-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using lp::test::TempDir;
 
 void write_bytes(const std::string& path, int64_t n) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -23,6 +23,7 @@
 #include "log-server/stats.h"
 #include "log-server/stats_rollup.h"
 #include "log-server/time_format.h"
+#include "tests/support/temp_dir.h"
 
 using namespace lp::logsrv;
 
@@ -32,19 +33,7 @@ constexpr int64_t kH = kUsPerHour;
 constexpr int64_t kBase = 1757728800LL * 1000000;  // 2025-09-13T02:00:00Z, an hour start
 constexpr int64_t kFuture = kBase + 1000 * kH;     // every test hour has ended by then
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lsroll-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using lp::test::TempDir;
 
 ExchangeRow make_row(int n, int64_t started_us) {
   char id[40];
