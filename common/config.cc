@@ -234,7 +234,8 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
   for_each_entry(
       ctx, node, "in server",
       {"host", "port", "not_found", "upstream_timeout", "connect_timeout", "idle_timeout",
-       "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections"},
+       "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections",
+       "threads"},
       [&](const Entry& e) {
         const std::string label = "server." + e.key;
         if (e.key == "host") {
@@ -261,6 +262,8 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
               get_byte_size(ctx, e, label, 0, size_t{1} << 50, "0 for unlimited, up to 1024TiB");
         } else if (e.key == "max_connections") {
           out.max_connections = static_cast<size_t>(get_int(ctx, e, label, 1, 1000000));
+        } else if (e.key == "threads") {
+          out.threads = static_cast<size_t>(get_int(ctx, e, label, 0, 1024));
         }
       });
 }

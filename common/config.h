@@ -45,6 +45,8 @@ struct ServerConfig {
   // are large, so there is no default cap). Beyond: 413 and the connection closed.
   uint64_t max_request_body_bytes = 0;
   size_t max_connections = 10000;  // concurrent client connections; more are refused with 503
+  // Event-loop threads serving every connection; 0 = one per core.
+  size_t threads = 0;
 };
 
 struct LoggingConfig {

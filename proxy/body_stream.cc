@@ -12,6 +12,17 @@ BodyReader::BodyReader(BodyFraming framing, std::string leftover)
   }
 }
 
+IoResult BodyReader::on_eof() {
+  IoResult r;
+  if (framing_.kind == BodyFraming::Kind::kUntilClose) {
+    done_ = true;
+    return r;
+  }
+  r.status = IoResult::Status::kError;
+  r.error = "connection closed before the end of the body";
+  return r;
+}
+
 void BodyEncoder::append(std::string* out, std::string_view piece) const {
   if (piece.empty()) return;  // an empty chunk would end a chunked body
   if (framing_.kind == BodyFraming::Kind::kChunked) {

@@ -1,7 +1,11 @@
 // Moving a message body from one stream to another without holding it: BodyReader decodes
 // the incoming framing one read at a time; BodyEncoder frames pieces for the next hop.
+// BodyReader does no I/O of its own in its step functions (read_size, consume_buffered,
+// on_read, on_eof): the asynchronous data plane reads and feeds it (async_body.h);
+// read_once is the same steps over a blocking Stream (the replay command, tests).
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +30,26 @@ class BodyReader {
   // is the end.
   template <typename Sink>
   IoResult read_once(Stream& in, Deadline deadline, int watch_fd, Sink&& sink);
+
+  // The steps of read_once for callers that do the reading. While has_buffered(), call
+  // consume_buffered() instead of reading; else read at most read_size() bytes and pass them
+  // to on_read(), or call on_eof() when the peer closed.
+  size_t read_size() const {
+    return framing_.kind == BodyFraming::Kind::kLength
+               ? static_cast<size_t>(std::min<uint64_t>(remaining_, kReadSize))
+               : kReadSize;
+  }
+  template <typename Sink>
+  IoResult consume_buffered(Sink&& sink) {
+    std::string data = std::move(leftover_);
+    leftover_.clear();
+    return consume(data, sink);
+  }
+  template <typename Sink>
+  IoResult on_read(std::string_view data, Sink&& sink) {
+    return consume(data, sink);
+  }
+  IoResult on_eof();
   // Bytes received past the end of the body (the start of a pipelined next message).
   std::string take_leftover() { return std::move(leftover_); }
   uint64_t decoded_bytes() const { return decoded_; }
@@ -104,28 +128,12 @@ IoResult BodyReader::consume(std::string_view data, Sink& sink) {
 template <typename Sink>
 IoResult BodyReader::read_once(Stream& in, Deadline deadline, int watch_fd, Sink&& sink) {
   if (done_) return {};
-  if (!leftover_.empty()) {
-    std::string data = std::move(leftover_);
-    leftover_.clear();
-    return consume(data, sink);
-  }
+  if (!leftover_.empty()) return consume_buffered(sink);
   if (!buf_) buf_ = std::make_unique<char[]>(kReadSize);
-  size_t want = kReadSize;
-  if (framing_.kind == BodyFraming::Kind::kLength) {
-    want = static_cast<size_t>(std::min<uint64_t>(remaining_, kReadSize));
-  }
-  IoResult r = read_some(in, buf_.get(), want, deadline, watch_fd);
-  if (r.status == IoResult::Status::kEof) {
-    if (framing_.kind == BodyFraming::Kind::kUntilClose) {
-      done_ = true;
-      return {};
-    }
-    r.status = IoResult::Status::kError;
-    r.error = "connection closed before the end of the body";
-    return r;
-  }
+  IoResult r = read_some(in, buf_.get(), read_size(), deadline, watch_fd);
+  if (r.status == IoResult::Status::kEof) return on_eof();
   if (!r.ok()) return r;
-  return consume(std::string_view(buf_.get(), r.bytes), sink);
+  return on_read(std::string_view(buf_.get(), r.bytes), sink);
 }
 
 }  // namespace lp

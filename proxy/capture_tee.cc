@@ -27,8 +27,9 @@ std::string_view clip(std::string_view text) {
 }
 constexpr size_t kInitialBuffer = 4 * 1024;
 
-// One spare buffer per thread: a connection's thread serves its exchanges one after another,
-// so the next exchange reuses the last one's capacity instead of allocating.
+// One spare buffer per event-loop thread: an exchange that starts takes its capacity (an
+// exchange running beside it on the same loop finds it empty and allocates), one that ends
+// gives its buffer back, so a loop's exchanges reuse capacity instead of allocating.
 thread_local std::string spare_buffer;
 
 // Year, month, day of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).

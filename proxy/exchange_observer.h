@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "proxy/http_message.h"
-#include "proxy/socket.h"
+#include "proxy/io_result.h"
 
 namespace lp {
 

@@ -1,6 +1,11 @@
 // The life of one request: route it, forward it upstream, stream the response back, and
-// report every step to the capture observer. Runs entirely on the client connection's own
-// thread with blocking-with-deadline I/O; nothing here waits on logging.
+// report every step to the capture observer. serve() is one coroutine read top to bottom;
+// each step is a named member and each wait a co_await with its deadline. It runs on the
+// event-loop thread that owns the client connection, with that thread's upstream pool;
+// nothing here waits on logging (the observer only queues).
+//
+// The Forwarder itself is shared by every thread and immutable after construction, except
+// the shutdown flag.
 #pragma once
 
 #include <atomic>
@@ -9,6 +14,9 @@
 #include <vector>
 
 #include "common/config.h"
+#include "proxy/asio_base.h"
+#include "proxy/body_stream.h"
+#include "proxy/client_connection.h"
 #include "proxy/console_log.h"
 #include "proxy/exchange_observer.h"
 #include "proxy/http_message.h"
@@ -16,14 +24,6 @@
 #include "proxy/upstream_pool.h"
 
 namespace lp {
-
-// A client connection as the forwarder sees it.
-struct ClientConnection {
-  explicit ClientConnection(int fd) : stream(fd) {}
-  PlainStream stream;
-  std::string buffer;  // received bytes not yet consumed (the next request, pipelined)
-  std::string peer_ip;
-};
 
 class Forwarder {
  public:
@@ -34,11 +34,11 @@ class Forwarder {
 
   // Serves the request whose head was just parsed from `client.buffer` (already removed
   // from it). Returns whether the connection may carry another request.
-  bool serve(ClientConnection& client, const RequestHead& head);
+  awaitable<bool> serve(ClientConnection& client, const RequestHead& head, UpstreamPool& pool);
 
   // From now on responses carry "Connection: close" (graceful shutdown).
   void begin_shutdown() { stopping_ = true; }
-  UpstreamPool& pool() { return pool_; }
+  bool stopping() const { return stopping_; }
 
  private:
   struct Exchange;
@@ -46,12 +46,31 @@ class Forwarder {
     const RouteConfig* config;
     const Endpoint* endpoint;
   };
+  // What a step left to do: go on, retry on a fresh connection, or the exchange is over
+  // (its answer sent or abandoned; Exchange::keep_alive holds serve()'s result).
+  enum class Step { kNext, kRetry, kDone };
 
-  bool forward(Exchange& ex);
-  bool respond_locally(Exchange& ex, int status, std::string body,
-                       std::vector<Header> extra_headers = {});
+  RouteMatch route(Exchange& ex) const;
+  awaitable<bool> forward(Exchange& ex);
+  std::string upstream_request_head(Exchange& ex) const;
+  awaitable<Step> open_upstream(Exchange& ex, int attempt);
+  awaitable<Step> send_request(Exchange& ex, const std::string& head_bytes);
+  awaitable<Step> send_request_body(Exchange& ex);
+  awaitable<Step> refuse_request_body(Exchange& ex, int status, std::string error);
+  awaitable<Step> await_response_head(Exchange& ex);
+  awaitable<Step> relay_interim(Exchange& ex);
+  awaitable<bool> relay_response(Exchange& ex);
+  awaitable<bool> relay_response_body(Exchange& ex, BodyReader& body, const BodyEncoder& encoder,
+                                      std::string out);
+  awaitable<bool> respond_locally(Exchange& ex, int status, std::string body,
+                                  std::vector<Header> extra_headers = {});
+  awaitable<bool> upstream_failed(Exchange& ex, int status, const std::string& reason);
+  awaitable<void> drain_request_body(Exchange& ex);
+  void client_aborted(Exchange& ex, const std::string& why);  // outcome only
+  bool client_gone(Exchange& ex, const std::string& why);     // outcome, then finish()
   bool finish(Exchange& ex);
   void log_start(const Exchange& ex) const;
+  void log_end(const Exchange& ex) const;
 
   const Config& config_;
   ConsoleLog& console_;
@@ -60,7 +79,6 @@ class Forwarder {
   std::vector<std::unique_ptr<TlsClientContext>> tls_contexts_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Route> routes_;  // parallel to config_.routes
-  UpstreamPool pool_;
   HeadLimits limits_;
   std::atomic<bool> stopping_{false};
 };

@@ -164,7 +164,6 @@ int main(int argc, char** argv) {
     server.shutdown();
   });
   server.run();
-  forwarder->pool().clear();
   // In-flight exchanges are done; ship what they captured (or spool it) before exiting.
   shipper->stop(std::chrono::seconds(5));
   // Wake the signal thread if run() ended for another reason.

@@ -28,10 +28,6 @@ std::string errno_text(int err) {
 
 }  // namespace
 
-Deadline deadline_after(std::chrono::milliseconds d) {
-  return d.count() <= 0 ? no_deadline() : Clock::now() + d;
-}
-
 short Stream::read_wait_events() const {
   return POLLIN;
 }

@@ -1,24 +1,18 @@
-// Byte streams over connected sockets, plain TCP or TLS, and the waits the forwarder needs:
-// every blocking step has a deadline, and a read from upstream can also watch the client's
-// socket so that a client hanging up is noticed at once, not at the next upstream byte.
-// Sockets are non-blocking; waiting is poll(2).
+// Blocking byte streams over connected sockets, for the paths off the data plane (the
+// `replay` command, unit tests of BodyReader): every blocking step has a deadline, and a read
+// can also watch another socket for a hang-up. Sockets are non-blocking; waiting is poll(2).
+// The proxy's own connections use the asynchronous layer instead (client_connection.h,
+// upstream_connection.h).
 #pragma once
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 
-namespace lp {
+#include "proxy/io_result.h"
 
-using Clock = std::chrono::steady_clock;
-using Deadline = Clock::time_point;
-inline Deadline no_deadline() {
-  return Deadline::max();
-}
-// now + d, or no deadline when d is zero (a disabled timeout).
-Deadline deadline_after(std::chrono::milliseconds d);
+namespace lp {
 
 class Stream {
  public:
@@ -30,9 +24,7 @@ class Stream {
   static constexpr ssize_t kFailed = -2;
   virtual ssize_t read_some(char* buf, size_t n) = 0;
   virtual ssize_t write_some(const char* buf, size_t n) = 0;
-  // Bytes already received and buffered inside the stream (TLS records): readable now.
-  virtual bool pending() const { return false; }
-  // poll(2) events to wait for after a kWouldBlock (TLS may need to write to read).
+  // poll(2) events to wait for after a kWouldBlock.
   virtual short read_wait_events() const;
   virtual short write_wait_events() const;
   const std::string& error() const { return error_; }
@@ -50,14 +42,6 @@ class PlainStream : public Stream {
   ~PlainStream() override;
   ssize_t read_some(char* buf, size_t n) override;
   ssize_t write_some(const char* buf, size_t n) override;
-};
-
-struct IoResult {
-  enum class Status { kOk, kEof, kTimeout, kError, kWatchedPeerGone };
-  Status status = Status::kOk;
-  size_t bytes = 0;
-  std::string error;
-  bool ok() const { return status == Status::kOk; }
 };
 
 // Reads at least one byte unless the deadline passes, the peer closes or, when `watch_fd`

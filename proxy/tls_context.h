@@ -1,15 +1,15 @@
-// TLS towards upstream destinations (OpenSSL). One context per distinct trust setting,
-// shared by every connection that uses it: loading a CA bundle is the expensive part.
+// TLS towards upstream destinations (OpenSSL under Boost.Asio's ssl::stream). One context
+// per distinct trust setting, shared by every connection (and thread) that uses it: loading
+// a CA bundle is the expensive part, and an SSL_CTX is safe to share once configured.
 // Verification is on by default against the system store, which honours SSL_CERT_FILE and
 // SSL_CERT_DIR like curl and openssl do; a route may name its own CA file instead.
 #pragma once
 
+#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
 
-#include "proxy/socket.h"
-
-typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
 
 namespace lp {
 
@@ -18,18 +18,20 @@ class TlsClientContext {
   // ca_file empty: the system store. verify false: no certificate or host checks at all.
   static std::unique_ptr<TlsClientContext> create(const std::string& ca_file, bool verify,
                                                   std::string* error);
-  ~TlsClientContext();
   TlsClientContext(const TlsClientContext&) = delete;
   TlsClientContext& operator=(const TlsClientContext&) = delete;
 
-  // Runs the handshake on a connected non-blocking fd (ownership passes to the result, or
-  // the fd is closed on failure) for `host`, checked against the certificate.
-  std::unique_ptr<Stream> handshake(int fd, const std::string& host, Deadline deadline,
-                                    std::string* error) const;
+  boost::asio::ssl::context& context() const { return context_; }
+  // Before the handshake: SNI for `host` (unless an IP literal) and, when verifying, the name
+  // or address the certificate must carry. False with *error when OpenSSL refuses.
+  bool prepare(SSL* ssl, const std::string& host, std::string* error) const;
+  // After a failed handshake: the reason, naming a certificate problem when there was one.
+  std::string handshake_error(SSL* ssl, const std::string& host, const std::string& cause) const;
 
  private:
-  TlsClientContext(SSL_CTX* ctx, bool verify) : ctx_(ctx), verify_(verify) {}
-  SSL_CTX* ctx_;
+  TlsClientContext(boost::asio::ssl::context context, bool verify)
+      : context_(std::move(context)), verify_(verify) {}
+  mutable boost::asio::ssl::context context_;  // SSL_CTX is internally synchronised
   bool verify_;
 };
 

@@ -1,4 +1,8 @@
-// Keep-alive connections to upstream origins, reused across exchanges and threads.
+// Keep-alive connections to upstream origins, reused across exchanges of one thread.
+// Each event-loop thread has its own pool: a connection (and its TLS state) belongs to the
+// io_context that opened it, so sharing would mean handing sockets between threads for a
+// small gain in reuse. Not thread-safe, by design: only its thread touches it.
+//
 // A connection is checked out for one exchange and handed back only if that exchange left it
 // clean (response fully read, no "Connection: close"). Idle connections are kept LIFO (the
 // warmest first), at most max_idle per endpoint and for at most max_idle_age, and are checked
@@ -7,30 +11,13 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "proxy/socket.h"
-#include "proxy/tls_context.h"
+#include "proxy/upstream_connection.h"
 
 namespace lp {
-
-// Where a route's requests go: one per distinct (origin, trust setting).
-struct Endpoint {
-  std::string host;
-  uint16_t port = 0;
-  const TlsClientContext* tls = nullptr;  // nullptr: plain HTTP
-  std::string key;                        // pool key: origin plus trust setting
-};
-
-struct UpstreamConnection {
-  std::unique_ptr<Stream> stream;
-  const Endpoint* endpoint = nullptr;
-  Clock::time_point idle_since;
-  bool reused = false;  // taken from the pool rather than freshly connected
-};
 
 class UpstreamPool {
  public:
@@ -41,20 +28,15 @@ class UpstreamPool {
   UpstreamPool() : UpstreamPool(Options{}) {}
   explicit UpstreamPool(Options options) : options_(options) {}
 
-  // An idle connection that is still open, or a new one (connect + TLS handshake).
-  // Returns nullptr with *error naming the failure.
-  std::unique_ptr<UpstreamConnection> acquire(const Endpoint& endpoint, Deadline connect_deadline,
-                                              std::string* error);
+  // An idle connection to `endpoint` that is still open (marked reused), or nullptr.
+  std::unique_ptr<UpstreamConnection> take_idle(const Endpoint& endpoint);
   // Returns a connection that is clean for another request.
   void release(std::unique_ptr<UpstreamConnection> conn);
   // Closes every idle connection (shutdown).
-  void clear();
+  void clear() { idle_.clear(); }
 
  private:
-  std::unique_ptr<UpstreamConnection> take_idle(const Endpoint& endpoint);
-
   const Options options_;
-  std::mutex mu_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 

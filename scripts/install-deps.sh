@@ -5,7 +5,8 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(g++ cmake make pkg-config libcpp-httplib-dev libssl-dev libyaml-cpp-dev
-  nlohmann-json3-dev libsqlite3-dev zlib1g-dev libbrotli-dev libzstd-dev doctest-dev)
+  nlohmann-json3-dev libsqlite3-dev zlib1g-dev libbrotli-dev libzstd-dev doctest-dev
+  libboost1.81-dev)
 runtime_pkgs=(libcpp-httplib0.11 libssl3 libyaml-cpp0.7 libsqlite3-0 zlib1g libbrotli1 libzstd1 ca-certificates)
 # docker-compose: CI validates docker-compose.yml with `docker-compose config` (no engine needed).
 # The SDK client tests (tests/clients) also need Node.js >= 20 and npm, which are on the

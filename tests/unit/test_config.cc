@@ -82,6 +82,7 @@ void check_defaults(const lp::Config& c) {
   CHECK(c.server.max_header_bytes == 64 * 1024);
   CHECK(c.server.max_request_body_bytes == 0);  // unlimited
   CHECK(c.server.max_connections == 10000);
+  CHECK(c.server.threads == 0);  // one per core
   CHECK(c.logging.console == true);
   CHECK(c.logging.server_url == "http://localhost:8080");
   CHECK(c.logging.default_capture == true);
@@ -157,6 +158,7 @@ TEST_CASE("the shipped config/config.yaml loads") {
   CHECK(c.server.header_timeout == d.server.header_timeout);
   CHECK(c.server.max_header_bytes == d.server.max_header_bytes);
   CHECK(c.server.max_connections == d.server.max_connections);
+  CHECK(c.server.threads == d.server.threads);
   CHECK(c.logging.console == d.logging.console);
   CHECK(c.logging.server_url == d.logging.server_url);
   CHECK(c.logging.default_capture == d.logging.default_capture);
@@ -230,6 +232,7 @@ TEST_CASE("every key is read") {
   max_header_bytes: 1MiB
   max_request_body_bytes: 2GiB
   max_connections: 1000000
+  threads: 3
 logging:
   console: off
   server_url: https://logs.example.com:9443/ingest
@@ -262,6 +265,7 @@ log_server:
   CHECK(c.server.max_header_bytes == 1024 * 1024);
   CHECK(c.server.max_request_body_bytes == 2ULL * 1024 * 1024 * 1024);
   CHECK(c.server.max_connections == 1000000);
+  CHECK(c.server.threads == 3);
   CHECK_FALSE(c.logging.console);
   CHECK(c.logging.server_url == "https://logs.example.com:9443/ingest");
   CHECK_FALSE(c.logging.default_capture);
@@ -274,12 +278,12 @@ log_server:
   CHECK(c.routes[0].logging == true);
   CHECK(c.routes[0].ca_file == ca.path());
   CHECK_FALSE(c.routes[0].insecure_skip_verify);
-  CHECK(c.routes[0].line == 17);
+  CHECK(c.routes[0].line == 18);
   CHECK(c.routes[1].name == "alpha");
   CHECK(c.routes[1].destination.host == "::1");
   CHECK_FALSE(c.routes[1].logging.has_value());
   CHECK(c.routes[1].insecure_skip_verify);
-  CHECK(c.routes[1].line == 23);
+  CHECK(c.routes[1].line == 24);
   CHECK(c.captures(&c.routes[0]));
   CHECK_FALSE(c.captures(&c.routes[1]));
   CHECK_FALSE(c.captures(nullptr));
@@ -361,6 +365,9 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
        "config.yaml:2: server.max_connections: 0 is out of range (1-1000000)"},
       {"server:\n  max_connections: 1000001\n",
        "config.yaml:2: server.max_connections: 1000001 is out of range (1-1000000)"},
+      {"server:\n  threads: -1\n", "config.yaml:2: server.threads: -1 is out of range (0-1024)"},
+      {"server:\n  threads: 1025\n",
+       "config.yaml:2: server.threads: 1025 is out of range (0-1024)"},
       {"server:\n  port: 1\n  colour: red\n", "config.yaml:3: unknown key 'colour' in server"},
       {"server: 5\n", "config.yaml:1: server: expected a mapping of server settings, got \"5\""},
       {"server:\n  - port: 1\n", "config.yaml:1: server: expected a mapping"},

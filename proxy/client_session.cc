@@ -1,0 +1,98 @@
+#include "proxy/client_session.h"
+
+#include "proxy/http_message.h"
+
+namespace lp {
+namespace {
+
+constexpr size_t kHeadReadSize = 16 * 1024;
+
+// Keeps the loop's registry and the connection count right however the session ends
+// (including its coroutine frame being destroyed with the io_context).
+class SessionEntry {
+ public:
+  SessionEntry(EventLoop& loop, ClientConnection& conn, ConnectionCount& count)
+      : loop_(loop), count_(count) {
+    session.conn = &conn;
+    loop_.sessions.insert(&session);
+  }
+  ~SessionEntry() {
+    loop_.sessions.erase(&session);
+    count_.closed();
+  }
+  Session session;
+
+ private:
+  EventLoop& loop_;
+  ConnectionCount& count_;
+};
+
+awaitable<void> reject(ClientConnection& conn, int status, const std::string& reason) {
+  co_await conn.write_all(plain_response(status, reason), deadline_after(std::chrono::seconds(1)));
+}
+
+// Reads until a whole request head is in conn.buffer; false when the connection should close
+// (peer gone, timeout, shutdown, or a malformed head, which was answered).
+awaitable<bool> read_request_head(const SessionDeps& deps, ClientConnection& conn,
+                                  RequestHead* head) {
+  const ServerConfig& sc = deps.config;
+  HeadLimits limits;
+  limits.max_head_bytes = sc.max_header_bytes;
+  bool started = !conn.buffer.empty();
+  Deadline deadline = deadline_after(started ? sc.header_timeout : sc.idle_timeout);
+  ParseResult parsed;
+  while (true) {
+    parsed = parse_request_head(conn.buffer, limits, head);
+    if (parsed.state != ParseResult::State::kIncomplete) break;
+    const ReadResult r = co_await conn.read_some(kHeadReadSize, deadline);
+    if (!r.io.ok()) {
+      if (r.io.status == IoResult::Status::kTimeout && started && !deps.forwarder.stopping()) {
+        co_await reject(conn, 408, "request head timed out");
+      }
+      co_return false;
+    }
+    conn.buffer.append(r.data);
+    if (!started) {
+      started = true;
+      deadline = deadline_after(sc.header_timeout);
+    }
+  }
+  if (parsed.state == ParseResult::State::kError) {
+    deps.console.line("[proxy] " + conn.peer_ip() + ": " + std::to_string(parsed.error_status) +
+                      " " + parsed.error);
+    co_await reject(conn, parsed.error_status, parsed.error);
+    co_return false;
+  }
+  conn.buffer.erase(0, parsed.consumed);
+  co_return true;
+}
+
+}  // namespace
+
+std::string plain_response(int status, const std::string& reason) {
+  const std::string body = reason + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
+         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket socket) {
+  error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  auto conn = std::make_shared<ClientConnection>(std::move(socket),
+                                                 ec ? std::string() : peer.address().to_string());
+  SessionEntry entry(loop, *conn, deps.connections);
+  RequestHead head;
+  while (!deps.forwarder.stopping()) {
+    entry.session.awaiting_request = true;
+    const bool have_head = co_await read_request_head(deps, *conn, &head);
+    entry.session.awaiting_request = false;
+    if (!have_head) break;
+    const bool keep_alive = co_await deps.forwarder.serve(*conn, head, loop.pool);
+    if (!keep_alive) break;
+  }
+  error_code ignored;
+  conn->socket().close(ignored);
+}
+
+}  // namespace lp

@@ -1,0 +1,60 @@
+// The state of one exchange, shared by the Forwarder's step functions (forwarder*.cc only).
+// It lives in serve()'s coroutine frame for the length of one request.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proxy/body_stream.h"
+#include "proxy/client_connection.h"
+#include "proxy/forwarder.h"
+#include "proxy/upstream_connection.h"
+
+namespace lp {
+
+struct Forwarder::Exchange {
+  Exchange(ClientConnection& c, const RequestHead& h, UpstreamPool& p)
+      : client(c), head(h), pool(p) {}
+  ClientConnection& client;
+  const RequestHead& head;
+  UpstreamPool& pool;  // the serving thread's
+  ExchangeInfo info;
+  int route_index = -1;
+  std::unique_ptr<ExchangeObserver> observer;
+  BodyFraming request_framing;
+  std::unique_ptr<BodyReader> request_body;
+  bool continue_pending = false;  // the client awaits "100 Continue" before sending its body
+  bool request_head_reported = false;
+  bool client_close = false;  // close the client connection after this exchange
+  bool body_failed = false;   // reading the request body failed: there is nothing to drain
+  bool keep_alive = false;    // serve()'s result, set by finish()
+  ExchangeSummary summary;
+
+  // The upstream side, once routed.
+  std::unique_ptr<UpstreamConnection> conn;
+  bool retryable = false;  // bodiless and idempotent: may be re-sent on a fresh connection
+  bool may_retry = false;  // this attempt's connection came from the pool
+  bool request_sent_fully = true;
+  ResponseHead response;
+  std::string upstream_buf;  // response bytes received, from the head on
+  size_t head_size = 0;
+};
+
+// Watches the client for a hang-up during one upstream wait; a hang-up cancels that wait.
+// Pipelined bytes are kept only once the request body is fully read (they are the next
+// request, not this one's body).
+class HangupWatch {
+ public:
+  HangupWatch(ClientConnection& client, UpstreamConnection& upstream, bool absorb)
+      : client_(client) {
+    client.watch_hangup([&upstream] { upstream.cancel(); }, absorb);
+  }
+  ~HangupWatch() { client_.stop_watch(); }
+  HangupWatch(const HangupWatch&) = delete;
+  HangupWatch& operator=(const HangupWatch&) = delete;
+
+ private:
+  ClientConnection& client_;
+};
+
+}  // namespace lp

@@ -1,0 +1,130 @@
+#include "proxy/upstream_connection.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <cerrno>
+
+#include "proxy/async_io.h"
+
+namespace lp {
+namespace {
+
+constexpr size_t kTlsReadSize = 16 * 1024;  // one TLS record's plaintext
+
+}  // namespace
+
+UpstreamConnection::UpstreamConnection(const asio::any_io_executor& executor,
+                                       const Endpoint& endpoint)
+    : endpoint_(endpoint), socket_(executor), watchdog_(executor, [this] { cancel(); }) {}
+
+void UpstreamConnection::cancel() {
+  error_code ignored;
+  socket_.cancel(ignored);
+  if (resolver_) resolver_->cancel();
+}
+
+awaitable<bool> UpstreamConnection::open(Deadline deadline, std::string* error) {
+  const bool connected = co_await connect(deadline, error);
+  if (!connected) co_return false;
+  if (!endpoint_.tls) co_return true;
+  const bool secured = co_await handshake(deadline, error);
+  co_return secured;
+}
+
+awaitable<bool> UpstreamConnection::connect(Deadline deadline, std::string* error) {
+  const std::string& host = endpoint_.host;
+  const std::string service = std::to_string(endpoint_.port);
+  std::vector<tcp::endpoint> addresses;
+  error_code ec;
+  const auto literal = asio::ip::make_address(host, ec);
+  if (!ec) {
+    addresses.emplace_back(literal, endpoint_.port);
+  } else {
+    // getaddrinfo runs on asio's resolver thread, so a slow DNS answer stalls no one else.
+    resolver_.emplace(socket_.get_executor());
+    watchdog_.arm(deadline);
+    auto [resolve_ec, results] = co_await resolver_->async_resolve(
+        host, service, tcp::resolver::address_configured, use_result);
+    watchdog_.disarm();
+    resolver_.reset();
+    if (watchdog_.fired()) {
+      *error = "cannot resolve " + host + ": timed out";
+      co_return false;
+    }
+    if (resolve_ec) {
+      *error = "cannot resolve " + host + ": " + resolve_ec.message();
+      co_return false;
+    }
+    for (const auto& r : results) addresses.push_back(r.endpoint());
+  }
+  *error = "no address for " + host;
+  for (const tcp::endpoint& address : addresses) {
+    error_code ignored;
+    socket_.close(ignored);
+    socket_.open(address.protocol(), ec);
+    if (ec) {
+      *error = "socket: " + ec.message();
+      continue;
+    }
+    socket_.set_option(tcp::no_delay(true), ignored);
+    watchdog_.arm(deadline);
+    auto [connect_ec] = co_await socket_.async_connect(address, use_result);
+    watchdog_.disarm();
+    if (!connect_ec && !watchdog_.fired()) {
+      socket_.non_blocking(true, ignored);
+      co_return true;
+    }
+    *error = "connect to " + host + ":" + service + ": " +
+             (watchdog_.fired() ? std::string("timed out") : error_text(connect_ec));
+    if (watchdog_.fired()) break;
+  }
+  error_code ignored;
+  socket_.close(ignored);
+  co_return false;
+}
+
+awaitable<bool> UpstreamConnection::handshake(Deadline deadline, std::string* error) {
+  const TlsClientContext& tls = *endpoint_.tls;
+  tls_.emplace(socket_, tls.context());
+  if (!tls.prepare(tls_->native_handle(), endpoint_.host, error)) co_return false;
+  watchdog_.arm(deadline);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_result);
+  watchdog_.disarm();
+  if (watchdog_.fired()) {
+    *error = "TLS handshake with " + endpoint_.host + " timed out";
+    co_return false;
+  }
+  if (ec) {
+    *error = tls.handshake_error(tls_->native_handle(), endpoint_.host, ec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadline) {
+  if (!tls_) co_return co_await read_plain(socket_, watchdog_, max, deadline);
+  if (!tls_buffer_) tls_buffer_ = std::make_unique<char[]>(kTlsReadSize);
+  if (max > kTlsReadSize) max = kTlsReadSize;
+  watchdog_.arm(deadline);
+  auto [ec, n] = co_await tls_->async_read_some(asio::buffer(tls_buffer_.get(), max), use_result);
+  watchdog_.disarm();
+  // A TLS stream that ends without close_notify is an ordinary end here
+  // (SSL_OP_IGNORE_UNEXPECTED_EOF), as for plain sockets.
+  if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+  co_return ReadResult{io_result(ec, watchdog_.fired(), n),
+                       std::string_view(tls_buffer_.get(), ec ? 0 : n)};
+}
+
+awaitable<IoResult> UpstreamConnection::write_all(std::string_view data, Deadline deadline) {
+  if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
+  return lp::write_all(socket_, watchdog_, data, deadline);
+}
+
+bool UpstreamConnection::still_open() {
+  char probe;
+  const ssize_t r = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace lp
