@@ -7,7 +7,7 @@
 
 #include "log-server/http_head.h"
 #include "log-server/list_query.h"
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 

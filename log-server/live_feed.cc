@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "log-server/exchange_json.h"
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 

@@ -14,9 +14,10 @@
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {

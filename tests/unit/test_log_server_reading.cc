@@ -16,10 +16,11 @@
 #include "log-server/index_writer.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 #include "tests/support/har_validator.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {

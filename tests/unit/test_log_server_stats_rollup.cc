@@ -22,9 +22,10 @@
 #include "log-server/index_writer.h"
 #include "log-server/stats.h"
 #include "log-server/stats_rollup.h"
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {
