@@ -22,13 +22,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/time_format.h"
 #include "log-server/blob_store.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
 #include "log-server/retention.h"
-#include "common/time_format.h"
 #include "tests/support/temp_dir.h"
 
 using namespace lp;
