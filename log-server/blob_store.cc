@@ -13,7 +13,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 

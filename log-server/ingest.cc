@@ -5,9 +5,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/time_format.h"
 #include "log-server/http_head.h"
 #include "log-server/list_query.h"
-#include "log-server/time_format.h"
 
 namespace lp::logsrv {
 

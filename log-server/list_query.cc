@@ -4,7 +4,7 @@
 #include <charconv>
 #include <set>
 
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "common/time_format.h"
 #include "log-server/exchange_json.h"
-#include "log-server/time_format.h"
 
 namespace lp::logsrv {
 

@@ -2,7 +2,7 @@
 
 #include <unordered_set>
 
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 

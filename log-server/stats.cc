@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 namespace lp::logsrv {
 
@@ -43,33 +43,6 @@ size_t rank_index(size_t n, double p) {
 }
 
 }  // namespace
-
-std::optional<int64_t> percentile(std::vector<int64_t>& values, double p) {
-  if (values.empty()) return std::nullopt;
-  size_t index = rank_index(values.size(), p);
-  std::nth_element(values.begin(), values.begin() + static_cast<ptrdiff_t>(index), values.end());
-  return values[index];
-}
-
-void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
-                 std::optional<int64_t>* out) {
-  // After nth_element at i, everything from i + 1 on is >= values[i]: a higher rank is found
-  // in that tail alone.
-  size_t from = 0;
-  for (double p : ps) {
-    if (values.empty()) {
-      *out++ = std::nullopt;
-      continue;
-    }
-    size_t index = rank_index(values.size(), p);
-    if (index >= from) {
-      std::nth_element(values.begin() + static_cast<ptrdiff_t>(from),
-                       values.begin() + static_cast<ptrdiff_t>(index), values.end());
-      from = index + 1;
-    }
-    *out++ = values[index];
-  }
-}
 
 void percentiles_of(const std::vector<const std::vector<int64_t>*>& lists,
                     std::initializer_list<double> ps, std::optional<int64_t>* out) {
@@ -196,7 +169,7 @@ std::vector<double> ExactSum::parts() const {
   return out;
 }
 
-void StatsPart::add(const StatsRow& row) {
+void StatsSums::add(const StatsRow& row, bool values) {
   ++requests;
   if (is_error(row)) ++errors;
   input_tokens += row.input_tokens.value_or(0);
@@ -206,8 +179,24 @@ void StatsPart::add(const StatsRow& row) {
     cost.add(*row.cost);
     ++cost_rows;
   }
+  if (!values) return;
   if (row.total_us) duration_us.push_back(*row.total_us);
   if (row.ttft_us) ttft_us.push_back(*row.ttft_us);
+}
+
+void StatsSums::add(const StatsSums& other, bool values) {
+  requests += other.requests;
+  errors += other.errors;
+  input_tokens += other.input_tokens;
+  output_tokens += other.output_tokens;
+  cached_input_tokens += other.cached_input_tokens;
+  if (other.cost_rows > 0) {
+    cost.add(other.cost);
+    cost_rows += other.cost_rows;
+  }
+  if (!values) return;
+  duration_us.insert(duration_us.end(), other.duration_us.begin(), other.duration_us.end());
+  ttft_us.insert(ttft_us.end(), other.ttft_us.begin(), other.ttft_us.end());
 }
 
 StatsAccumulator::Group& StatsAccumulator::group_for(const StatsRow& row) {
@@ -254,39 +243,9 @@ StatsAccumulator::Group& StatsAccumulator::group_for(const StatsRow& row) {
   return it->second;
 }
 
-void StatsAccumulator::add_to(Group& g, const StatsRow& row, bool values) {
-  ++g.requests;
-  if (is_error(row)) ++g.errors;
-  g.input_tokens += row.input_tokens.value_or(0);
-  g.output_tokens += row.output_tokens.value_or(0);
-  g.cached_input_tokens += row.cached_input_tokens.value_or(0);
-  if (row.cost) {
-    g.cost.add(*row.cost);
-    g.has_cost = true;
-  }
-  if (!values) return;
-  if (row.total_us) g.duration_us.push_back(*row.total_us);
-  if (row.ttft_us) g.ttft_us.push_back(*row.ttft_us);
-}
-
-void StatsAccumulator::add_to(Group& g, const StatsPart& part, bool values) {
-  g.requests += part.requests;
-  g.errors += part.errors;
-  g.input_tokens += part.input_tokens;
-  g.output_tokens += part.output_tokens;
-  g.cached_input_tokens += part.cached_input_tokens;
-  if (part.cost_rows > 0) {
-    g.cost.add(part.cost);
-    g.has_cost = true;
-  }
-  if (!values) return;
-  g.duration_us.insert(g.duration_us.end(), part.duration_us.begin(), part.duration_us.end());
-  g.ttft_us.insert(g.ttft_us.end(), part.ttft_us.begin(), part.ttft_us.end());
-}
-
 void StatsAccumulator::add(const StatsRow& row) {
-  add_to(group_for(row), row);
-  add_to(total_, row, /*values=*/false);
+  group_for(row).add(row);
+  total_.add(row, /*values=*/false);
 }
 
 StatsRow StatsAccumulator::key_of(const StatsPart& part) {
@@ -302,13 +261,12 @@ StatsRow StatsAccumulator::key_of(const StatsPart& part) {
 }
 
 void StatsAccumulator::add(const StatsPart& part) {
-  add_to(group_for(key_of(part)), part);
-  add_to(total_, part, /*values=*/false);
+  group_for(key_of(part)).add(part);
+  total_.add(part, /*values=*/false);
 }
 
 void StatsAccumulator::plan(const StatsPart& part) {
   group_for(key_of(part)).planned += static_cast<size_t>(part.requests);
-  total_.planned += static_cast<size_t>(part.requests);
 }
 
 void StatsAccumulator::reserve_planned() {
@@ -332,7 +290,7 @@ ojson StatsAccumulator::group_json(const Group& g, bool with_key,
   j["input_tokens"] = g.input_tokens;
   j["output_tokens"] = g.output_tokens;
   j["cached_input_tokens"] = g.cached_input_tokens;
-  j["cost"] = g.has_cost ? ojson(g.cost.value()) : ojson(nullptr);
+  j["cost"] = g.cost_rows > 0 ? ojson(g.cost.value()) : ojson(nullptr);
   std::optional<int64_t> d[3];
   percentiles_of(durations, {50, 95, 99}, d);
   std::optional<int64_t> t[2];

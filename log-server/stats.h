@@ -27,19 +27,11 @@ std::optional<GroupBy> parse_group_by(std::string_view s);  // "model", "route",
 // (one still in progress is not an error yet), or the provider reported an error.
 bool is_error(const StatsRow& row);
 
-// The nearest-rank percentile (p in (0, 100]) of `values`, which it reorders; nullopt when
-// empty.
-std::optional<int64_t> percentile(std::vector<int64_t>& values, double p);
-
-// Several nearest-rank percentiles of one `values` (reordered), `ps` ascending: each selection
-// searches only what lies above the previous one, so p50, p95 and p99 cost little more than
-// p50 alone. out[i] is the percentile ps[i] (nullopt when empty).
-void percentiles(std::vector<int64_t>& values, std::initializer_list<double> ps,
-                 std::optional<int64_t>* out);
-
-// The same over the union of `lists`, none reordered or copied: one pass finds the range, one
-// counts the values into at most 65,536 equal buckets of it, and only the buckets holding a
-// wanted rank are selected exactly. Nearest rank, `ps` ascending; out[i] for ps[i].
+// Nearest-rank percentiles (the smallest value with at least p% of the values at or below it)
+// over the union of `lists`, none reordered or copied: one pass finds the range, one counts
+// the values into at most 65,536 equal buckets of it, and only the buckets holding a wanted
+// rank are selected exactly. `ps` ascending, each in (0, 100]; out[i] for ps[i], nullopt when
+// there are no values.
 void percentiles_of(const std::vector<const std::vector<int64_t>*>& lists,
                     std::initializer_list<double> ps, std::optional<int64_t>* out);
 
@@ -65,13 +57,10 @@ class ExactSum {
 // What the rows of one hour that share (route, model, provider, status, outcome) add up to:
 // one row of the stats_hourly rollup (stats_rollup.h). `duration_us` and `ttft_us` hold every
 // value, so percentiles over parts stay exact.
-struct StatsPart {
-  int64_t hour_us = 0;  // the hour's start (UTC, µs)
-  std::string route;
-  std::optional<std::string> model;
-  std::optional<std::string> provider;
-  std::optional<int64_t> status;
-  std::string outcome;
+// What a set of rows adds up to. `duration_us` and `ttft_us` hold every value, not a summary:
+// percentiles over merged sums stay exact. Absent tokens add nothing (they are not 0s in a
+// row, but a sum of present values is what /stats reports).
+struct StatsSums {
   int64_t requests = 0;
   int64_t errors = 0;
   int64_t input_tokens = 0;
@@ -82,8 +71,19 @@ struct StatsPart {
   std::vector<int64_t> duration_us;
   std::vector<int64_t> ttft_us;
 
-  // Adds a row of this part's hour and key (the caller groups).
-  void add(const StatsRow& row);
+  // `values`: false to count and sum only (the total, whose percentiles are taken over the
+  // groups' own values).
+  void add(const StatsRow& row, bool values = true);
+  void add(const StatsSums& other, bool values = true);
+};
+
+struct StatsPart : StatsSums {
+  int64_t hour_us = 0;  // the hour's start (UTC, µs)
+  std::string route;
+  std::optional<std::string> model;
+  std::optional<std::string> provider;
+  std::optional<int64_t> status;
+  std::string outcome;
 };
 
 class StatsAccumulator {
@@ -102,17 +102,8 @@ class StatsAccumulator {
   nlohmann::ordered_json result();
 
  private:
-  struct Group {
+  struct Group : StatsSums {
     nlohmann::json key;
-    int64_t requests = 0;
-    int64_t errors = 0;
-    int64_t input_tokens = 0;
-    int64_t output_tokens = 0;
-    int64_t cached_input_tokens = 0;
-    ExactSum cost;
-    bool has_cost = false;
-    std::vector<int64_t> duration_us;
-    std::vector<int64_t> ttft_us;
     size_t planned = 0;  // plan(): values to make room for
   };
   // Text keys (model, route, provider) are looked up without building a string per row.
@@ -120,9 +111,6 @@ class StatsAccumulator {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  // `values`: false for the total, whose percentiles are taken over the groups' values.
-  static void add_to(Group& g, const StatsRow& row, bool values = true);
-  static void add_to(Group& g, const StatsPart& part, bool values = true);
   // Percentiles over `durations` and `ttfts` (the group's own, or every group's).
   static nlohmann::ordered_json group_json(
       const Group& g, bool with_key, const std::vector<const std::vector<int64_t>*>& durations,

@@ -5,6 +5,7 @@
 
 #include "common/capture_wire.h"
 #include "common/json_writer.h"
+#include "common/time_format.h"
 
 namespace lp {
 namespace {
@@ -31,52 +32,6 @@ constexpr size_t kInitialBuffer = 4 * 1024;
 // exchange running beside it on the same loop finds it empty and allocates), one that ends
 // gives its buffer back, so a loop's exchanges reuse capacity instead of allocating.
 thread_local std::string spare_buffer;
-
-// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
-void civil_from_days(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
-
-void put_digits(char* p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; --i, v /= 10) p[i] = static_cast<char>('0' + v % 10);
-}
-
-// "2025-09-13T02:11:09.123456Z" into buf (>= 28 bytes), without libc's locale-aware
-// formatting: it runs once per captured exchange.
-size_t format_rfc3339_micros(char* buf, size_t size, std::chrono::system_clock::time_point t) {
-  const int64_t us =
-      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  const int64_t secs = us / 1000000;
-  const int64_t days = secs / 86400;
-  int64_t year;
-  unsigned month, day;
-  civil_from_days(days, &year, &month, &day);
-  if (us < 0 || year > 9999 || size < 28) return 0;  // not a time a capture has
-  const int64_t sod = secs % 86400;
-  put_digits(buf, static_cast<uint64_t>(year), 4);
-  buf[4] = '-';
-  put_digits(buf + 5, month, 2);
-  buf[7] = '-';
-  put_digits(buf + 8, day, 2);
-  buf[10] = 'T';
-  put_digits(buf + 11, static_cast<uint64_t>(sod / 3600), 2);
-  buf[13] = ':';
-  put_digits(buf + 14, static_cast<uint64_t>(sod / 60 % 60), 2);
-  buf[16] = ':';
-  put_digits(buf + 17, static_cast<uint64_t>(sod % 60), 2);
-  buf[19] = '.';
-  put_digits(buf + 20, static_cast<uint64_t>(us % 1000000), 6);
-  buf[26] = 'Z';
-  return 27;
-}
 
 void append_target(std::string* out, std::string_view target, const Redactor& redactor) {
   if (redactor.enabled()) {
@@ -134,11 +89,6 @@ void append_captured_response_head(std::string* out, const ResponseHead& head,
 
 }  // namespace
 
-std::string rfc3339_micros(std::chrono::system_clock::time_point t) {
-  char buf[64];
-  return std::string(buf, format_rfc3339_micros(buf, sizeof buf, t));
-}
-
 std::string captured_request_head(const RequestHead& head, std::string_view proxy_path,
                                   const Redactor& redactor) {
   std::string out;
@@ -180,10 +130,11 @@ class CaptureObserver : public ExchangeObserver {
     }
     if (!info.replay_of.empty()) m.field("replay_of", info.replay_of);
     m.field("route", info.route);
-    char started_at[64];
-    m.field("started_at",
-            std::string_view(
-                started_at, format_rfc3339_micros(started_at, sizeof started_at, info.started_at)));
+    char started_at[kRfc3339UsCapacity];
+    const int64_t started_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(info.started_at.time_since_epoch())
+            .count();
+    m.field("started_at", std::string_view(started_at, format_rfc3339_us(started_us, started_at)));
     m.close();
     wire::finish_frame(&buf_, at, {});
     begin_bytes_ = heads_bytes_ = buf_.size();

@@ -39,7 +39,4 @@ std::string captured_request_head(const RequestHead& head, std::string_view prox
                                   const Redactor& redactor);
 std::string captured_response_head(const ResponseHead& head, const Redactor& redactor);
 
-// RFC 3339 UTC with microseconds: "2025-09-13T02:11:09.123456Z".
-std::string rfc3339_micros(std::chrono::system_clock::time_point t);
-
 }  // namespace lp

@@ -132,6 +132,12 @@ function usageView(llm) {
   ]);
 }
 
+// An error answer (overloaded, rate limited) has no messages: say what the provider said.
+function unrecognisedAnswer(llm) {
+  if (llm.error) return h('p', { class: 'error', text: `The provider answered with an error: ${llm.error}` });
+  return h('p', { class: 'muted', text: 'Unrecognised answer shape: see the response body.' });
+}
+
 function copyButton(text) {
   const btn = h('button', { type: 'button', class: 'secondary', text: 'Copy' });
   btn.addEventListener('click', async () => {
@@ -231,7 +237,7 @@ export function renderDetail(main, id, ctx, { again = false } = {}) {
         ['derived', d.derived ? (d.llm ? 'LLM call' : 'not an LLM call') : 'not yet'],
       ])),
       section('Timing', 'timing', timingBar(d.timings || {})),
-      d.llm ? section('Stream arrival', 'arrival', arrivalChart(d) ?? h('p', { class: 'muted', text: 'No arrival times for this call.' })) : null,
+      d.llm?.stream ? section('Stream arrival', 'arrival', arrivalChart(d) ?? h('p', { class: 'muted', text: 'No arrival times for this call.' })) : null,
       d.llm ? section('Usage and cost', 'usage', usageView(d.llm)) : null,
       convoSection,
       d.llm ? section('Answer (assembled)', 'answer', answer) : null,
@@ -274,7 +280,7 @@ export function renderDetail(main, id, ctx, { again = false } = {}) {
         getJson(idPath(d.id, '/assembled')).then((a) => {
           if (ctx.stale()) return;
           const msgs = answerMessages(a);
-          replace(answer, msgs ? messagesView(msgs) : h('p', { class: 'muted', text: 'Unrecognised answer shape: see the response body.' }));
+          replace(answer, msgs ? messagesView(msgs) : unrecognisedAnswer(d.llm));
         }, (err) => !ctx.stale() && replace(answer, h('p', { class: err.status === 404 ? 'muted' : 'error', text: err.message })));
       }
     }

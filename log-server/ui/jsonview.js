@@ -29,7 +29,7 @@ export function jsonTree(value, { openDepth = 3 } = {}) {
                h('pre', { class: 'j-rest', text: JSON.stringify(v, null, 2) }));
     }
     const summary = h('summary', {}, label, h('span', { class: 'j-brace', text: open }),
-      h('span', { class: 'j-count', text: ` ${entries.length} ${isArray ? 'items' : 'keys'} ` }));
+      h('span', { class: 'j-count', text: ` ${entries.length} ${isArray ? 'item' : 'key'}${entries.length === 1 ? '' : 's'} ` }));
     const details = h('details', { class: 'j-node', open: depth < openDepth },
       summary,
       h('div', { class: 'j-children' }, entries.map(([k, x]) => build(x, k, depth + 1))),

@@ -2,52 +2,22 @@
 // derived LLM fields visible within a second of the end frame, decoded bodies for every coding
 // (and 422/413 for the broken ones), /assembled, exact /stats sums, HAR export accepted by the
 // validator, the JSONL round trip, and `log-server reindex` rebuilding cleared fields.
-#include <brotli/encode.h>
 #include <sqlite3.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <set>
 #include <sstream>
 
 #include "tests/e2e/log_server_fixture.h"
+#include "tests/support/encoders.h"
 #include "tests/support/har_validator.h"
 
 using namespace e2e;
 
 namespace {
 
-std::string gzip(std::string_view in) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(compressBound(static_cast<uLong>(in.size())) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-std::string brotli(std::string_view in) {
-  size_t size = BrotliEncoderMaxCompressedSize(in.size()) + 64;
-  std::string out(size, '\0');
-  REQUIRE(BrotliEncoderCompress(BROTLI_DEFAULT_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC,
-                                in.size(), reinterpret_cast<const uint8_t*>(in.data()), &size,
-                                reinterpret_cast<uint8_t*>(out.data())) == BROTLI_TRUE);
-  out.resize(size);
-  return out;
-}
-
-std::string zstd(std::string_view in) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3);
-  REQUIRE_FALSE(ZSTD_isError(n));
-  out.resize(n);
-  return out;
-}
+using lp::test::br_encode;
+using lp::test::gzip;
+using lp::test::zstd_encode;
 
 constexpr const char* kStarted = "2026-12-05T10:00:00.000000Z";
 
@@ -263,9 +233,9 @@ TEST_CASE("reading: bodies decoded for every coding; raw=1 as stored; broken one
       {"", body, 200},
       {"gzip", gzip(body), 200},
       {"x-gzip", gzip(body), 200},
-      {"br", brotli(body), 200},
-      {"zstd", zstd(body), 200},
-      {"gzip, br", brotli(gzip(body)), 200},
+      {"br", br_encode(body), 200},
+      {"zstd", zstd_encode(body), 200},
+      {"gzip, br", br_encode(gzip(body)), 200},
       {"GZIP", gzip(body), 200},
       {"compress", body, 422},
       {"gzip", body, 422},                          // not gzip at all

@@ -427,6 +427,9 @@ test('an error capture, a call that is not an LLM call, and a long streamed answ
   assert.match(await chip.getAttribute('class'), /\bbad\b/);
   await page.locator('#response-body').getByText('overloaded').first().waitFor({ timeout: 10000 });
   await page.locator('#conversation').getByText('Say hi').waitFor();
+  // The answer card says what the provider said; a call that did not stream has no arrival card.
+  await page.locator('#answer').getByText('The provider answered with an error: overloaded').waitFor();
+  assert.equal(await page.locator('#arrival').count(), 0);
   await shot(page, 'detail-error');
 
   // Not an LLM call: no conversation, no usage, no answer cards.

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/encoders.h"
+
 using lp::logsrv::reading::BodyDecoder;
 using lp::logsrv::reading::decode_all;
 using lp::logsrv::reading::DecodeStatus;
@@ -23,72 +25,11 @@ using lp::logsrv::reading::parse_content_codings;
 namespace {
 
 using Codings = std::vector<std::string>;
-
-// ---- encoders ---------------------------------------------------------------------------------
-
-// window_bits: 16 + MAX_WBITS gzip, MAX_WBITS zlib, -MAX_WBITS raw deflate.
-std::string zlib_encode(std::string_view in, int window_bits, int level = 6) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, level, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&z, in.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-std::string br_encode(std::string_view in, int quality = 5) {
-  size_t size = BrotliEncoderMaxCompressedSize(in.size());
-  if (size == 0) size = 16;  // the bound is 0 only when it would overflow; tiny inputs need room
-  std::string out(size, '\0');
-  REQUIRE(BrotliEncoderCompress(quality, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_GENERIC, in.size(),
-                                reinterpret_cast<const uint8_t*>(in.data()), &size,
-                                reinterpret_cast<uint8_t*>(out.data())) == BROTLI_TRUE);
-  out.resize(size);
-  return out;
-}
-
-std::string zstd_encode(std::string_view in, int level = 3) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  const size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), level);
-  REQUIRE_FALSE(ZSTD_isError(n));
-  out.resize(n);
-  return out;
-}
-
-// A frame written by the streaming API without a pledged size has no content-size field, as
-// servers streaming a response produce.
-std::string zstd_encode_unsized(std::string_view in) {
-  ZSTD_CCtx* c = ZSTD_createCCtx();
-  REQUIRE(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0) == 0);
-  std::string out(ZSTD_compressBound(in.size()) + 64, '\0');
-  ZSTD_inBuffer src{in.data(), in.size(), 0};
-  ZSTD_outBuffer dst{out.data(), out.size(), 0};
-  REQUIRE(ZSTD_compressStream2(c, &dst, &src, ZSTD_e_end) == 0);
-  ZSTD_freeCCtx(c);
-  out.resize(dst.pos);
-  return out;
-}
-
-std::string encode_one(const std::string& coding, std::string_view in) {
-  if (coding == "gzip" || coding == "x-gzip") return zlib_encode(in, 16 + MAX_WBITS);
-  if (coding == "deflate") return zlib_encode(in, MAX_WBITS);
-  if (coding == "br") return br_encode(in);
-  if (coding == "zstd") return zstd_encode(in);
-  FAIL("no encoder for " << coding);
-  return {};
-}
-
-// Codings in the order the sender applied them, as Content-Encoding lists them.
-std::string encode(const Codings& codings, std::string_view in) {
-  std::string body(in);
-  for (const auto& c : codings) body = encode_one(c, body);
-  return body;
-}
+using lp::test::br_encode;
+using lp::test::encode;
+using lp::test::zlib_encode;
+using lp::test::zstd_encode;
+using lp::test::zstd_encode_unsized;
 
 // Deterministic text that compresses like real JSON but spans several output chunks.
 std::string sample_text(size_t n, unsigned seed = 7) {

@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "common/time_format.h"
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
-#include "log-server/time_format.h"
+#include "tests/support/sample_rows.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {
@@ -25,31 +27,9 @@ constexpr int64_t kT0 = 1757729469LL * 1000000;  // 2025-09-13T02:11:09Z
 
 using lp::test::TempDir;
 
-std::string make_id(uint32_t a, uint64_t b) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08x-0000-4000-8000-%012llx", a,
-                static_cast<unsigned long long>(b));
-  return buf;
-}
+using lp::test::test_id;
 
-ExchangeRow make_row(const std::string& id, int64_t started_us) {
-  ExchangeRow r;
-  r.id = id;
-  r.short_id = id.substr(0, 8);
-  r.started_us = started_us;
-  r.started_at = format_rfc3339_us(started_us);
-  r.route = "mock";
-  r.method = "POST";
-  r.proxy_path = "/mock/v1/chat/completions";
-  r.destination = "http://127.0.0.1:1/v1/chat/completions";
-  r.client_ip = "127.0.0.1";
-  r.status = 200;
-  r.outcome = "complete";
-  r.request_file = id + "_request.bin";
-  r.proxy_id = "p1";
-  r.ingested_at = format_rfc3339_us(started_us);
-  return r;
-}
+using lp::test::sample_row;
 
 struct IndexFixture {
   TempDir dir;
@@ -72,8 +52,8 @@ struct IndexFixture {
 
 TEST_CASE("index: rows come back as written") {
   IndexFixture f;
-  ExchangeRow r = make_row(make_id(1, 1), kT0 + 5);
-  r.replay_of = make_id(9, 9);
+  ExchangeRow r = sample_row(test_id(1, 1), kT0 + 5);
+  r.replay_of = test_id(9, 9);
   r.error = "boom";
   r.total_us = 1234;
   r.request_forwarded_us = 10;
@@ -102,7 +82,7 @@ TEST_CASE("index: rows come back as written") {
   CHECK(got->request_file_size == 100);
   CHECK(got->response_head_size == 50);
   CHECK(got->response_bytes == 150);
-  CHECK_FALSE(f.reader.get(make_id(2, 2)));
+  CHECK_FALSE(f.reader.get(test_id(2, 2)));
 
   // update() writes the columns that change after the begin frame.
   got->status = 503;
@@ -120,12 +100,12 @@ TEST_CASE("index: rows come back as written") {
 
 TEST_CASE("index: newest first, ties broken by id") {
   IndexFixture f;
-  f.insert(make_row(make_id(1, 0), kT0));
-  f.insert(make_row(make_id(3, 0), kT0 + 10));
-  f.insert(make_row(make_id(2, 0), kT0 + 10));
-  f.insert(make_row(make_id(4, 0), kT0 - 10));
+  f.insert(sample_row(test_id(1, 0), kT0));
+  f.insert(sample_row(test_id(3, 0), kT0 + 10));
+  f.insert(sample_row(test_id(2, 0), kT0 + 10));
+  f.insert(sample_row(test_id(4, 0), kT0 - 10));
   CHECK(f.ids({}) ==
-        std::vector<std::string>{make_id(3, 0), make_id(2, 0), make_id(1, 0), make_id(4, 0)});
+        std::vector<std::string>{test_id(3, 0), test_id(2, 0), test_id(1, 0), test_id(4, 0)});
 }
 
 TEST_CASE("index: every filter") {
@@ -135,7 +115,7 @@ TEST_CASE("index: every filter") {
                             "in_progress"};
   std::vector<ExchangeRow> rows;
   for (int i = 0; i < 60; ++i) {
-    ExchangeRow r = make_row(make_id(static_cast<uint32_t>(i), i), kT0 + i * 1000000LL);
+    ExchangeRow r = sample_row(test_id(static_cast<uint32_t>(i), i), kT0 + i * 1000000LL);
     r.route = std::string(1, static_cast<char>('a' + i % 3));
     r.method = i % 2 ? "GET" : "POST";
     r.status = i % 5 == 0 ? std::optional<int64_t>() : (i % 3 == 0 ? 404 : 200);
@@ -222,7 +202,7 @@ TEST_CASE("index: cursor pagination is stable under inserts between pages") {
   std::vector<std::string> original;
   // 95 rows, several sharing a start time (ties are broken by id).
   for (int i = 0; i < 95; ++i) {
-    auto r = make_row(make_id(static_cast<uint32_t>(1000 + i), i), kT0 + (i / 3) * 1000LL);
+    auto r = sample_row(test_id(static_cast<uint32_t>(1000 + i), i), kT0 + (i / 3) * 1000LL);
     original.push_back(r.id);
     f.insert(r);
   }
@@ -236,10 +216,10 @@ TEST_CASE("index: cursor pagination is stable under inserts between pages") {
   // rows older than everything so far (must show up: no gaps for older rows).
   std::set<std::string> older;
   for (int i = 0; i < 10; ++i) {
-    f.insert(make_row(make_id(5000 + i, i), kT0 + 10000000LL + i));
+    f.insert(sample_row(test_id(5000 + i, i), kT0 + 10000000LL + i));
   }
   for (int i = 0; i < 5; ++i) {
-    auto r = make_row(make_id(6000 + i, i), kT0 - 1000000LL - i);
+    auto r = sample_row(test_id(6000 + i, i), kT0 - 1000000LL - i);
     older.insert(r.id);
     f.insert(r);
   }
@@ -278,7 +258,7 @@ TEST_CASE("index: cursor pagination is stable under inserts between pages") {
 TEST_CASE("index: pagination with filters") {
   IndexFixture f;
   for (int i = 0; i < 50; ++i) {
-    auto r = make_row(make_id(static_cast<uint32_t>(i), i), kT0 + i);
+    auto r = sample_row(test_id(static_cast<uint32_t>(i), i), kT0 + i);
     r.status = i % 2 ? 200 : 500;
     f.insert(r);
   }
@@ -301,10 +281,10 @@ TEST_CASE("index: pagination with filters") {
 
 TEST_CASE("index: prefix lookup and ambiguity") {
   IndexFixture f;
-  f.insert(make_row("092d0424-1111-4000-8000-000000000001", kT0));
-  f.insert(make_row("092d0424-2222-4000-8000-000000000002", kT0 + 1));
-  f.insert(make_row("092d0425-0000-4000-8000-000000000003", kT0 + 2));
-  f.insert(make_row("ffffffff-ffff-4fff-bfff-ffffffffffff", kT0 + 3));
+  f.insert(sample_row("092d0424-1111-4000-8000-000000000001", kT0));
+  f.insert(sample_row("092d0424-2222-4000-8000-000000000002", kT0 + 1));
+  f.insert(sample_row("092d0425-0000-4000-8000-000000000003", kT0 + 2));
+  f.insert(sample_row("ffffffff-ffff-4fff-bfff-ffffffffffff", kT0 + 3));
 
   CHECK(f.reader.by_prefix("092d0424", 11).size() == 2);  // ambiguous
   auto one = f.reader.by_prefix("092d0425", 11);
@@ -332,10 +312,10 @@ TEST_CASE("index: batch ledger and in-progress rows") {
   CHECK(f.writer.batch_applied("p1", UINT64_MAX));
   CHECK_FALSE(f.writer.batch_applied("p1", UINT64_MAX - 1));
 
-  auto a = make_row(make_id(1, 1), kT0);
+  auto a = sample_row(test_id(1, 1), kT0);
   a.outcome = "in_progress";
   f.insert(a);
-  f.insert(make_row(make_id(2, 2), kT0));
+  f.insert(sample_row(test_id(2, 2), kT0));
   auto rows = f.writer.in_progress();
   REQUIRE(rows.size() == 1);
   CHECK(rows[0].id == a.id);

@@ -3,23 +3,25 @@
 // from its stored files (decoded, streamed, timed) and HAR entries that pass the validator.
 #include <doctest/doctest.h>
 #include <stdlib.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "common/time_format.h"
 #include "log-server/deriver.h"
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
-#include "log-server/time_format.h"
+#include "tests/support/encoders.h"
 #include "tests/support/har_validator.h"
+#include "tests/support/sample_rows.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {
@@ -28,38 +30,9 @@ constexpr int64_t kT0 = 1757729469LL * 1000000;  // 2025-09-13T02:11:09Z
 
 using lp::test::TempDir;
 
-std::string gzip(const std::string& in) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(compressBound(static_cast<uLong>(in.size())) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
+using lp::test::gzip;
 
-ExchangeRow make_row(const std::string& id, int64_t started_us) {
-  ExchangeRow r;
-  r.id = id;
-  r.short_id = id.substr(0, 8);
-  r.started_us = started_us;
-  r.started_at = format_rfc3339_us(started_us);
-  r.route = "openai";
-  r.method = "POST";
-  r.proxy_path = "/openai/v1/chat/completions";
-  r.destination = "https://api.openai.com/v1/chat/completions";
-  r.client_ip = "127.0.0.1";
-  r.status = 200;
-  r.outcome = "complete";
-  r.request_file = id + "_request.bin";
-  r.proxy_id = "p1";
-  r.ingested_at = r.started_at;
-  return r;
-}
+using lp::test::sample_row;
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
@@ -76,7 +49,7 @@ StoredExchange store_exchange(const BlobStore& store, const std::string& id,
                               const std::string& request_head, const std::string& request_body,
                               const std::string& response_head,
                               const std::vector<std::pair<std::string, int64_t>>& pieces) {
-  StoredExchange x{make_row(id, kT0), {}};
+  StoredExchange x{sample_row(id, kT0), {}};
   write_file(store.path(x.row.request_file), request_head + request_body);
   x.row.request_head_size = static_cast<int64_t>(request_head.size());
   x.row.request_file_size = static_cast<int64_t>(request_head.size() + request_body.size());
@@ -137,20 +110,23 @@ TEST_CASE("reading: chunk times parse and skip what is not theirs") {
 }
 
 TEST_CASE("reading: percentiles are nearest rank and exact") {
-  std::vector<int64_t> v;
-  CHECK_FALSE(percentile(v, 50).has_value());
-  v = {5};
-  CHECK(*percentile(v, 50) == 5);
-  CHECK(*percentile(v, 99) == 5);
-  v = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
-  CHECK(*percentile(v, 50) == 5);
-  CHECK(*percentile(v, 95) == 10);
-  CHECK(*percentile(v, 90) == 9);
-  CHECK(*percentile(v, 10) == 1);
+  auto at = [](std::vector<int64_t> v, double p) {
+    std::optional<int64_t> out;
+    percentiles_of({&v}, {p}, &out);
+    return out;
+  };
+  CHECK_FALSE(at({}, 50).has_value());
+  CHECK(*at({5}, 50) == 5);
+  CHECK(*at({5}, 99) == 5);
+  const std::vector<int64_t> ten = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
+  CHECK(*at(ten, 50) == 5);
+  CHECK(*at(ten, 95) == 10);
+  CHECK(*at(ten, 90) == 9);
+  CHECK(*at(ten, 10) == 1);
   std::vector<int64_t> hundred;
   for (int i = 100; i >= 1; --i) hundred.push_back(i);
-  CHECK(*percentile(hundred, 99) == 99);
-  CHECK(*percentile(hundred, 95) == 95);
+  CHECK(*at(hundred, 99) == 99);
+  CHECK(*at(hundred, 95) == 95);
 }
 
 TEST_CASE("reading: stats sum exactly, absent tokens are not 0s, errors by rule") {
@@ -259,7 +235,7 @@ TEST_CASE("reading: model and provider filter the list; stats read a covering in
   for (int i = 0; i < 6; ++i) {
     char id[40];
     std::snprintf(id, sizeof id, "0000000%d-0000-4000-8000-000000000000", i);
-    ExchangeRow r = make_row(id, kT0 + i);
+    ExchangeRow r = sample_row(id, kT0 + i);
     r.model = i % 2 ? "gpt-4o" : "claude";
     r.provider = i % 2 ? "openai" : "anthropic";
     writer.insert(r);

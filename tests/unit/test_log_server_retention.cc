@@ -22,15 +22,16 @@
 #include <thread>
 #include <vector>
 
+#include "common/time_format.h"
 #include "log-server/blob_store.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
 #include "log-server/retention.h"
-#include "log-server/time_format.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -590,7 +591,7 @@ TEST_CASE("retention: a writer on another connection is never held up for long")
 TEST_CASE("retention: the thread passes at start and every interval, and stops at once") {
   Store s;
   ExchangeRow old = s.add(kNow - 400 * kUsPerDay, 100, 100);
-  s.add(lp::logsrv::now_us(), 100, 100);
+  s.add(lp::now_us(), 100, 100);
   SUBCASE("a short interval: several passes") {
     RetentionThread t(s.index, s.blobs, s.metrics, age_policy(k30d), 10ms);
     REQUIRE(t.start());

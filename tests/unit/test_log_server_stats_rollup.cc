@@ -17,14 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "common/time_format.h"
 #include "log-server/index_reader.h"
 #include "log-server/index_schema.h"
 #include "log-server/index_writer.h"
 #include "log-server/stats.h"
 #include "log-server/stats_rollup.h"
-#include "log-server/time_format.h"
+#include "tests/support/sample_rows.h"
 #include "tests/support/temp_dir.h"
 
+using namespace lp;
 using namespace lp::logsrv;
 
 namespace {
@@ -36,24 +38,7 @@ constexpr int64_t kFuture = kBase + 1000 * kH;     // every test hour has ended 
 using lp::test::TempDir;
 
 ExchangeRow make_row(int n, int64_t started_us) {
-  char id[40];
-  std::snprintf(id, sizeof id, "%08x-0000-4000-8000-000000000000", n);
-  ExchangeRow r;
-  r.id = id;
-  r.short_id = r.id.substr(0, 8);
-  r.started_us = started_us;
-  r.started_at = format_rfc3339_us(started_us);
-  r.route = "openai";
-  r.method = "POST";
-  r.proxy_path = "/openai/v1/chat/completions";
-  r.destination = "https://api.openai.com/v1/chat/completions";
-  r.client_ip = "127.0.0.1";
-  r.status = 200;
-  r.outcome = "complete";
-  r.request_file = r.id + "_request.bin";
-  r.proxy_id = "p1";
-  r.ingested_at = r.started_at;
-  return r;
+  return lp::test::sample_row(lp::test::test_id(static_cast<uint32_t>(n)), started_us);
 }
 
 // Rows with every kind of value /stats treats specially: NULL model, provider, status, TTFT,
@@ -190,22 +175,6 @@ TEST_CASE("stats rollup: exact sums do not depend on the order and survive the b
   CHECK(cancel.value() == 1.0);  // the naive sum is 0
   ExactSum bad;
   CHECK_FALSE(decode_exact_sum("1234567", &bad));
-}
-
-TEST_CASE("stats rollup: several percentiles at once equal one at a time") {
-  std::mt19937_64 rng(3);
-  for (size_t n : {0, 1, 2, 3, 19, 20, 21, 100, 1001}) {
-    std::vector<int64_t> values;
-    for (size_t i = 0; i < n; ++i) values.push_back(static_cast<int64_t>(rng() % 50));
-    std::vector<int64_t> work = values;
-    std::optional<int64_t> got[3];
-    percentiles(work, {50, 95, 99}, got);
-    double ps[] = {50, 95, 99};
-    for (int i = 0; i < 3; ++i) {
-      std::vector<int64_t> one = values;
-      CHECK(got[i] == percentile(one, ps[i]));
-    }
-  }
 }
 
 TEST_CASE("stats: percentiles over several lists equal a sort of their union") {

@@ -1,9 +1,9 @@
-#include "log-server/time_format.h"
+#include "common/time_format.h"
 
 #include <chrono>
 #include <cstdio>
 
-namespace lp::logsrv {
+namespace lp {
 
 namespace {
 
@@ -140,13 +140,38 @@ std::optional<int64_t> parse_rfc3339_us(std::string_view t) {
   return secs * kUsPerSecond + micro;
 }
 
+size_t format_rfc3339_us(int64_t us, char (&buf)[kRfc3339UsCapacity]) {
+  const Broken b = split(us);
+  if (b.year < 0 || b.year > 9999) {
+    return static_cast<size_t>(std::snprintf(
+        buf, sizeof buf, "%04lld-%02u-%02uT%02u:%02u:%02u.%06uZ", static_cast<long long>(b.year),
+        b.month, b.day, b.hour, b.minute, b.second, b.micro));
+  }
+  // Digit by digit, not snprintf: the proxy formats one per captured exchange.
+  auto put = [&buf](size_t at, uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i, v /= 10) buf[at + i] = static_cast<char>('0' + v % 10);
+  };
+  put(0, static_cast<uint64_t>(b.year), 4);
+  buf[4] = '-';
+  put(5, b.month, 2);
+  buf[7] = '-';
+  put(8, b.day, 2);
+  buf[10] = 'T';
+  put(11, b.hour, 2);
+  buf[13] = ':';
+  put(14, b.minute, 2);
+  buf[16] = ':';
+  put(17, b.second, 2);
+  buf[19] = '.';
+  put(20, b.micro, 6);
+  buf[26] = 'Z';
+  buf[27] = '\0';
+  return 27;
+}
+
 std::string format_rfc3339_us(int64_t us) {
-  Broken b = split(us);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02u:%02u:%02u.%06uZ",
-                static_cast<long long>(b.year), b.month, b.day, b.hour, b.minute, b.second,
-                b.micro);
-  return buf;
+  char buf[kRfc3339UsCapacity];
+  return std::string(buf, format_rfc3339_us(us, buf));
 }
 
 std::string file_timestamp(int64_t us) {
@@ -172,4 +197,4 @@ int64_t now_us() {
       .count();
 }
 
-}  // namespace lp::logsrv
+}  // namespace lp
