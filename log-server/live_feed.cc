@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "log-server/exchange_json.h"
 #include "common/time_format.h"
+#include "log-server/exchange_json.h"
 
 namespace lp::logsrv {
 

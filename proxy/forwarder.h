@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/http_message.h"
 #include "proxy/console_log.h"
 #include "proxy/exchange_observer.h"
-#include "proxy/http_message.h"
 #include "proxy/router.h"
 #include "proxy/upstream_pool.h"
 
