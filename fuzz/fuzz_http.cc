@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/http_message.h"
 #include "fuzz/fuzz_check.h"
 #include "proxy/body_stream.h"
-#include "proxy/http_message.h"
 
 namespace {
 

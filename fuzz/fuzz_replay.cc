@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/http_message.h"
 #include "fuzz/fuzz_check.h"
-#include "proxy/http_message.h"
 #include "proxy/replay_request.h"
 
 namespace {

@@ -16,10 +16,10 @@
 #include <sqlite3.h>
 
 #include "common/capture_wire.h"
+#include "common/http_message.h"
 #include "log-server/byte_range.h"
 #include "log-server/deriver.h"
 #include "log-server/exchange_json.h"
-#include "log-server/http_head.h"
 #include "log-server/list_query.h"
 #include "log-server/reading_api.h"
 #include "log-server/stats.h"
@@ -144,8 +144,8 @@ std::string joined(const std::vector<std::string>& items) {
 }
 
 // Reads the first `size` bytes of a stored file (bounded), for its head.
-std::optional<HttpHead> read_head(const BlobStore& store, const std::optional<std::string>& file,
-                                  int64_t size) {
+std::optional<StoredHead> read_head(const BlobStore& store, const std::optional<std::string>& file,
+                                    int64_t size) {
   if (!file || size <= 0) return std::nullopt;
   int fd = store.open_read(*file);
   if (fd < 0) return std::nullopt;
@@ -158,7 +158,7 @@ std::optional<HttpHead> read_head(const BlobStore& store, const std::optional<st
   }
   ::close(fd);
   buf.resize(got);
-  return parse_http_head(buf);
+  return parse_stored_head(buf);
 }
 
 }  // namespace
@@ -326,7 +326,7 @@ struct ApiServer::Impl {
     const int64_t head_size = request ? row->request_head_size : row->response_head_size;
     const int64_t file_size = request ? row->request_file_size : row->response_file_size;
     if (!file) return send_error(res, 404, "exchange " + row->id + " has no response (yet)");
-    std::optional<HttpHead> head = read_stored_head(deps.store, file, head_size);
+    std::optional<StoredHead> head = read_stored_head(deps.store, file, head_size);
     if (!head)
       return send_error(res, 404, "the stored file of exchange " + row->id + " is missing");
     std::vector<std::string> codings = content_codings(*head);
@@ -355,7 +355,8 @@ struct ApiServer::Impl {
     if (raw_body && !content_codings(*head).empty()) {
       res.set_header("X-Content-Encoding", joined(content_codings(*head)));
     }
-    std::string type = header_value(*head, "Content-Type").value_or("application/octet-stream");
+    std::string type =
+        header_value(head->headers, "Content-Type").value_or("application/octet-stream");
     if (size == 0) return res.set_content("", type);
     const BlobStore& store = deps.store;
     const uint64_t max = deps.max_decoded_bytes;

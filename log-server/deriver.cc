@@ -89,7 +89,7 @@ class ArrivalClock {
   size_t i_ = 0;
 };
 
-std::string method_of(const ExchangeRow& row, const HttpHead& head) {
+std::string method_of(const ExchangeRow& row, const StoredHead& head) {
   if (!row.method.empty()) return row.method;
   return head.start_line.substr(0, head.start_line.find(' '));
 }
@@ -126,9 +126,9 @@ std::optional<std::string> read_chunk_times(Database& db, const std::string& id)
   return s.opt_text(0);
 }
 
-std::optional<HttpHead> read_stored_head(const BlobStore& store,
-                                         const std::optional<std::string>& file,
-                                         int64_t head_size) {
+std::optional<StoredHead> read_stored_head(const BlobStore& store,
+                                           const std::optional<std::string>& file,
+                                           int64_t head_size) {
   if (!file || head_size <= 0) return std::nullopt;
   std::string head;
   std::string error;
@@ -141,10 +141,10 @@ std::optional<HttpHead> read_stored_head(const BlobStore& store,
       },
       &error);
   if (!ok) return std::nullopt;
-  return parse_http_head(head);
+  return parse_stored_head(head);
 }
 
-std::vector<std::string> content_codings(const HttpHead& head) {
+std::vector<std::string> content_codings(const StoredHead& head) {
   std::string joined;
   for (const auto& [name, value] : head.headers) {
     if (name.size() == 16 && starts_with_icase(name, "content-encoding")) {
@@ -178,7 +178,7 @@ BodyReadResult read_stored_body(const BlobStore& store, const std::string& file,
 DeriveOutcome derive_exchange(const ExchangeRow& row, const BlobStore& store,
                               std::string_view chunk_times, uint64_t max_decoded) {
   DeriveOutcome out;
-  std::optional<HttpHead> request_head =
+  std::optional<StoredHead> request_head =
       read_stored_head(store, row.request_file, row.request_head_size);
   if (!request_head) {
     out.ok = false;
@@ -194,7 +194,7 @@ DeriveOutcome derive_exchange(const ExchangeRow& row, const BlobStore& store,
                        });
   if (request_read.status != reading::DecodeStatus::kOk) request_body.clear();
 
-  std::optional<HttpHead> response_head =
+  std::optional<StoredHead> response_head =
       read_stored_head(store, row.response_file, row.response_head_size);
   const std::string method = method_of(row, *request_head);
   reading::LlmExchange x;
@@ -211,8 +211,8 @@ DeriveOutcome derive_exchange(const ExchangeRow& row, const BlobStore& store,
 
   bool cut = row.outcome != "complete";
   if (response_head && row.response_file) {
-    const bool sse = starts_with_icase(header_value(*response_head, "Content-Type").value_or(""),
-                                       "text/event-stream");
+    const bool sse = starts_with_icase(
+        header_value(response_head->headers, "Content-Type").value_or(""), "text/event-stream");
     ArrivalClock clock(parse_chunk_times(chunk_times));
     reading::BodyDecoder decoder(content_codings(*response_head), max_decoded);
     std::string error;

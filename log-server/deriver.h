@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/http_message.h"
 #include "log-server/blob_store.h"
-#include "log-server/http_head.h"
 #include "log-server/index_schema.h"
 #include "log-server/metrics.h"
 #include "log-server/reading/decode.h"
@@ -54,11 +54,12 @@ BodyReadResult read_stored_body(const BlobStore& store, const std::string& file,
                                 uint64_t max_decoded, const reading::BodyDecoder::Sink& sink);
 
 // The head of a stored message (bounded read); nullopt when the file cannot be read.
-std::optional<HttpHead> read_stored_head(const BlobStore& store,
-                                         const std::optional<std::string>& file, int64_t head_size);
+std::optional<StoredHead> read_stored_head(const BlobStore& store,
+                                           const std::optional<std::string>& file,
+                                           int64_t head_size);
 
 // The codings of a head's Content-Encoding lines, in order.
-std::vector<std::string> content_codings(const HttpHead& head);
+std::vector<std::string> content_codings(const StoredHead& head);
 
 struct DeriveOutcome {
   bool ok = true;                         // false: a file could not be read (error says which)

@@ -17,7 +17,7 @@ json ms(const std::optional<int64_t>& us) {
   return us ? json(static_cast<double>(*us) / 1000.0) : json(nullptr);
 }
 
-json headers_json(const std::optional<HttpHead>& head) {
+json headers_json(const std::optional<StoredHead>& head) {
   json list = json::array();
   if (head) {
     for (const auto& [n, v] : head->headers) list.push_back(json::array({n, v}));
@@ -61,8 +61,8 @@ json summary_json(const ExchangeRow& r) {
   };
 }
 
-json detail_json(const ExchangeRow& r, const std::optional<HttpHead>& request_head,
-                 const std::optional<HttpHead>& response_head) {
+json detail_json(const ExchangeRow& r, const std::optional<StoredHead>& request_head,
+                 const std::optional<StoredHead>& response_head) {
   json j = summary_json(r);
   j["client_ip"] = r.client_ip;
   j["proxy_id"] = r.proxy_id;

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "log-server/http_head.h"
+#include "common/http_message.h"
 #include "log-server/index_schema.h"
 
 namespace lp::logsrv {
@@ -14,8 +14,8 @@ namespace lp::logsrv {
 nlohmann::ordered_json summary_json(const ExchangeRow& row);
 // `request_head` / `response_head`: the heads read back from the files (nullopt: none yet).
 nlohmann::ordered_json detail_json(const ExchangeRow& row,
-                                   const std::optional<HttpHead>& request_head,
-                                   const std::optional<HttpHead>& response_head);
+                                   const std::optional<StoredHead>& request_head,
+                                   const std::optional<StoredHead>& response_head);
 
 // Serializes for a response body: compact, invalid UTF-8 replaced (never throws on bytes).
 std::string dump_json(const nlohmann::ordered_json& j);

@@ -5,8 +5,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/http_message.h"
 #include "common/time_format.h"
-#include "log-server/http_head.h"
 #include "log-server/list_query.h"
 
 namespace lp::logsrv {
@@ -85,8 +85,8 @@ class BatchApplier {
         if (r.request_file_size != 0) return skip_invalid();
         r.request_file_size = files_.append(r.request_file, r.request_file_size, f.data);
         r.request_head_size = static_cast<int64_t>(f.data.size());
-        HttpHead head = parse_http_head(f.data);
-        r.request_content_type = header_value(head, "Content-Type");
+        StoredHead head = parse_stored_head(f.data);
+        r.request_content_type = header_value(head.headers, "Content-Type");
         break;
       }
       case FrameType::kRequestBody:
@@ -98,10 +98,10 @@ class BatchApplier {
         r.response_file = response_name(r.request_file);
         r.response_file_size = files_.append(*r.response_file, 0, f.data);
         r.response_head_size = static_cast<int64_t>(f.data.size());
-        HttpHead head = parse_http_head(f.data);
+        StoredHead head = parse_stored_head(f.data);
         if (auto code = status_code(head.start_line)) r.status = *code;
-        r.response_content_type = header_value(head, "Content-Type");
-        r.response_content_encoding = header_value(head, "Content-Encoding");
+        r.response_content_type = header_value(head.headers, "Content-Type");
+        r.response_content_encoding = header_value(head.headers, "Content-Encoding");
         break;
       }
       case FrameType::kResponseBody:

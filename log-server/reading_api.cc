@@ -14,7 +14,7 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 DecodedBody load_body(const BlobStore& store, const std::optional<std::string>& file,
-                      const std::optional<HttpHead>& head, int64_t head_size, int64_t file_size,
+                      const std::optional<StoredHead>& head, int64_t head_size, int64_t file_size,
                       uint64_t max_body) {
   DecodedBody body;
   if (!file || !head || file_size <= head_size) return body;
@@ -30,7 +30,7 @@ DecodedBody load_body(const BlobStore& store, const std::optional<std::string>& 
   return body;
 }
 
-ojson har_headers(const std::optional<HttpHead>& head) {
+ojson har_headers(const std::optional<StoredHead>& head) {
   ojson list = ojson::array();
   if (!head) return list;
   for (const auto& [name, value] : head->headers) {
@@ -40,7 +40,7 @@ ojson har_headers(const std::optional<HttpHead>& head) {
 }
 
 // "HTTP/1.1" from "POST /x HTTP/1.1" (request) or "HTTP/1.1 200 OK" (response).
-std::string http_version(const std::optional<HttpHead>& head, bool request) {
+std::string http_version(const std::optional<StoredHead>& head, bool request) {
   if (!head) return "HTTP/1.1";
   const std::string& line = head->start_line;
   if (request) {
@@ -50,7 +50,7 @@ std::string http_version(const std::optional<HttpHead>& head, bool request) {
   return line.substr(0, line.find(' '));
 }
 
-std::string status_text(const std::optional<HttpHead>& head) {
+std::string status_text(const std::optional<StoredHead>& head) {
   if (!head) return "";
   const std::string& line = head->start_line;
   size_t first = line.find(' ');
@@ -233,7 +233,7 @@ ojson har_entry(const ExchangeRow& row, const LoadedExchange& x) {
     }
   }
   std::string location;
-  if (x.response_head) location = header_value(*x.response_head, "Location").value_or("");
+  if (x.response_head) location = header_value(x.response_head->headers, "Location").value_or("");
   ojson response{{"status", row.status.value_or(0)},
                  {"statusText", status_text(x.response_head)},
                  {"httpVersion", http_version(x.response_head, false)},

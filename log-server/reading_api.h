@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/http_message.h"
 #include "log-server/blob_store.h"
-#include "log-server/http_head.h"
 #include "log-server/index_schema.h"
 
 namespace lp::logsrv {
@@ -26,8 +26,8 @@ struct DecodedBody {
 };
 
 struct LoadedExchange {
-  std::optional<HttpHead> request_head;
-  std::optional<HttpHead> response_head;
+  std::optional<StoredHead> request_head;
+  std::optional<StoredHead> response_head;
   DecodedBody request_body;
   DecodedBody response_body;
 };

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 #include "proxy/socket.h"
 
 namespace lp {

@@ -1,6 +1,6 @@
 #include "proxy/client_session.h"
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 
 namespace lp {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 #include "proxy/io_result.h"
 
 namespace lp {

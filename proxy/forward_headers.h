@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 
 namespace lp {
 

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/http_message.h"
 #include "proxy/asio_base.h"
 #include "proxy/body_stream.h"
 #include "proxy/client_connection.h"
 #include "proxy/console_log.h"
 #include "proxy/exchange_observer.h"
-#include "proxy/http_message.h"
 #include "proxy/router.h"
 #include "proxy/upstream_pool.h"
 

@@ -20,11 +20,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/http_message.h"
 #include "log-server/reading/sse.h"
 
 namespace lp::logsrv::reading {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = lp::HeaderList;  // as stored, in order, repeats kept
 
 // What is known of the exchange before its response body is read. Views and pointers must
 // outlive the start() call only (the Derivation copies what it keeps).

@@ -1,4 +1,4 @@
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 
 #include <doctest/doctest.h>
 
@@ -961,3 +961,54 @@ TEST_CASE("reason_phrase") {
 }
 
 }  // namespace
+
+TEST_CASE("stored heads parse leniently") {
+  using lp::header_value;
+  using lp::parse_stored_head;
+  using lp::status_code;
+  lp::StoredHead h = parse_stored_head(
+      "POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type:  application/json \r\nX-Dup: 1\r\n"
+      "x-dup: 2\r\nno colon line\r\n\r\nbody: not a header\r\n");
+  CHECK(h.start_line == "POST /v1/chat HTTP/1.1");
+  REQUIRE(h.headers.size() == 4);
+  CHECK(h.headers[1].name == "Content-Type");
+  CHECK(h.headers[1].value == "application/json");
+  CHECK(header_value(h.headers, "content-type") == "application/json");
+  CHECK(header_value(h.headers, "X-DUP") == "1");
+  CHECK_FALSE(header_value(h.headers, "Missing").has_value());
+
+  lp::StoredHead lf = parse_stored_head("HTTP/1.1 200 OK\nContent-Encoding: gzip\n\n");
+  CHECK(lf.start_line == "HTTP/1.1 200 OK");
+  CHECK(header_value(lf.headers, "Content-Encoding") == "gzip");
+  CHECK(parse_stored_head("").start_line.empty());
+
+  CHECK(status_code("HTTP/1.1 200 OK") == 200);
+  CHECK(status_code("HTTP/1.1 404") == 404);
+  CHECK(status_code("HTTP/2 503 Service Unavailable") == 503);
+  CHECK_FALSE(status_code("GET / HTTP/1.1").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 20 OK").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 2000 OK").has_value());
+  CHECK_FALSE(status_code("HTTP/1.1 abc OK").has_value());
+}
+
+TEST_CASE("without_coding drops one coding from Accept-Encoding, parameters and all") {
+  struct Row {
+    const char* in;
+    const char* out;
+  };
+  const Row rows[] = {
+      {"gzip, deflate, br", "gzip, deflate"},
+      {"br", ""},
+      {"BR;q=1.0, gzip;q=0.8", "gzip;q=0.8"},
+      {"gzip,br,zstd", "gzip, zstd"},
+      {" br ; q=0.5 ,  identity ", "identity"},
+      {"brotli, gzip", "brotli, gzip"},  // not "br"
+      {"gzip", "gzip"},
+      {"", ""},
+      {",, br,,gzip,", "gzip"},
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.in);
+    CHECK(lp::without_coding(r.in, "br") == r.out);
+  }
+}

@@ -8,7 +8,6 @@
 
 #include "log-server/auth.h"
 #include "log-server/cursor.h"
-#include "log-server/http_head.h"
 #include "log-server/list_query.h"
 
 using namespace lp::logsrv;
@@ -54,31 +53,6 @@ TEST_CASE("cursor decoding rejects garbage") {
   }
 }
 
-TEST_CASE("stored heads parse leniently") {
-  HttpHead h = parse_http_head(
-      "POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type:  application/json \r\nX-Dup: 1\r\n"
-      "x-dup: 2\r\nno colon line\r\n\r\nbody: not a header\r\n");
-  CHECK(h.start_line == "POST /v1/chat HTTP/1.1");
-  REQUIRE(h.headers.size() == 4);
-  CHECK(h.headers[1] == std::pair<std::string, std::string>("Content-Type", "application/json"));
-  CHECK(header_value(h, "content-type") == "application/json");
-  CHECK(header_value(h, "X-DUP") == "1");
-  CHECK_FALSE(header_value(h, "Missing").has_value());
-
-  HttpHead lf = parse_http_head("HTTP/1.1 200 OK\nContent-Encoding: gzip\n\n");
-  CHECK(lf.start_line == "HTTP/1.1 200 OK");
-  CHECK(header_value(lf, "Content-Encoding") == "gzip");
-  CHECK(parse_http_head("").start_line.empty());
-
-  CHECK(status_code("HTTP/1.1 200 OK") == 200);
-  CHECK(status_code("HTTP/1.1 404") == 404);
-  CHECK(status_code("HTTP/2 503 Service Unavailable") == 503);
-  CHECK_FALSE(status_code("GET / HTTP/1.1").has_value());
-  CHECK_FALSE(status_code("HTTP/1.1 20 OK").has_value());
-  CHECK_FALSE(status_code("HTTP/1.1 2000 OK").has_value());
-  CHECK_FALSE(status_code("HTTP/1.1 abc OK").has_value());
-}
-
 namespace {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
@@ -92,28 +66,6 @@ ParamError parse_error(const Params& p) {
 }
 
 }  // namespace
-
-TEST_CASE("without_coding drops one coding from Accept-Encoding, parameters and all") {
-  struct Row {
-    const char* in;
-    const char* out;
-  };
-  const Row rows[] = {
-      {"gzip, deflate, br", "gzip, deflate"},
-      {"br", ""},
-      {"BR;q=1.0, gzip;q=0.8", "gzip;q=0.8"},
-      {"gzip,br,zstd", "gzip, zstd"},
-      {" br ; q=0.5 ,  identity ", "identity"},
-      {"brotli, gzip", "brotli, gzip"},  // not "br"
-      {"gzip", "gzip"},
-      {"", ""},
-      {",, br,,gzip,", "gzip"},
-  };
-  for (const Row& r : rows) {
-    CAPTURE(r.in);
-    CHECK(lp::logsrv::without_coding(r.in, "br") == r.out);
-  }
-}
 
 TEST_CASE("/requests parameters: valid") {
   ListQuery q;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,8 @@ using HeaderList = std::vector<Header>;
 
 // First value of `name`, or nullptr.
 const std::string* find_header(const HeaderList& headers, std::string_view name);
+// The first value of `name` as a copy, or nullopt.
+std::optional<std::string> header_value(const HeaderList& headers, std::string_view name);
 // Whether a comma-separated header value contains `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token);
 // Whether any `name` header contains `token`.
@@ -128,6 +131,22 @@ class ChunkedDecoder {
   size_t trailer_bytes_ = 0;  // all trailer bytes (bounded)
   bool trailer_line_empty_ = true;
 };
+
+// A head as the proxy stored it, read back by the log server: lenient by design, a stored head
+// is shown as it was, never rejected.
+struct StoredHead {
+  std::string start_line;  // "POST /v1/x HTTP/1.1"
+  HeaderList headers;      // in order, repeats kept
+};
+// Splits on CRLF (bare LF tolerated) up to the blank line or the end of `raw`. Lines without
+// a colon are skipped; names and values are trimmed of surrounding spaces and tabs.
+StoredHead parse_stored_head(std::string_view raw);
+// 200 for "HTTP/1.1 200 OK"; nullopt when the start line is not a status line.
+std::optional<int> status_code(std::string_view start_line);
+// An Accept-Encoding value without the elements naming `coding` (ASCII case-insensitive,
+// parameters such as ";q=0.9" going with their element): "gzip, deflate, br" without "br" is
+// "gzip, deflate". Other elements are kept as written, joined by ", ".
+std::string without_coding(std::string_view accept_encoding, std::string_view coding);
 
 void append_request_head(std::string* out, const RequestHead& head);
 void append_response_head(std::string* out, const ResponseHead& head);
