@@ -2,8 +2,6 @@
 // unclean stop), serves the API, and turns SIGINT/SIGTERM into a clean stop (in-flight
 // requests finish, the index is checkpointed) with exit 0.
 #include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -16,6 +14,7 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/termination_signals.h"
 #include "log-server/api.h"
 #include "log-server/auth.h"
 #include "log-server/blob_store.h"
@@ -228,13 +227,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Signals are handled by one thread with sigwait; every other thread has them blocked.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  lp::TerminationSignals signals;  // before any thread starts
 
   using namespace lp::logsrv;
   std::unique_ptr<BlobStore> store;
@@ -326,11 +319,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::atomic<bool> finished{false};
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (finished) return;
-    std::cerr << "log-server: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": stopping\n";
+  signals.start([&](const char* name) {
+    std::cerr << "log-server: " << name << ": stopping\n";
     // stop() is a no-op until the listener runs: repeat until run() returned.
     while (!finished) {
       server.stop();
@@ -341,8 +331,7 @@ int main(int argc, char** argv) {
   finished = true;
   retention.stop();
   deriver.stop();
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
+  signals.stop();
   try {
     db->exec("PRAGMA wal_checkpoint(TRUNCATE)");
   } catch (const std::exception& e) {

@@ -1,7 +1,5 @@
 // logging-proxy: the command line. Loads and validates the config, starts the listener,
 // and turns SIGINT/SIGTERM into a graceful shutdown.
-#include <pthread.h>
-#include <signal.h>
 
 #include <cstdio>
 #include <cstring>
@@ -11,6 +9,7 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/termination_signals.h"
 #include "proxy/capture_queue.h"
 #include "proxy/capture_tee.h"
 #include "proxy/console_log.h"
@@ -86,13 +85,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are handled by one thread with sigwait; every other thread has them blocked.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // OpenSSL writes with write(2); a closed peer must not kill us
+  lp::TerminationSignals signals;  // before any thread starts
 
   lp::ConsoleLog console(config.logging.console && !check);
   lp::CaptureQueue capture_queue(config.logging.queue_bytes);
@@ -156,19 +149,14 @@ int main(int argc, char** argv) {
   std::printf("logging-proxy listening on %s\n", server.url().c_str());
   std::fflush(stdout);
 
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    console.line(std::string("[proxy] ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-                 ": shutting down");
+  signals.start([&](const char* name) {
+    console.line(std::string("[proxy] ") + name + ": shutting down");
     server.shutdown();
   });
   server.run();
   // In-flight exchanges are done; ship what they captured (or spool it) before exiting.
   shipper->stop(std::chrono::seconds(5));
-  // Wake the signal thread if run() ended for another reason.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
+  signals.stop();
   console.line("[proxy] stopped");
   console.flush();
   return 0;
