@@ -8,6 +8,8 @@
 //                 --method, --path, --body-bytes N (a JSON body padded to N bytes, streamed
 //                 from a static buffer, so 200 MB uploads cost no memory).
 //                 Response bodies are counted, not kept: MB/s in both directions.
+//                 --interval-ms N: each connection waits N ms after a response before its
+//                 next request (a light probe beside another load, e.g. S6's GET).
 //   --mode sse    N connections each reading SSE streams (GET --path, e.g. /sse?n=100&ms=20)
 //                 one after the other until --requests streams were started (default: one
 //                 each). Per stream: time to first byte, time to first event; per event:
@@ -76,7 +78,8 @@ struct Options {
   int64_t requests = 0;         // counted responses (http) / streams started (sse)
   int64_t warmup_requests = 0;  // http: responses not counted, before the window
   double timeout = 120;
-  double late_ms = 5;  // sse: an event later than this is "late"
+  double late_ms = 5;      // sse: an event later than this is "late"
+  double interval_ms = 0;  // http: pause between a response and the connection's next request
   std::string raw;
   std::vector<std::pair<std::string, std::vector<int>>> watch;
   std::vector<std::pair<std::string, std::string>> tags;
@@ -127,6 +130,8 @@ Options parse_args(int argc, char** argv) {
       o.timeout = std::atof(next().c_str());
     } else if (a == "--late-ms") {
       o.late_ms = std::atof(next().c_str());
+    } else if (a == "--interval-ms") {
+      o.interval_ms = std::atof(next().c_str());
     } else if (a == "--raw") {
       o.raw = next();
     } else if (a == "--watch") {
@@ -583,7 +588,8 @@ struct Conn {
   int64_t first_byte_ns = 0;
   ResponseReader reader;
   SseParser sse;
-  bool done = false;  // no more requests on this connection
+  bool done = false;   // no more requests on this connection
+  int64_t due_ns = 0;  // --interval-ms: when the next request starts (0: not waiting)
 };
 
 class Client {
@@ -647,8 +653,9 @@ class Client {
         for (auto& w : watches_) w.tick();
         next_tick = now + 100000000;
       }
-      int64_t wake = std::min(
-          {next_tick, hard_deadline_, window_end_, window_started_ ? INT64_MAX : window_start_});
+      start_due_requests(now);
+      int64_t wake = std::min({next_tick, hard_deadline_, window_end_,
+                               window_started_ ? INT64_MAX : window_start_, next_due()});
       int timeout = static_cast<int>(std::max<int64_t>(0, (wake - now + 999999) / 1000000));
       int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout);
       if (n < 0 && errno != EINTR) die(std::string("epoll_wait: ") + std::strerror(errno));
@@ -790,6 +797,25 @@ class Client {
     epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
   }
 
+  // --interval-ms: connections whose pause is over start their next request.
+  void start_due_requests(int64_t now) {
+    if (o_.interval_ms <= 0) return;
+    for (size_t i = 0; i < conns_.size(); ++i) {
+      if (conns_[i].fd >= 0 && conns_[i].due_ns != 0 && conns_[i].due_ns <= now) {
+        conns_[i].due_ns = 0;
+        start_request(i);
+      }
+    }
+  }
+  int64_t next_due() const {
+    int64_t due = INT64_MAX;
+    if (o_.interval_ms <= 0) return due;
+    for (const Conn& c : conns_) {
+      if (c.fd >= 0 && c.due_ns != 0) due = std::min(due, c.due_ns);
+    }
+    return due;
+  }
+
   void start_request(size_t idx) {
     Conn& c = conns_[idx];
     if (!more_requests_wanted()) {
@@ -925,7 +951,11 @@ class Client {
           close_conn(idx);
           return;
         }
-        start_request(idx);
+        if (o_.interval_ms > 0) {
+          conns_[idx].due_ns = mono_ns() + static_cast<int64_t>(o_.interval_ms * 1e6);
+        } else {
+          start_request(idx);
+        }
       }
       if (static_cast<size_t>(n) < sizeof(buf)) return;
     }

@@ -223,7 +223,7 @@ def build(runs):
     R = Report(runs)
     agg = {}
     for scen in R.by:
-        if scen.startswith("S3") or scen == "S5":
+        if scen.startswith("S3") or scen in ("S5", "S6"):
             agg[scen] = R.sse(scen)
         else:
             agg[scen] = R.http(scen)
@@ -232,7 +232,7 @@ def build(runs):
         for t, v in agg.get(scen, {}).items():
             for q in ("p50", "p99", "p999"):
                 v[f"added_{q}_us"] = added(agg[scen], t, "direct", ("latency_us", q))
-    for scen in ("S3-one", "S3-many", "S5"):
+    for scen in ("S3-one", "S3-many", "S5", "S6"):
         for t, v in agg.get(scen, {}).items():
             for q in ("p50", "p99", "max"):
                 v[f"added_delay_{q}_us"] = added(agg[scen], t, "direct", ("event_delay_us", q))
@@ -286,6 +286,18 @@ def check_targets(agg):
         add(f"S5: streams complete of {s5['streams']}", s5["complete"], f"== {s5['streams']}",
             s5["complete"] == s5["streams"])
         add("S5: proxy peak RSS (MB)", s5["peak_rss_mb"], "<= 200", s5["peak_rss_mb"] <= 200)
+    s6 = agg.get("S6", {}).get(on)
+    if s6:
+        add(f"S6: streams complete of {s6['streams']}", s6["complete"], f"== {s6['streams']}",
+            s6["complete"] == s6["streams"])
+        d99 = s6.get("added_delay_p99_us")
+        if d99 is not None:
+            add("S6: added per-event delay p99 (us)", d99, "<= 50000", d99 <= 50000)
+        add("S6: proxy peak RSS (MB)", s6["peak_rss_mb"], "<= 120", s6["peak_rss_mb"] <= 120)
+        add("S6: proxy threads (max)", s6["threads_max"], "", None)
+    get99 = (g("S6-get", on, "latency_us") or {}).get("p99")
+    if get99 is not None:
+        add("S6: a GET beside the streams, p99 (us)", get99, "<= 20000", get99 <= 20000)
     for c in ("64", "1"):
         v = g(f"S1-c{c}", on, "rps_vs_proxy-off")
         if v is not None:
@@ -369,7 +381,8 @@ def markdown(agg, checks, meta):
                "max us", "added p50 us", "added p99 us", "added max us", "dropped",
                "reordered"], rows)
     for scen, title in (("S3-many", "S3 streaming, many streams at once"),
-                        ("S5", "S5 slow streams (1 event/s)")):
+                        ("S5", "S5 slow streams (1 event/s)"),
+                        ("S6", "S6 thousands of slow streams (1 event/s)")):
         s = agg.get(scen)
         if not s:
             continue
@@ -387,6 +400,13 @@ def markdown(agg, checks, meta):
                          str(v["threads_max"])])
         table(["target", "complete", "dropped", "reordered", "late", "delay p50 us", "p99 us",
                "max us", "CPU %", "CPU s", "RSS before MB", "peak RSS MB", "threads"], rows)
+    s = agg.get("S6-get")
+    if s:
+        L.append("**S6 probe**: a GET every 100 ms on one connection while the S6 streams are open")
+        L.append("")
+        rows = [[t, str(v["requests"]), fmt(v["latency_us"].get("p50"), 0),
+                 fmt(v["latency_us"].get("p99"), 0), str(v["errors"])] for t, v in s.items()]
+        table(["target", "requests", "p50 us", "p99 us", "errors"], rows)
     g, p = agg.get("S4-get"), agg.get("S4-put")
     if g or p:
         L.append("**S4 large bodies**: one response (GET) and one request body (POST) through "
