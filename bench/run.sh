@@ -152,7 +152,7 @@ worker_rlimit_nofile 20000;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
 $( [[ $(id -u) -eq 0 ]] && echo "user root;" )
-events { worker_connections 8192; }
+events { worker_connections 20000; }
 http {
   access_log $TMP/nginx/access.log;
   client_body_temp_path $TMP/nginx/tmp/body;

@@ -202,7 +202,7 @@ class CaptureObserver : public ExchangeObserver {
   size_t open(wire::FrameType type, Clock::time_point now) {
     if (buf_.empty()) {
       oldest_ = now;
-      if (buf_.capacity() < kInitialBuffer) buf_.reserve(kInitialBuffer);
+      if (!pushed_ && buf_.capacity() < kInitialBuffer) buf_.reserve(kInitialBuffer);
     }
     return wire::start_frame(&buf_, type);
   }
@@ -248,9 +248,13 @@ class CaptureObserver : public ExchangeObserver {
       // Mostly empty (a lone stream event): an exact-size copy, so what the queue counts is
       // what it holds.
       ok = tee_.queue_.push(std::string(buf_), force);
+      // A slow stream holds only the event waiting for the next one, not a buffer's capacity:
+      // thousands of open streams each keep little more than a frame between events.
+      if (ok) std::string().swap(buf_);
     }
     if (ok) {
       buf_.clear();
+      pushed_ = true;
       begin_bytes_ = heads_bytes_ = 0;  // the begin frame is queued
     }
     return ok;
@@ -315,6 +319,7 @@ class CaptureObserver : public ExchangeObserver {
   size_t begin_bytes_ = 0;    // the begin frame's bytes at the front of buf_, until pushed
   Clock::time_point oldest_;  // when buf_'s first frame was made
   bool truncated_ = false;
+  bool pushed_ = false;  // something was pushed: later frames grow buf_ as they need
 };
 
 std::unique_ptr<ExchangeObserver> CaptureTee::start(const ExchangeInfo& info) {
