@@ -36,20 +36,6 @@ bool known_type(uint8_t t) {
   return t >= static_cast<uint8_t>(FrameType::kBatch) && t <= static_cast<uint8_t>(FrameType::kEnd);
 }
 
-// 8-4-4-4-12 lowercase hex, as produced by lp::new_uuid().
-bool is_uuid(const std::string& s) {
-  if (s.size() != kIdChars) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool fail(std::string* error, std::string message) {
   if (error) *error = std::move(message);
   return false;
@@ -202,7 +188,7 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
       if (id == meta.end() || !id->is_string()) {
         return bad(where(index, offset) + "meta lacks a string id");
       }
-      if (!is_uuid(id->get_ref<const std::string&>())) {
+      if (!is_exchange_id(id->get_ref<const std::string&>())) {
         return bad(where(index, offset) + "id is not a lowercase UUID (36 characters)");
       }
       Frame frame{ft, std::move(meta),
@@ -232,6 +218,19 @@ std::string_view frame_type_name(FrameType type) {
       return "end";
   }
   return "unknown";
+}
+
+bool is_exchange_id(std::string_view s) {
+  if (s.size() != kIdChars) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace lp::wire

@@ -81,4 +81,7 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
 
 std::string_view frame_type_name(FrameType type);
 
+// An exchange id as lp::new_uuid() makes it: 8-4-4-4-12 lowercase hex. Safe in a file name.
+bool is_exchange_id(std::string_view s);
+
 }  // namespace lp::wire

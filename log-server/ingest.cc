@@ -39,15 +39,6 @@ std::optional<int64_t> opt_int(const json& meta, const char* key) {
   return std::nullopt;
 }
 
-// 36 characters of [0-9a-f-]: safe to use in a file name.
-bool is_exchange_id(const std::string& id) {
-  if (id.size() != 36) return false;
-  for (char c : id) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-')) return false;
-  }
-  return true;
-}
-
 // The exchange state one batch works on: loaded on first reference, written back once.
 struct Entry {
   ExchangeRow row;
@@ -69,7 +60,7 @@ class BatchApplier {
   void apply(const wire::Frame& f) {
     auto id_it = f.meta.find("id");
     if (id_it == f.meta.end() || !id_it->is_string() ||
-        !is_exchange_id(id_it->get_ref<const std::string&>())) {
+        !wire::is_exchange_id(id_it->get_ref<const std::string&>())) {
       return skip_invalid();  // the decoder checks this too; file names depend on it
     }
     const std::string& id = id_it->get_ref<const std::string&>();

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "common/capture_wire.h"
 #include "common/ids.h"
 #include "proxy/async_body.h"
 #include "proxy/forward_headers.h"
@@ -16,10 +17,6 @@ namespace {
 // A local response (404, 502, ...) may arrive before the client sent its body; reading a
 // small body first lets the client see the answer instead of a reset.
 constexpr uint64_t kMaxDrainBytes = 1 << 20;
-
-bool is_capture_id(std::string_view s) {
-  return s.size() == 36 && s.find_first_not_of("0123456789abcdef-") == std::string_view::npos;
-}
 
 }  // namespace
 
@@ -159,7 +156,7 @@ RouteMatch Forwarder::route(Exchange& ex) const {
   ex.info.method = head.method;
   // `logging-proxy replay` marks its requests so the new capture links to the original.
   if (const std::string* replay_of = find_header(head.headers, "X-Replay-Of");
-      replay_of && is_capture_id(*replay_of)) {
+      replay_of && wire::is_exchange_id(*replay_of)) {
     ex.info.replay_of = *replay_of;
   }
   if (capture_ && config_.captures(route_config)) ex.observer = capture_->start(ex.info);

@@ -2,6 +2,8 @@
 // It lives in serve()'s coroutine frame for the length of one request.
 #pragma once
 
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -11,6 +13,13 @@
 #include "proxy/upstream_connection.h"
 
 namespace lp {
+
+// "300s", "1.5s": a timeout as the proxy's own answers and errors name it.
+inline std::string seconds_text(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%gs", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
 
 struct Forwarder::Exchange {
   Exchange(ClientConnection& c, const RequestHead& h, UpstreamPool& p)

@@ -11,12 +11,6 @@
 namespace lp {
 namespace {
 
-std::string seconds_text(std::chrono::milliseconds d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%gs", static_cast<double>(d.count()) / 1000.0);
-  return buf;
-}
-
 // Per-chunk timings: `since` is the arrival of the oldest body bytes just written.
 void record_chunk_written(ExchangeTimings& t, Clock::time_point since) {
   const Clock::time_point written = Clock::now();

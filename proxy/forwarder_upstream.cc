@@ -10,12 +10,6 @@
 namespace lp {
 namespace {
 
-std::string seconds_text(std::chrono::milliseconds d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%gs", static_cast<double>(d.count()) / 1000.0);
-  return buf;
-}
-
 // Response head bytes read per wait; a head is small and the rest is the body's.
 constexpr size_t kHeadReadSize = 16 * 1024;
 
