@@ -90,8 +90,11 @@ std::string format_bytes(uint64_t n) {
 // kill -9 would: no destructor, no flush, no rollback.
 void maybe_crash(int crash_at, int point) {
   if (crash_at != point) return;
-  std::cerr << "log-server: TEST HOOK " << kTestRetentionCrashEnv << "=" << point << ": SIGKILL now"
-            << std::endl;
+  // One write(2): std::cerr writes each << piece on its own, and another thread's stdout line
+  // (the same pipe under a test) could land inside this one.
+  const std::string line = std::string("log-server: TEST HOOK ") + kTestRetentionCrashEnv + "=" +
+                           std::to_string(point) + ": SIGKILL now\n";
+  [[maybe_unused]] ssize_t n = ::write(2, line.data(), line.size());
   ::kill(::getpid(), SIGKILL);
   ::_exit(128 + SIGKILL);  // not reached: SIGKILL to oneself is delivered before kill() returns
 }
