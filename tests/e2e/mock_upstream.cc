@@ -14,8 +14,11 @@
 //                          SHA-256, never buffered. `headers` is in httplib's order (sorted by
 //                          name, repeats in arrival order) minus httplib's REMOTE_*/LOCAL_*, and
 //                          httplib 0.11.4 percent-decodes values: test with plain values.
-//   /sse?n=N&ms=D&first_ms=F   N events `data: {"i":K,"t_us":SEND_TIME}` D ms apart, the first
-//                          after F ms; a client that goes away is recorded in /stats.
+//   /sse?n=N&ms=D&first_ms=F[&hold=1]   N events `data: {"i":K,"t_us":SEND_TIME}` D ms apart,
+//                          the first after F ms; a client that goes away is recorded in /stats.
+//                          With hold=1 the events after the first wait for /release (then
+//                          come D ms apart from it), so a test can hold many streams open.
+//   /release               lets every held /sse stream go on (once; later streams are not held).
 //   /gzip                  a fixed JSON body pre-compressed with gzip, Content-Encoding: gzip,
 //                          Content-Length, X-Body-Sha256 (of the compressed bytes) and
 //                          X-Plain-Sha256 (of the JSON).
@@ -25,7 +28,8 @@
 //   /status?code=C         status C, body "status C"; 204 and 304 have neither body nor
 //                          Content-Length (as RFC 9110 servers such as nginx send them).
 //   /headers               repeated response headers and a Connection-named hop-by-hop header.
-//   /stats                 JSON counters (see Stats::to_json); /stats itself is not counted.
+//   /stats                 JSON counters (see Stats::to_json); /stats and /release are not
+//                          counted.
 //   POST /v1/chat/completions  OpenAI shape: a chat.completion, or with "stream": true an SSE
 //                          stream of chat.completion.chunk events ending with `data: [DONE]`
 //                          (a usage chunk first with stream_options.include_usage). Needs
@@ -255,6 +259,7 @@ struct Stats {
 };
 
 Stats g_stats;
+std::atomic<int64_t> g_released_us{0};  // when /release was called (mono_us), 0 = not yet
 std::string g_gzip_plain;
 std::string g_gzip_body;
 std::string g_pattern;  // 64 KiB + 256 bytes of the /large pattern, starting at byte 0
@@ -376,6 +381,7 @@ struct SseState {
   long long n = 0;
   int64_t start_us = 0, first_us = 0, gap_us = 0;
   long long sent = 0;
+  bool hold = false;
   bool started = false;
   bool complete = false;
   int64_t gone_us = 0;
@@ -387,6 +393,7 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
   st->n = std::max(0LL, param_ll(req, "n", 5));
   st->gap_us = std::max(0LL, param_ll(req, "ms", 100)) * 1000;
   st->first_us = std::max(0LL, param_ll(req, "first_ms", 0)) * 1000;
+  st->hold = param_ll(req, "hold", 0) != 0;
   st->start_us = mono_us();
   {
     std::lock_guard<std::mutex> lk(g_stats.mu);
@@ -403,10 +410,14 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
           sink.done();
           return true;
         }
-        const int64_t due = st->start_us + st->first_us + st->sent * st->gap_us;
         for (;;) {
           const int64_t now = mono_us();
-          if (now >= due) break;
+          const int64_t released = g_released_us.load();
+          const bool held = st->hold && st->sent >= 1 && released == 0;
+          const int64_t due = st->hold && st->sent >= 1
+                                  ? released + (st->sent - 1) * st->gap_us
+                                  : st->start_us + st->first_us + st->sent * st->gap_us;
+          if (!held && now >= due) break;
           if (!sink.is_writable()) {
             st->gone_us = mono_us();
             return false;
@@ -418,7 +429,7 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
             active = g_stats.sse_active;
           }
           const int64_t interval_us = std::clamp<int64_t>(active * 20, 2000, 20000);
-          sleep_us(std::min(due - now, interval_us));
+          sleep_us(held ? interval_us : std::min(due - now, interval_us));
         }
         const int64_t t = mono_us();
         std::string event =
@@ -1324,6 +1335,10 @@ void dispatch(const httplib::Request& req, httplib::Response& res,
       handle_models(req, res);
     } else if (path == "/stats") {
       set_json(res, g_stats.to_json());
+    } else if (path == "/release") {
+      int64_t expected = 0;
+      g_released_us.compare_exchange_strong(expected, mono_us());
+      res.set_content("released", "text/plain");
     } else {
       res.status = 404;
       res.set_content("mock_upstream: no endpoint " + path, "text/plain");
@@ -1346,7 +1361,7 @@ void setup(httplib::Server& svr, bool tls, size_t min_threads) {
   svr.set_payload_max_length(static_cast<size_t>(-1));
 
   svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    if (target_path(req) != "/stats") {
+    if (target_path(req) != "/stats" && target_path(req) != "/release") {
       std::lock_guard<std::mutex> lk(g_stats.mu);
       g_stats.requests++;
       g_stats.connections.emplace(req.remote_addr, req.remote_port);

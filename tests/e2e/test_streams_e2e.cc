@@ -176,10 +176,10 @@ class StreamSet {
 TEST_CASE("streams: thousands of concurrent SSE streams on a few threads, a GET still prompt") {
   const int n = stream_count();
   REQUIRE(raise_fd_limit(3L * n + 1024) >= 2L * n + 256);
-  // The mock serves a connection per thread: start them all up front. The streams stay open
-  // long enough (3 events, `gap` apart) for all of them to be open at the same moment.
+  // The mock serves a connection per thread: start them all up front. Each stream sends its
+  // first event, then holds until /release: all of them are open at the same moment however
+  // long the burst of connections takes to be served.
   MockUpstream mock(nullptr, {"--threads", std::to_string(n + 64)});
-  const int gap_ms = std::max(4000, n);
   Proxy proxy(
       "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: \"60s\", threads: 2}\n"
       "logging: {console: false, server_url: \"http://127.0.0.1:9\", default: false}\n"
@@ -188,13 +188,19 @@ TEST_CASE("streams: thousands of concurrent SSE streams on a few threads, a GET 
   const long rss_idle_kb = proxy.process().rss_kb();
 
   const auto t0 = Clock::now();
-  StreamSet set(proxy.port(), n, "/mock/sse?n=3&ms=" + std::to_string(gap_ms) + "&first_ms=0");
-  const auto head_deadline = Clock::now() + 60s;
-  while (Clock::now() < head_deadline && set.headed() + set.count(SseStream::State::kFailed) < n) {
+  StreamSet set(proxy.port(), n, "/mock/sse?n=3&ms=100&first_ms=0&hold=1");
+  // Open = the head and the first event came through the proxy.
+  const auto open_now = [&] {
+    return std::count_if(set.streams().begin(), set.streams().end(), [](const SseStream& s) {
+      return s.state == SseStream::State::kBody && s.events >= 1;
+    });
+  };
+  const auto head_deadline = Clock::now() + 120s;
+  while (Clock::now() < head_deadline && open_now() + set.finished() < static_cast<long>(n)) {
     set.pump(50ms);
   }
   const double heads_ms = ms_since(t0);
-  const long open = set.count(SseStream::State::kBody);
+  const long open = open_now();
   const long threads = proxy.process().threads();
   const long rss_kb = proxy.process().rss_kb();
 
@@ -204,14 +210,15 @@ TEST_CASE("streams: thousands of concurrent SSE streams on a few threads, a GET 
   auto plain = g.exchange(make_request("GET", "/mock/echo?beside=1", proxy.port()), "GET", 5000ms);
   const double get_ms = ms_since(t_get);
 
-  MESSAGE(n << " streams: all heads in " << heads_ms << " ms, " << open << " open at once; proxy "
+  MESSAGE(n << " streams: all open in " << heads_ms << " ms, " << open << " open at once; proxy "
             << threads << " threads, RSS " << rss_kb / 1024.0 << " MiB (idle "
             << rss_idle_kb / 1024.0 << " MiB, "
             << (rss_kb - rss_idle_kb) * 1024.0 / std::max(1L, open) / 1024.0
             << " KiB per stream); plain GET " << (plain ? plain->status() : 0) << " in " << get_ms
             << " ms");
 
-  const auto done_deadline = Clock::now() + Ms(3 * gap_ms) + 60s;
+  REQUIRE(http_get(mock.http_port(), "/release").status() == 200);
+  const auto done_deadline = Clock::now() + 60s;
   while (Clock::now() < done_deadline && set.finished() < n) set.pump(100ms);
   std::map<std::string, int> problems;
   long complete = 0;
