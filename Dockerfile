@@ -22,13 +22,16 @@ FROM debian:bookworm-slim
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 # /data (log server) and /spool (proxy) exist owned by the app user, so the named volumes that
 # docker-compose.yml mounts there start out writable by it; /app too, for a config that keeps
-# the default relative data_dir (logs) and spool_dir (spool).
+# the default relative data_dir (logs) and spool_dir (spool). /data and /spool are 0700: they
+# hold prompts and responses, and a new named volume copies the mode of the directory it is
+# mounted on (the log server warns about a data dir group or others can read).
 RUN /tmp/install-deps.sh runtime \
  && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
  && useradd --uid 10001 --user-group --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin app \
  && mkdir -p /app/config /data /spool \
- && chown app:app /app /data /spool
+ && chown app:app /app /data /spool \
+ && chmod 0700 /data /spool
 COPY --from=build /build/bin/logging-proxy /build/bin/log-server /usr/local/bin/
 # The example configs, at the same place docker-compose.yml mounts ./config (read-only).
 COPY config/ /app/config/

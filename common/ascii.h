@@ -20,6 +20,10 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+constexpr bool ascii_istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
 inline std::string ascii_lowered(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = ascii_lower(c);

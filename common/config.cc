@@ -231,11 +231,12 @@ void check_readable_file(const Context& ctx, const Entry& e, const std::string& 
 }
 
 void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out) {
+  int admin_port_line = 0;
   for_each_entry(
       ctx, node, "in server",
       {"host", "port", "not_found", "upstream_timeout", "connect_timeout", "idle_timeout",
-       "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections",
-       "threads"},
+       "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections", "threads",
+       "admin_host", "admin_port"},
       [&](const Entry& e) {
         const std::string label = "server." + e.key;
         if (e.key == "host") {
@@ -264,8 +265,20 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
           out.max_connections = static_cast<size_t>(get_int(ctx, e, label, 1, 1000000));
         } else if (e.key == "threads") {
           out.threads = static_cast<size_t>(get_int(ctx, e, label, 0, 1024));
+        } else if (e.key == "admin_host") {
+          out.admin_host = get_string(ctx, e, label);
+        } else if (e.key == "admin_port") {
+          out.admin_port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
+          admin_port_line = e.line();
         }
       });
+  // The proxied listener belongs to the routes (a catch-all route owns every path there).
+  if (out.admin_port && *out.admin_port != 0 && *out.admin_port == out.port) {
+    fail(ctx, admin_port_line,
+         "server.admin_port: " + std::to_string(out.port) +
+             " is server.port too; the admin "
+             "listener needs a port of its own");
+  }
 }
 
 // A list of header names: each must be an HTTP token, so a typo cannot silently match nothing
@@ -296,12 +309,21 @@ std::vector<std::string> get_header_names(const Context& ctx, const Entry& e,
 void parse_logging(const Context& ctx, const YAML::Node& node, LoggingConfig& out) {
   for_each_entry(
       ctx, node, "in logging",
-      {"console", "server_url", "default", "redact", "redact_headers", "queue_bytes", "spool_dir",
-       "spool_max_bytes", "batch_bytes", "batch_interval"},
+      {"console", "server_url", "default", "console_format", "redact", "redact_headers",
+       "queue_bytes", "spool_dir", "spool_max_bytes", "batch_bytes", "batch_interval"},
       [&](const Entry& e) {
         const std::string label = "logging." + e.key;
         if (e.key == "console") {
           out.console = get_bool(ctx, e, label);
+        } else if (e.key == "console_format") {
+          const std::string format = get_string(ctx, e, label);
+          if (format == "text") {
+            out.console_format = LoggingConfig::ConsoleFormat::kText;
+          } else if (format == "json") {
+            out.console_format = LoggingConfig::ConsoleFormat::kJson;
+          } else {
+            fail(ctx, e.line(), label + ": " + in_quotes(format) + " is not text or json");
+          }
         } else if (e.key == "server_url") {
           get_url(ctx, e, label);
           out.server_url = e.value.Scalar();

@@ -47,10 +47,17 @@ struct ServerConfig {
   size_t max_connections = 10000;  // concurrent client connections; more are refused with 503
   // Event-loop threads serving every connection; 0 = one per core.
   size_t threads = 0;
+  // The admin listener (/metrics, /healthz, /readyz, POST /reload): off unless admin_port is
+  // set, so several proxies on one machine never collide; 0 picks a free port.
+  std::string admin_host = "localhost";
+  std::optional<int> admin_port;
 };
 
 struct LoggingConfig {
   bool console = true;
+  // Console lines as text (the default) or one JSON object per exchange (log shippers).
+  enum class ConsoleFormat { kText, kJson };
+  ConsoleFormat console_format = ConsoleFormat::kText;
   std::string server_url = "http://localhost:8080";
   bool default_capture = true;  // YAML key `default`
   // Credentials are masked in captures before they leave the proxy ("Bearer ****wxyz").

@@ -4,10 +4,11 @@
 
 namespace lp {
 
-TerminationSignals::TerminationSignals() {
+TerminationSignals::TerminationSignals(bool hangup) {
   sigemptyset(&set_);
   sigaddset(&set_, SIGINT);
   sigaddset(&set_, SIGTERM);
+  if (hangup) sigaddset(&set_, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
@@ -16,11 +17,16 @@ TerminationSignals::~TerminationSignals() {
   stop();
 }
 
-void TerminationSignals::start(std::function<void(const char* name)> on_signal) {
-  thread_ = std::thread([this, on_signal = std::move(on_signal)] {
+void TerminationSignals::start(std::function<void(const char* name)> on_signal,
+                               std::function<void()> on_hangup) {
+  thread_ = std::thread([this, on_signal = std::move(on_signal), on_hangup = std::move(on_hangup)] {
     int sig = 0;
-    sigwait(&set_, &sig);
-    if (stopping_) return;
+    while (true) {
+      sigwait(&set_, &sig);
+      if (stopping_) return;
+      if (sig != SIGHUP) break;
+      if (on_hangup) on_hangup();
+    }
     on_signal(sig == SIGINT ? "SIGINT" : "SIGTERM");
   });
 }

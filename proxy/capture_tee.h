@@ -21,8 +21,11 @@ struct CaptureCounters {
 
 class CaptureTee : public ExchangeObserverFactory {
  public:
-  CaptureTee(CaptureQueue& queue, Redactor redactor)
-      : queue_(queue), redactor_(std::move(redactor)) {}
+  // `shared`, when given, counts instead of this tee's own counters: a reload builds a new tee
+  // (new redaction settings) that goes on counting where the previous one was. `queue` and
+  // `shared` must outlive this and every observer it started.
+  CaptureTee(CaptureQueue& queue, Redactor redactor, CaptureCounters* shared = nullptr)
+      : queue_(queue), redactor_(std::move(redactor)), counters_(shared ? *shared : own_) {}
   std::unique_ptr<ExchangeObserver> start(const ExchangeInfo& info) override;
   const CaptureCounters& counters() const { return counters_; }
 
@@ -30,7 +33,8 @@ class CaptureTee : public ExchangeObserverFactory {
   friend class CaptureObserver;
   CaptureQueue& queue_;
   const Redactor redactor_;
-  CaptureCounters counters_;
+  CaptureCounters own_;
+  CaptureCounters& counters_;
 };
 
 // The request head as stored: the head as forwarded plus "X-Proxy-Path: <path?query the client

@@ -33,9 +33,8 @@ awaitable<void> reject(ClientConnection& conn, int status, const std::string& re
 
 // Reads until a whole request head is in conn.buffer; false when the connection should close
 // (peer gone, timeout, shutdown, or a malformed head, which was answered).
-awaitable<bool> read_request_head(const SessionDeps& deps, ClientConnection& conn,
-                                  RequestHead* head) {
-  const ServerConfig& sc = deps.config;
+awaitable<bool> read_request_head(const SessionDeps& deps, const ServerConfig& sc,
+                                  ClientConnection& conn, RequestHead* head) {
   HeadLimits limits;
   limits.max_head_bytes = sc.max_header_bytes;
   bool started = !conn.buffer.empty();
@@ -46,7 +45,7 @@ awaitable<bool> read_request_head(const SessionDeps& deps, ClientConnection& con
     if (parsed.state != ParseResult::State::kIncomplete) break;
     const ReadResult r = co_await conn.read_some(kHeadReadSize, deadline);
     if (!r.io.ok()) {
-      if (r.io.status == IoResult::Status::kTimeout && started && !deps.forwarder.stopping()) {
+      if (r.io.status == IoResult::Status::kTimeout && started && !deps.stopping.load()) {
         co_await reject(conn, 408, "request head timed out");
       }
       co_return false;
@@ -83,12 +82,16 @@ awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket sock
                                                  ec ? std::string() : peer.address().to_string());
   SessionEntry entry(loop, *conn, deps.connections);
   RequestHead head;
-  while (!deps.forwarder.stopping()) {
+  while (!deps.stopping.load()) {
     entry.session.awaiting_request = true;
-    const bool have_head = co_await read_request_head(deps, *conn, &head);
+    // The wait's limits come from the generation current when it began, held while it lasts.
+    const std::shared_ptr<const Generation> waiting = loop.generation;
+    const bool have_head = co_await read_request_head(deps, waiting->config().server, *conn, &head);
     entry.session.awaiting_request = false;
     if (!have_head) break;
-    const bool keep_alive = co_await deps.forwarder.serve(*conn, head, loop.pool);
+    // Held for the whole exchange: a reload meanwhile does not pull its config away.
+    const std::shared_ptr<const Generation> generation = loop.generation;
+    const bool keep_alive = co_await generation->forwarder().serve(*conn, head, loop.pool);
     if (!keep_alive) break;
   }
   error_code ignored;

@@ -8,18 +8,18 @@
 #include "proxy/asio_base.h"
 #include "proxy/console_log.h"
 #include "proxy/event_loop.h"
-#include "proxy/forwarder.h"
+#include "proxy/generation.h"
 
 namespace lp {
 
 struct SessionDeps {
-  const ServerConfig& config;
-  Forwarder& forwarder;
   ConsoleLog& console;
   ConnectionCount& connections;  // closed() is called when the session ends
+  const std::atomic<bool>& stopping;
 };
 
-// Runs on `loop`'s thread; `socket` belongs to loop.io.
+// Runs on `loop`'s thread; `socket` belongs to loop.io. Each request is served by the
+// generation (configuration) current on the loop when its head is complete.
 awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket socket);
 
 // A complete "Connection: close" answer with a one-line text body.

@@ -6,6 +6,9 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/json_writer.h"
+#include "common/time_format.h"
+
 namespace lp {
 namespace {
 
@@ -49,8 +52,8 @@ class TimestampCache {
 
 }  // namespace
 
-ConsoleLog::ConsoleLog(bool enabled, size_t max_queued_lines)
-    : enabled_(enabled), max_queued_(max_queued_lines) {
+ConsoleLog::ConsoleLog(bool enabled, Format format, size_t max_queued_lines)
+    : enabled_(enabled), format_(format), max_queued_(max_queued_lines) {
   if (enabled_) thread_ = std::thread([this] { run(); });
 }
 
@@ -64,8 +67,8 @@ ConsoleLog::~ConsoleLog() {
   thread_.join();
 }
 
-void ConsoleLog::append(int64_t t_us, std::initializer_list<std::string_view> parts) {
-  if (!enabled_) return;
+void ConsoleLog::append(Kind kind, int64_t t_us, std::initializer_list<std::string_view> parts) {
+  if (!enabled_ || (kind == Kind::kStamped && json())) return;
   size_t len = 0;
   for (auto p : parts) len += p.size();
   bool wake = false;
@@ -76,6 +79,7 @@ void ConsoleLog::append(int64_t t_us, std::initializer_list<std::string_view> pa
       return;
     }
     put(&queued_, t_us);
+    put(&queued_, kind);
     put(&queued_, static_cast<uint32_t>(len));
     for (auto p : parts) queued_.append(p);
     ++queued_lines_;
@@ -119,16 +123,30 @@ void ConsoleLog::run() {
     lock.unlock();
 
     for (size_t off = 0; off < taken.size();) {
-      auto t_us = get<int64_t>(taken.data() + off);
-      auto len = get<uint32_t>(taken.data() + off + sizeof(int64_t));
-      off += sizeof(int64_t) + sizeof(uint32_t);
-      if (t_us != kNoTime) out.append(stamps.format(t_us));
-      out.append(taken, off, len);
-      out.push_back('\n');
+      const auto t_us = get<int64_t>(taken.data() + off);
+      off += sizeof(int64_t);
+      const auto kind = get<Kind>(taken.data() + off);
+      off += sizeof(Kind);
+      const auto len = get<uint32_t>(taken.data() + off);
+      off += sizeof(uint32_t);
+      const std::string_view text(taken.data() + off, len);
       off += len;
+      if (json()) {
+        format_record(&out, kind, t_us, text);
+      } else {
+        if (t_us != kNoTime) out.append(stamps.format(t_us));
+        out.append(text);
+        out.push_back('\n');
+      }
     }
     if (dropped > 0) {
-      out += "[console] " + std::to_string(dropped) + " lines dropped (stdout too slow)\n";
+      const std::string text =
+          "[console] " + std::to_string(dropped) + " lines dropped (stdout too slow)";
+      if (json()) {
+        format_record(&out, Kind::kLine, kNoTime, text);
+      } else {
+        out += text + "\n";
+      }
     }
     for (size_t off = 0; off < out.size();) {
       size_t n_max = std::min(out.size() - off, kMaxWrite);
@@ -146,6 +164,21 @@ void ConsoleLog::run() {
     if (queued_.empty()) drained_.notify_all();
   }
   drained_.notify_all();
+}
+
+void ConsoleLog::format_record(std::string* out, Kind kind, int64_t t_us, std::string_view text) {
+  if (t_us == kNoTime) t_us = micros(std::chrono::system_clock::now());
+  char stamp[kRfc3339UsCapacity];
+  out->append("{\"time\":\"");
+  out->append(stamp, format_rfc3339_us(t_us, stamp));
+  out->append("\",");
+  if (kind == Kind::kJson) {
+    out->append(text);
+  } else {
+    out->append("\"message\":");
+    append_json_string(out, text);
+  }
+  out->append("}\n");
 }
 
 std::string console_timestamp(std::chrono::system_clock::time_point t) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -14,6 +15,8 @@
 #include "proxy/upstream_pool.h"
 
 namespace lp {
+
+class Generation;
 
 // A client connection as its loop knows it, for shutdown.
 struct Session {
@@ -31,6 +34,7 @@ class ConnectionCount {
     } while (!open_.compare_exchange_weak(n, n + 1));
     return true;
   }
+  size_t open() const { return open_.load(std::memory_order_relaxed); }
   void closed() {
     if (open_.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -55,8 +59,15 @@ class EventLoop {
   EventLoop() : io(1) {}
   asio::io_context io;
   UpstreamPool pool;  // declared after io: its sockets go before the io_context does
+  // The configuration new requests on this loop are served with (switched by a reload).
+  std::shared_ptr<const Generation> generation;
   std::unordered_set<Session*> sessions;
   std::thread thread;
+
+  void use(std::shared_ptr<const Generation> g, uint64_t forwarder_generation) {
+    generation = std::move(g);
+    pool.set_generation(forwarder_generation);
+  }
 
   // Shutdown, on this loop's thread: connections waiting for a request close now...
   void close_idle_sessions() {

@@ -6,6 +6,7 @@
 
 #include "common/capture_wire.h"
 #include "common/ids.h"
+#include "common/json_writer.h"
 #include "proxy/async_body.h"
 #include "proxy/forward_headers.h"
 #include "proxy/forwarder_exchange.h"
@@ -34,12 +35,24 @@ std::string_view outcome_name(Outcome outcome) {
   return "unknown";
 }
 
-Forwarder::Forwarder(const Config& config, ConsoleLog& console, ExchangeObserverFactory* capture)
-    : config_(config), console_(console), capture_(capture), router_([&] {
+namespace {
+std::atomic<uint64_t> next_generation{1};
+}  // namespace
+
+Forwarder::Forwarder(const Config& config, ExchangeObserverFactory* capture,
+                     const ForwarderEnv& env)
+    : config_(config),
+      console_(env.console),
+      capture_(capture),
+      router_([&] {
         std::vector<RouteSpec> specs;
         for (const auto& r : config.routes) specs.push_back({r.name, r.pattern});
         return specs;
-      }()) {
+      }()),
+      metrics_(env.metrics),
+      no_route_counters_(env.metrics.route("")),
+      stopping_(env.stopping),
+      generation_(next_generation.fetch_add(1)) {
   limits_.max_head_bytes = config.server.max_header_bytes;
   std::map<std::pair<std::string, bool>, const TlsClientContext*> contexts;
   std::map<std::string, const Endpoint*> endpoints;
@@ -66,10 +79,12 @@ Forwarder::Forwarder(const Config& config, ConsoleLog& console, ExchangeObserver
       ep->port = r.destination.port;
       ep->tls = tls;
       ep->key = key;
+      ep->generation = generation_;
       it = endpoints.emplace(key, ep.get()).first;
       endpoints_.push_back(std::move(ep));
     }
     routes_.push_back({&r, it->second});
+    route_counters_.push_back(metrics_.route(r.name));
   }
 }
 
@@ -78,6 +93,7 @@ Forwarder::~Forwarder() = default;
 awaitable<bool> Forwarder::serve(ClientConnection& client, const RequestHead& head,
                                  UpstreamPool& pool) {
   Exchange ex(client, head, pool);
+  ex.in_flight.hold(&metrics_.exchanges_in_flight);
   ex.summary.timings.start = Clock::now();
   ex.info.id = new_uuid();
   ex.info.started = ex.summary.timings.start;
@@ -165,7 +181,7 @@ RouteMatch Forwarder::route(Exchange& ex) const {
 }
 
 void Forwarder::log_start(const Exchange& ex) const {
-  if (!console_.enabled()) return;
+  if (!console_.enabled() || console_.json()) return;
   // Credentials in the query (?key=...) are masked; the writer thread adds the timestamp.
   std::string target_masked, destination_masked;
   std::string_view target = ex.head.target;
@@ -183,6 +199,7 @@ void Forwarder::log_start(const Exchange& ex) const {
 
 void Forwarder::log_end(const Exchange& ex) const {
   if (!console_.enabled()) return;
+  if (console_.json()) return log_record(ex);
   // Integers only (no printf): "200 1024 bytes 0.1 ms".
   char status[16], bytes[24], ms[32];
   auto end_of = [](char* b, size_t n, auto v) { return std::to_chars(b, b + n, v).ptr; };
@@ -209,6 +226,46 @@ void Forwarder::log_end(const Exchange& ex) const {
        with_error ? std::string_view(ex.summary.error) : std::string_view()});
 }
 
+// The same facts as the two text lines, as JSON members, credentials in the query masked.
+void Forwarder::log_record(const Exchange& ex) const {
+  const ExchangeSummary& s = ex.summary;
+  std::string members;
+  members.reserve(256);
+  auto string_field = [&](std::string_view key, std::string_view value) {
+    members += '"';
+    members += key;
+    members += "\":";
+    append_json_string(&members, value);
+    members += ',';
+  };
+  auto raw_field = [&](std::string_view key, std::string_view value) {
+    members += '"';
+    members += key;
+    members += "\":";
+    members += value;
+    members += ',';
+  };
+  string_field("id", ex.info.id);
+  string_field("method", ex.head.method);
+  string_field("path", redact_query(ex.head.target));
+  string_field("route", ex.info.route);
+  string_field("destination", redact_query(ex.info.destination));
+  raw_field("status", std::to_string(s.status));
+  raw_field("request_bytes", std::to_string(s.request_body_bytes));
+  raw_field("bytes", std::to_string(s.response_body_bytes));
+  char ms[32];
+  const double duration_ms =
+      std::chrono::duration<double, std::milli>(s.timings.end - s.timings.start).count();
+  std::snprintf(ms, sizeof ms, "%.3f", duration_ms);
+  raw_field("duration_ms", ms);
+  string_field("outcome", outcome_name(s.outcome));
+  if (s.outcome != Outcome::kComplete && !s.error.empty()) string_field("error", s.error);
+  string_field("client_ip", ex.info.client_ip);
+  members += "\"captured\":";
+  members += ex.observer ? "true" : "false";
+  console_.json_record(std::chrono::system_clock::now(), members);
+}
+
 bool Forwarder::finish(Exchange& ex) {
   ex.summary.timings.end = Clock::now();
   if (ex.request_body) {
@@ -223,9 +280,28 @@ bool Forwarder::finish(Exchange& ex) {
     }
   }
   log_end(ex);
+  count(ex);
   if (ex.observer) ex.observer->on_end(ex.summary);
   ex.keep_alive = !ex.client_close;
   return ex.keep_alive;
+}
+
+void Forwarder::count(const Exchange& ex) const {
+  const ExchangeSummary& s = ex.summary;
+  const ExchangeTimings& t = s.timings;
+  (ex.route_index >= 0 ? route_counters_[static_cast<size_t>(ex.route_index)] : no_route_counters_)
+      ->count(ex.head.method, s.status);
+  metrics_.outcomes[static_cast<size_t>(s.outcome)].fetch_add(1, std::memory_order_relaxed);
+  metrics_.request_body_bytes.fetch_add(s.request_body_bytes, std::memory_order_relaxed);
+  metrics_.response_body_bytes.fetch_add(s.response_body_bytes, std::memory_order_relaxed);
+  metrics_.request_duration.observe(t.end - t.start);
+  if (t.new_upstream_connection) metrics_.upstream_connect.observe(t.upstream_connect);
+  if (t.upstream_headers != Clock::time_point{}) {
+    metrics_.upstream_headers.observe(t.upstream_headers - t.start);
+  }
+  if (t.request_forwarded != Clock::time_point{}) {
+    metrics_.proxy_overhead.observe(t.request_forwarded - t.start - t.upstream_connect);
+  }
 }
 
 void Forwarder::client_aborted(Exchange& ex, const std::string& why) {

@@ -20,25 +20,34 @@
 #include "proxy/client_connection.h"
 #include "proxy/console_log.h"
 #include "proxy/exchange_observer.h"
+#include "proxy/proxy_metrics.h"
 #include "proxy/router.h"
 #include "proxy/upstream_pool.h"
 
 namespace lp {
 
+// What every Forwarder shares with the proxy around it, whatever configuration it serves.
+struct ForwarderEnv {
+  ConsoleLog& console;
+  ProxyMetrics& metrics;
+  const std::atomic<bool>& stopping;  // set at shutdown: responses carry "Connection: close"
+};
+
 class Forwarder {
  public:
   // Builds the router and one TLS context per trust setting. Throws RouteError for a bad
-  // route pattern and std::runtime_error for an unusable TLS setting.
-  Forwarder(const Config& config, ConsoleLog& console, ExchangeObserverFactory* capture);
+  // route pattern and std::runtime_error for an unusable TLS setting. `config`, `capture` and
+  // what `env` refers to must outlive this.
+  Forwarder(const Config& config, ExchangeObserverFactory* capture, const ForwarderEnv& env);
   ~Forwarder();
 
   // Serves the request whose head was just parsed from `client.buffer` (already removed
   // from it). Returns whether the connection may carry another request.
   awaitable<bool> serve(ClientConnection& client, const RequestHead& head, UpstreamPool& pool);
 
-  // From now on responses carry "Connection: close" (graceful shutdown).
-  void begin_shutdown() { stopping_ = true; }
-  bool stopping() const { return stopping_; }
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // Unique per Forwarder: the upstream pools keep only connections of the current one.
+  uint64_t generation() const { return generation_; }
 
  private:
   struct Exchange;
@@ -69,8 +78,10 @@ class Forwarder {
   void client_aborted(Exchange& ex, const std::string& why);  // outcome only
   bool client_gone(Exchange& ex, const std::string& why);     // outcome, then finish()
   bool finish(Exchange& ex);
+  void count(const Exchange& ex) const;
   void log_start(const Exchange& ex) const;
   void log_end(const Exchange& ex) const;
+  void log_record(const Exchange& ex) const;
 
   const Config& config_;
   ConsoleLog& console_;
@@ -79,8 +90,12 @@ class Forwarder {
   std::vector<std::unique_ptr<TlsClientContext>> tls_contexts_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Route> routes_;  // parallel to config_.routes
+  ProxyMetrics& metrics_;
+  std::vector<RouteRequestCounters*> route_counters_;  // parallel to routes_
+  RouteRequestCounters* no_route_counters_;
   HeadLimits limits_;
-  std::atomic<bool> stopping_{false};
+  const std::atomic<bool>& stopping_;
+  const uint64_t generation_;
 };
 
 }  // namespace lp

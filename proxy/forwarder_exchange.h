@@ -2,6 +2,7 @@
 // It lives in serve()'s coroutine frame for the length of one request.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -21,6 +22,26 @@ inline std::string seconds_text(std::chrono::milliseconds d) {
   return buf;
 }
 
+// Holds a gauge up (+1) from hold() until destruction: the exchange's frame may be destroyed
+// without reaching finish() (a connection cut at shutdown), and the gauge must still come down.
+class GaugeHold {
+ public:
+  GaugeHold() = default;
+  GaugeHold(const GaugeHold&) = delete;
+  GaugeHold& operator=(const GaugeHold&) = delete;
+  ~GaugeHold() {
+    if (gauge_) gauge_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  void hold(std::atomic<int64_t>* gauge) {
+    if (gauge_) return;
+    gauge_ = gauge;
+    gauge_->fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t>* gauge_ = nullptr;
+};
+
 struct Forwarder::Exchange {
   Exchange(ClientConnection& c, const RequestHead& h, UpstreamPool& p)
       : client(c), head(h), pool(p) {}
@@ -38,6 +59,8 @@ struct Forwarder::Exchange {
   bool body_failed = false;   // reading the request body failed: there is nothing to drain
   bool keep_alive = false;    // serve()'s result, set by finish()
   ExchangeSummary summary;
+  GaugeHold in_flight;  // ProxyMetrics::exchanges_in_flight
+  GaugeHold stream;     // ProxyMetrics::open_streams, while an event stream is relayed
 
   // The upstream side, once routed.
   std::unique_ptr<UpstreamConnection> conn;

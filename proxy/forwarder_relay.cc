@@ -3,6 +3,7 @@
 // client slows the upstream instead of filling the proxy's memory.
 #include <cstdio>
 
+#include "common/ascii.h"
 #include "proxy/async_body.h"
 #include "proxy/forward_headers.h"
 #include "proxy/forwarder.h"
@@ -49,6 +50,10 @@ awaitable<bool> Forwarder::relay_response(Exchange& ex) {
   if (ex.client_close) downstream.headers.push_back({"Connection", "close"});
   if (ex.observer) ex.observer->on_response_head(response);
   ex.summary.status = response.status;
+  if (const std::string* type = find_header(response.headers, "Content-Type");
+      type && ascii_istarts_with(*type, "text/event-stream")) {
+    ex.stream.hold(&metrics_.open_streams);
+  }
 
   std::string out;
   append_response_head(&out, downstream);

@@ -65,9 +65,11 @@ awaitable<Forwarder::Step> Forwarder::open_upstream(Exchange& ex, int attempt) {
     std::string error;
     const bool opened = co_await conn->open(deadline_after(config_.server.connect_timeout), &error);
     if (!opened) {
+      metrics_.upstream_connect_failures.fetch_add(1, std::memory_order_relaxed);
       co_await upstream_failed(ex, 502, error);
       co_return Step::kDone;
     }
+    metrics_.upstream_connections_opened.fetch_add(1, std::memory_order_relaxed);
     ex.summary.timings.new_upstream_connection = true;
     ex.summary.timings.upstream_connect += Clock::now() - start;
     ex.conn = std::move(conn);

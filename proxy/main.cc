@@ -9,12 +9,17 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/prometheus_text.h"
 #include "common/termination_signals.h"
+#include "proxy/admin_command.h"
+#include "proxy/admin_server.h"
 #include "proxy/capture_queue.h"
 #include "proxy/capture_tee.h"
 #include "proxy/console_log.h"
 #include "proxy/forwarder.h"
+#include "proxy/proxy_metrics.h"
 #include "proxy/proxy_server.h"
+#include "proxy/reloader.h"
 #include "proxy/replay_command.h"
 #include "proxy/router.h"
 #include "proxy/shipper.h"
@@ -27,6 +32,8 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: logging-proxy [--config FILE] [--check]
        logging-proxy replay ID [--config FILE] [--to URL] [--from URL] [--header 'K: V']...
+       logging-proxy reload [--config FILE]
+       logging-proxy healthcheck [--config FILE] [--timeout DURATION]
        logging-proxy --help | --version
 
 A streaming reverse proxy for LLM APIs that forwards every call untouched and
@@ -34,6 +41,8 @@ captures it for the log server.
 
 Commands:
   replay ID       re-send a captured request through the proxy (see 'replay --help')
+  reload          make the running proxy read its config again (admin listener)
+  healthcheck     exit 0 when the running proxy's admin /healthz answers 200
 
 Options:
   --config FILE   configuration file (default: config.yaml in the working directory)
@@ -43,20 +52,16 @@ Options:
   --version       show the version
 
 Signals: SIGINT/SIGTERM stop accepting, let in-flight exchanges finish (up to
-10 s), ship or spool their captures (up to 5 s), and exit 0.
+10 s), ship or spool their captures (up to 5 s), and exit 0. SIGHUP reloads the
+config (as 'reload' does).
 )";
-
-// "file:line: route 'name': problem" for a route the router rejected.
-std::string route_error(const lp::Config& config, const lp::RouteError& e) {
-  std::string where = config.source;
-  for (const auto& r : config.routes) {
-    if (r.name == e.route() && r.line > 0) where += ":" + std::to_string(r.line);
-  }
-  return where + ": route '" + e.route() + "': " + e.what();
-}
 
 void describe(const lp::Config& config, std::ostream& out) {
   out << "proxy: http://" << config.server.host << ":" << config.server.port << "\n";
+  if (config.server.admin_port) {
+    out << "admin: http://" << config.server.admin_host << ":" << *config.server.admin_port
+        << " (/metrics /healthz /readyz /reload)\n";
+  }
   out << "log server: " << config.logging.server_url
       << (config.logging.default_capture ? " (unknown routes captured)" : "") << "\n";
   out << "routes (" << config.routes.size() << "):\n";
@@ -67,10 +72,77 @@ void describe(const lp::Config& config, std::ostream& out) {
   }
 }
 
+std::string render_metrics(const lp::ProxyMetrics& metrics, const lp::ProxyServer& server,
+                           const lp::CaptureQueue& queue, const lp::CaptureCounters& cc,
+                           const lp::Shipper& shipper) {
+  auto load = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  lp::PromText out;
+  metrics.render(out);
+  out.gauge("logging_proxy_open_connections", "Client connections open now.",
+            static_cast<int64_t>(server.open_connections()));
+  out.gauge("logging_proxy_upstream_idle_connections",
+            "Upstream connections idle in the pools, ready for reuse.",
+            server.idle_upstream_connections());
+  out.counter("logging_proxy_captured_exchanges_total", "Exchanges captured (begun).",
+              load(cc.exchanges));
+  out.counter("logging_proxy_truncated_exchanges_total",
+              "Captured exchanges cut short because the capture queue and the spool were full.",
+              load(cc.truncated));
+  out.gauge("logging_proxy_capture_queue_bytes", "Capture frames waiting in memory, in bytes.",
+            static_cast<int64_t>(queue.bytes()));
+  const lp::ShipperCounters& sc = shipper.counters();
+  out.gauge("logging_proxy_spool_batches", "Capture batches waiting in the spool on disk.",
+            static_cast<int64_t>(load(sc.spool_batches)));
+  out.gauge("logging_proxy_spool_bytes", "Bytes of the capture batches in the spool.",
+            static_cast<int64_t>(load(sc.spool_bytes)));
+  out.counter("logging_proxy_batches_sent_total", "Capture batches the log server took.",
+              load(sc.batches_sent));
+  out.counter("logging_proxy_batches_spooled_total", "Capture batches written to the spool.",
+              load(sc.batches_spooled));
+  out.counter("logging_proxy_batches_overflowed_total",
+              "Capture batches spooled because the memory queue passed its high-water mark.",
+              load(sc.batches_overflowed));
+  out.counter("logging_proxy_batches_rejected_total",
+              "Capture batches the log server refused as invalid (dropped, not retried).",
+              load(sc.batches_rejected));
+  out.counter("logging_proxy_batch_send_failures_total",
+              "POSTs to the log server that failed (unreachable or not 2xx); retried.",
+              load(sc.send_failures));
+  const auto state = sc.log_server.load();
+  out.gauge("logging_proxy_log_server_up",
+            "1 when the last POST to the log server got an answer, 0 when it failed, -1 before "
+            "the first.",
+            state == lp::ShipperCounters::LogServer::kReachable     ? 1
+            : state == lp::ShipperCounters::LogServer::kUnreachable ? 0
+                                                                    : -1);
+  out.family("logging_proxy_build_info", "gauge", "The running version (value 1).");
+  out.sample("logging_proxy_build_info", {{"version", LP_VERSION}}, int64_t{1});
+  return out.take();
+}
+
+lp::AdminResponse readiness(const lp::ProxyServer& server, const lp::Shipper& shipper) {
+  const lp::Config& config = server.current()->config();
+  const auto state = shipper.counters().log_server.load();
+  const char* log_server = state == lp::ShipperCounters::LogServer::kReachable ? "reachable"
+                           : state == lp::ShipperCounters::LogServer::kUnreachable
+                               ? "unreachable (captures spool)"
+                               : "not contacted yet";
+  const bool stopping = server.stopping();
+  std::string body = stopping ? "stopping\n" : "ready\n";
+  body += "listening: " + server.url() + "\n";
+  body += "config: " + config.source + " (" + std::to_string(config.routes.size()) + " routes)\n";
+  body += "log server: " + config.logging.server_url + " " + log_server + "\n";
+  return {stopping ? 503 : 200, "text/plain; charset=utf-8", body, ""};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "replay") return lp::run_replay(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "healthcheck") {
+    return lp::run_healthcheck_command(argc, argv);
+  }
+  if (argc > 1 && std::string(argv[1]) == "reload") return lp::run_reload_command(argc, argv);
   const lp::CliArgs args = lp::parse_cli_args(argc, argv);
   if (int code = lp::cli_exit_code(args, "logging-proxy", kUsage, LP_VERSION); code >= 0)
     return code;
@@ -85,24 +157,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  lp::TerminationSignals signals;  // before any thread starts
+  lp::TerminationSignals signals(/*hangup=*/true);  // before any thread starts
 
-  lp::ConsoleLog console(config.logging.console && !check);
+  lp::ProxyMetrics metrics;
+  metrics.config_loaded_at_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+  lp::ConsoleLog console(config.logging.console && !check,
+                         config.logging.console_format == lp::LoggingConfig::ConsoleFormat::kJson
+                             ? lp::ConsoleLog::Format::kJson
+                             : lp::ConsoleLog::Format::kText);
   lp::CaptureQueue capture_queue(config.logging.queue_bytes);
-  // Headers the proxy injects (provider keys) are masked in captures like credentials.
-  std::vector<std::string> redact_names = config.logging.redact_headers;
-  for (const auto& r : config.routes) {
-    for (const auto& h : r.headers) redact_names.push_back(h.first);
-  }
-  lp::CaptureTee capture(capture_queue, lp::Redactor(config.logging.redact, redact_names));
-  std::unique_ptr<lp::Forwarder> forwarder;
-  try {
-    forwarder = std::make_unique<lp::Forwarder>(config, console, &capture);
-  } catch (const lp::RouteError& e) {
-    std::cerr << "logging-proxy: " << route_error(config, e) << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "logging-proxy: " << config.source << ": " << e.what() << "\n";
+  lp::CaptureCounters capture_counters;
+  lp::ProxyServer server(config.server, console);
+  const lp::GenerationEnv env{
+      {console, metrics, server.stopping_flag()}, capture_queue, capture_counters};
+  std::string error;
+  std::shared_ptr<const lp::Generation> generation = lp::Generation::build(config, env, &error);
+  if (!generation) {
+    std::cerr << "logging-proxy: " << error << "\n";
     return 2;
   }
   // Warnings go to stderr in --check mode too, so a config can be vetted before it runs.
@@ -123,6 +196,11 @@ int main(int argc, char** argv) {
               << " and their traffic is captured. Use server.host: localhost unless this is "
                  "intended and the port is firewalled.\n";
   }
+  if (config.server.admin_port && !lp::is_loopback_host(config.server.admin_host)) {
+    std::cerr << "WARNING: the admin listener (server.admin_host " << config.server.admin_host
+              << ") is reachable from other machines: anyone who can reach it can read the "
+                 "metrics and reload the configuration.\n";
+  }
 
   if (check) {
     std::cout << config.source << ": OK\n";
@@ -132,28 +210,54 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<lp::Shipper> shipper;
   try {
-    shipper = std::make_unique<lp::Shipper>(config, capture_queue, capture, console);
+    shipper = std::make_unique<lp::Shipper>(config, capture_queue, capture_counters, console);
   } catch (const std::exception& e) {
     std::cerr << "logging-proxy: " << e.what() << "\n";
     return 1;
   }
 
-  lp::ProxyServer server(config, *forwarder, console);
+  server.use(std::move(generation));
   try {
     server.bind();
   } catch (const std::exception& e) {
     std::cerr << "logging-proxy: " << e.what() << "\n";
     return 1;
   }
+  lp::Reloader reloader(config_path, config, env, server);
+  std::unique_ptr<lp::AdminServer> admin;
+  if (config.server.admin_port) {
+    admin = std::make_unique<lp::AdminServer>(lp::AdminHandlers{
+        [&] { return render_metrics(metrics, server, capture_queue, capture_counters, *shipper); },
+        [&] { return readiness(server, *shipper); },
+        [&] {
+          const lp::Reloader::Result r = reloader.reload("POST /reload");
+          return lp::AdminResponse{r.ok ? 200 : 422, "text/plain; charset=utf-8", r.message + "\n",
+                                   ""};
+        }});
+    try {
+      admin->bind(config.server.admin_host, *config.server.admin_port);
+    } catch (const std::exception& e) {
+      std::cerr << "logging-proxy: admin listener (server.admin_port): " << e.what() << "\n";
+      return 1;
+    }
+  }
   shipper->start();
   std::printf("logging-proxy listening on %s\n", server.url().c_str());
+  if (admin) {
+    std::printf("logging-proxy admin on %s (GET /metrics /healthz /readyz, POST /reload)\n",
+                admin->url().c_str());
+    admin->start();
+  }
   std::fflush(stdout);
 
-  signals.start([&](const char* name) {
-    console.line(std::string("[proxy] ") + name + ": shutting down");
-    server.shutdown();
-  });
+  signals.start(
+      [&](const char* name) {
+        console.line(std::string("[proxy] ") + name + ": shutting down");
+        server.shutdown();
+      },
+      [&] { reloader.reload("SIGHUP"); });
   server.run();
+  if (admin) admin->stop();
   // In-flight exchanges are done; ship what they captured (or spool it) before exiting.
   shipper->stop(std::chrono::seconds(5));
   signals.stop();

@@ -1,19 +1,18 @@
 #include "proxy/proxy_server.h"
 
-#include <netdb.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
 #include <stdexcept>
 
 #include "proxy/client_session.h"
+#include "proxy/listener.h"
 
 namespace lp {
 
-ProxyServer::ProxyServer(const Config& config, Forwarder& forwarder, ConsoleLog& console)
-    : config_(config), forwarder_(forwarder), console_(console) {
-  size_t n = config.server.threads;
+ProxyServer::ProxyServer(const ServerConfig& listener, ConsoleLog& console)
+    : listener_(listener), console_(console) {
+  size_t n = listener.threads;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (size_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<EventLoop>());
 }
@@ -25,40 +24,34 @@ ProxyServer::~ProxyServer() {
 }
 
 void ProxyServer::bind() {
-  const std::string& host = config_.server.host;
-  const std::string port = std::to_string(config_.server.port);
-  tcp::resolver resolver(loops_[0]->io);
-  error_code ec;
-  auto results = resolver.resolve(host.empty() ? std::string("0.0.0.0") : host, port,
-                                  tcp::resolver::passive, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + host + ":" + port + ": " + ec.message());
-  std::string error = "no address";
-  // Prefer IPv4 for "localhost": clients and SDKs most often dial 127.0.0.1.
-  for (int pass = 0; pass < 2 && !acceptor_; ++pass) {
-    for (const auto& r : results) {
-      const tcp::endpoint ep = r.endpoint();
-      if ((pass == 0) != ep.address().is_v4() || acceptor_) continue;
-      tcp::acceptor a(loops_[0]->io);
-      a.open(ep.protocol(), ec);
-      if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) a.bind(ep, ec);
-      // A deep backlog: bursts of hundreds of SDK connections must not hit SYN retries.
-      if (!ec) a.listen(4096, ec);
-      if (ec) {
-        error = ec.message();
-      } else {
-        acceptor_.emplace(std::move(a));
-      }
+  // A deep backlog: bursts of hundreds of SDK connections must not hit SYN retries.
+  acceptor_.emplace(listen_on(loops_[0]->io, listener_.host, listener_.port, 4096));
+  url_ = listener_url(*acceptor_);
+}
+
+void ProxyServer::use(std::shared_ptr<const Generation> generation) {
+  std::lock_guard<std::mutex> lock(current_mu_);
+  current_ = generation;
+  const uint64_t id = generation->forwarder().generation();
+  for (auto& loop : loops_) {
+    if (running_) {
+      asio::post(loop->io, [l = loop.get(), generation, id] { l->use(generation, id); });
+    } else {
+      loop->use(generation, id);
     }
   }
-  if (!acceptor_) throw std::runtime_error("cannot listen on " + host + ":" + port + ": " + error);
-  const tcp::endpoint bound = acceptor_->local_endpoint(ec);
-  const std::string h = bound.address().to_string();
-  url_ = "http://" + (bound.address().is_v6() ? "[" + h + "]" : h) + ":" +
-         std::to_string(bound.port());
+}
+
+std::shared_ptr<const Generation> ProxyServer::current() const {
+  std::lock_guard<std::mutex> lock(current_mu_);
+  return current_;
 }
 
 void ProxyServer::run() {
+  {
+    std::lock_guard<std::mutex> lock(current_mu_);
+    running_ = true;
+  }
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& loop : loops_) {
     guards.push_back(asio::make_work_guard(loop->io));
@@ -84,7 +77,6 @@ void ProxyServer::run() {
 
 void ProxyServer::shutdown() {
   if (stopping_.exchange(true)) return;
-  forwarder_.begin_shutdown();
   asio::post(loops_[0]->io, [this] {
     error_code ignored;
     if (acceptor_) acceptor_->close(ignored);
@@ -132,14 +124,14 @@ awaitable<void> ProxyServer::accept_loop() {
 }
 
 void ProxyServer::on_accepted(EventLoop& loop, tcp::socket socket) {
-  if (!connections_.try_open(config_.server.max_connections)) {
+  if (!connections_.try_open(listener_.max_connections)) {
     // A fresh socket's send buffer is empty: this small answer never blocks.
     error_code ignored;
     socket.non_blocking(true, ignored);
     asio::write(socket, asio::buffer(plain_response(503, "too many connections")), ignored);
     return;
   }
-  SessionDeps deps{config_.server, forwarder_, console_, connections_};
+  SessionDeps deps{console_, connections_, stopping_};
   asio::co_spawn(loop.io, serve_client(deps, loop, std::move(socket)),
                  [this](const std::exception_ptr& e) { log_escaped(e); });
 }

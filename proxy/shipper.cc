@@ -24,11 +24,11 @@ constexpr uint64_t kBatchOverhead = 1024;
 
 }  // namespace
 
-Shipper::Shipper(const Config& config, CaptureQueue& queue, const CaptureTee& tee,
+Shipper::Shipper(const Config& config, CaptureQueue& queue, const CaptureCounters& capture,
                  ConsoleLog& console)
     : config_(config),
       queue_(queue),
-      tee_(tee),
+      capture_(capture),
       console_(console),
       spool_(config.logging.spool_dir, config.logging.spool_max_bytes),
       proxy_id_(new_uuid()) {
@@ -123,6 +123,8 @@ void Shipper::sender_run() {
 Shipper::SendResult Shipper::send(const std::string& batch) {
   httplib::Headers headers;
   auto res = client_->Post(ingest_path_.c_str(), headers, batch, "application/octet-stream");
+  counters_.log_server.store(res ? ShipperCounters::LogServer::kReachable
+                                 : ShipperCounters::LogServer::kUnreachable);
   if (!res) {
     counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
     if (!server_down_) {
@@ -159,7 +161,7 @@ Shipper::SendResult Shipper::send(const std::string& batch) {
 }
 
 void Shipper::warn_truncations() {
-  uint64_t truncated = tee_.counters().truncated.load(std::memory_order_relaxed);
+  uint64_t truncated = capture_.truncated.load(std::memory_order_relaxed);
   if (truncated == truncations_reported_) return;
   auto now = SteadyClock::now();
   if (truncations_reported_ != 0 && now - last_truncation_warning_ < std::chrono::minutes(1)) {
@@ -243,6 +245,8 @@ void Shipper::run() {
   std::string cut;
   while (true) {
     warn_truncations();
+    counters_.spool_batches.store(spool_.count(), std::memory_order_relaxed);
+    counters_.spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
     if (in_flight) {
       if (auto r = poll_send()) on_outcome(*r);
     }

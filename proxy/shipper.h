@@ -43,12 +43,20 @@ struct ShipperCounters {
   std::atomic<uint64_t> batches_overflowed{0};  // spooled because the queue passed high water
   std::atomic<uint64_t> batches_rejected{0};    // 4xx from the log server: dropped, not retried
   std::atomic<uint64_t> send_failures{0};
+  // Gauges, refreshed by the shipper thread at least once a second.
+  std::atomic<uint64_t> spool_batches{0};
+  std::atomic<uint64_t> spool_bytes{0};
+  // The last POST's outcome: unknown (none yet), reachable (any HTTP answer) or unreachable.
+  enum class LogServer { kUnknown, kReachable, kUnreachable };
+  std::atomic<LogServer> log_server{LogServer::kUnknown};
 };
 
 class Shipper {
  public:
   // Opens the spool; throws std::runtime_error naming the problem (e.g. an unusable spool dir).
-  Shipper(const Config& config, CaptureQueue& queue, const CaptureTee& tee, ConsoleLog& console);
+  // `config`, `queue`, `capture` and `console` must outlive this.
+  Shipper(const Config& config, CaptureQueue& queue, const CaptureCounters& capture,
+          ConsoleLog& console);
   ~Shipper();
 
   // Starts both threads. Called once, from the thread that owns the Shipper.
@@ -92,7 +100,7 @@ class Shipper {
 
   const Config& config_;
   CaptureQueue& queue_;
-  const CaptureTee& tee_;
+  const CaptureCounters& capture_;
   ConsoleLog& console_;
   Spool spool_;
   std::unique_ptr<httplib::Client> client_;

@@ -21,6 +21,7 @@ struct Endpoint {
   uint16_t port = 0;
   const TlsClientContext* tls = nullptr;  // nullptr: plain HTTP
   std::string key;                        // pool key: origin plus trust setting
+  uint64_t generation = 0;                // the Forwarder (configuration) that owns this endpoint
 };
 
 class UpstreamConnection {

@@ -10,6 +10,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Endpoint& endp
   while (!list.empty()) {
     std::unique_ptr<UpstreamConnection> c = std::move(list.back());
     list.pop_back();
+    publish(idle_count() - 1);
     if (c->idle_since >= oldest_allowed && c->still_open()) {
       c->reused = true;
       return c;
@@ -19,11 +20,16 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Endpoint& endp
 }
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> conn) {
+  if (conn->endpoint().generation != generation_) return;  // closed here
   conn->idle_since = Clock::now();
   conn->reused = false;
   auto& list = idle_[conn->endpoint().key];
-  if (list.size() >= options_.max_idle_per_endpoint) list.erase(list.begin());  // the coldest
+  if (list.size() >= options_.max_idle_per_endpoint) {
+    list.erase(list.begin());  // the coldest
+    publish(idle_count() - 1);
+  }
   list.push_back(std::move(conn));
+  publish(idle_count() + 1);
 }
 
 }  // namespace lp

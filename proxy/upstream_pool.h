@@ -9,6 +9,7 @@
 // for a peer close before reuse.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -33,10 +34,25 @@ class UpstreamPool {
   // Returns a connection that is clean for another request.
   void release(std::unique_ptr<UpstreamConnection> conn);
   // Closes every idle connection (shutdown).
-  void clear() { idle_.clear(); }
+  void clear() {
+    idle_.clear();
+    publish(0);
+  }
+  // Connections of Forwarder generation `g` are kept from now on; idle ones of another go
+  // (their Endpoint belongs to a configuration that is going away), and so do any released
+  // later by exchanges still running on it.
+  void set_generation(uint64_t g) {
+    if (g != generation_) clear();
+    generation_ = g;
+  }
+  // Idle connections held now; read from any thread (metrics), written only by the pool's.
+  int64_t idle_count() const { return idle_count_.load(std::memory_order_relaxed); }
 
  private:
+  void publish(int64_t n) { idle_count_.store(n, std::memory_order_relaxed); }
   const Options options_;
+  std::atomic<int64_t> idle_count_{0};
+  uint64_t generation_ = 0;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 

@@ -13,6 +13,7 @@
 #include "common/capture_wire.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/log_server_fixture.h"
+#include "tests/support/prom_text.h"
 
 using namespace e2e;
 using lp::wire::FrameType;
@@ -184,6 +185,15 @@ TEST_CASE("log-server: ingest, list, detail, raw files, metrics") {
   CHECK(metric(c, "log_server_exchanges") == 3);
   CHECK(metric(c, "log_server_bytes_ingested_total") > 0);
   CHECK(metric(c, "log_server_frames_skipped_total") == 0);
+  // The whole exposition is valid Prometheus text, not only the lines read above.
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  const auto exposition = lp::test::parse_prom_text(metrics->body);
+  std::string problems;
+  for (const std::string& p : exposition.problems) problems += p + "\n";
+  CHECK_MESSAGE(exposition.problems.empty(), problems << "in\n" << metrics->body);
+  CHECK(lp::test::prom_value(exposition, "log_server_ingest_errors_total", {{"kind", "malformed"}})
+            .has_value());
 
   // SIGTERM: clean stop, exit 0.
   CHECK(ls.process().terminate(10000ms));

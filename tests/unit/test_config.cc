@@ -83,7 +83,10 @@ void check_defaults(const lp::Config& c) {
   CHECK(c.server.max_request_body_bytes == 0);  // unlimited
   CHECK(c.server.max_connections == 10000);
   CHECK(c.server.threads == 0);  // one per core
+  CHECK(c.server.admin_host == "localhost");
+  CHECK_FALSE(c.server.admin_port.has_value());  // no admin listener
   CHECK(c.logging.console == true);
+  CHECK(c.logging.console_format == lp::LoggingConfig::ConsoleFormat::kText);
   CHECK(c.logging.server_url == "http://localhost:8080");
   CHECK(c.logging.default_capture == true);
   CHECK(c.routes.empty());
@@ -233,8 +236,11 @@ TEST_CASE("every key is read") {
   max_request_body_bytes: 2GiB
   max_connections: 1000000
   threads: 3
+  admin_host: 127.0.0.2
+  admin_port: 5602
 logging:
   console: off
+  console_format: json
   server_url: https://logs.example.com:9443/ingest
   default: no
 routes:
@@ -266,7 +272,10 @@ log_server:
   CHECK(c.server.max_request_body_bytes == 2ULL * 1024 * 1024 * 1024);
   CHECK(c.server.max_connections == 1000000);
   CHECK(c.server.threads == 3);
+  CHECK(c.server.admin_host == "127.0.0.2");
+  CHECK(c.server.admin_port == 5602);
   CHECK_FALSE(c.logging.console);
+  CHECK(c.logging.console_format == lp::LoggingConfig::ConsoleFormat::kJson);
   CHECK(c.logging.server_url == "https://logs.example.com:9443/ingest");
   CHECK_FALSE(c.logging.default_capture);
   REQUIRE(c.routes.size() == 2);
@@ -278,12 +287,12 @@ log_server:
   CHECK(c.routes[0].logging == true);
   CHECK(c.routes[0].ca_file == ca.path());
   CHECK_FALSE(c.routes[0].insecure_skip_verify);
-  CHECK(c.routes[0].line == 18);
+  CHECK(c.routes[0].line == 21);
   CHECK(c.routes[1].name == "alpha");
   CHECK(c.routes[1].destination.host == "::1");
   CHECK_FALSE(c.routes[1].logging.has_value());
   CHECK(c.routes[1].insecure_skip_verify);
-  CHECK(c.routes[1].line == 24);
+  CHECK(c.routes[1].line == 27);
   CHECK(c.captures(&c.routes[0]));
   CHECK_FALSE(c.captures(&c.routes[1]));
   CHECK_FALSE(c.captures(nullptr));
@@ -341,6 +350,14 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
       {"server:\n  port:\n", "config.yaml:2: server.port: expected an integer, got nothing"},
       {"server:\n  host: {a: 1}\n", "config.yaml:2: server.host: expected a string, got a mapping"},
       {"server:\n  host: \"\"\n", "config.yaml:2: server.host: must not be empty"},
+      {"server:\n  admin_port: 70000\n",
+       "config.yaml:2: server.admin_port: 70000 is out of range (0-65535)"},
+      {"server:\n  port: 5601\n  admin_port: 5601\n",
+       "config.yaml:3: server.admin_port: 5601 is server.port too; the admin listener needs a "
+       "port of its own"},
+      {"server:\n  admin_host: \"\"\n", "config.yaml:2: server.admin_host: must not be empty"},
+      {"logging:\n  console_format: yaml\n",
+       "config.yaml:2: logging.console_format: \"yaml\" is not text or json"},
       {"server:\n  not_found: \"404\"\n",
        "config.yaml:2: server.not_found: \"404\" must start with '/'"},
       {"server:\n  upstream_timeout: 5 minutes\n",
