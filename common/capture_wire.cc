@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/json_scan.h"
 #include "common/json_writer.h"
 
 namespace lp::wire {
@@ -93,7 +94,10 @@ void begin_batch(std::string* out, const std::string& proxy_id, uint64_t seq) {
   finish_frame(out, start, {});
 }
 
-std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* error) {
+namespace {
+
+template <bool kViews>
+std::optional<DecodedBatch> decode_impl(std::string_view bytes, std::string* error) {
   auto bad = [&](std::string message) -> std::optional<DecodedBatch> {
     fail(error, std::move(message));
     return std::nullopt;
@@ -152,12 +156,39 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
                  " left)");
     }
     const char* meta_begin = bytes.data() + offset + kFrameHeaderBytes;
+    FrameType ft = static_cast<FrameType>(type);
+    if (kViews && index > 0) {
+      // The last "id" counts, as in the parsed object.
+      bool is_object = false, id_is_string = false, id_ok = false;
+      std::array<char, kIdChars> id{};
+      bool valid = scan_json_object(std::string_view(meta_begin, meta_len), &is_object,
+                                    [&](std::string_view key, const JsonMember& m) {
+                                      if (key != "id") return;
+                                      id_is_string = m.kind == JsonMember::Kind::kString;
+                                      id_ok = id_is_string && is_exchange_id(m.string);
+                                      if (id_ok) std::memcpy(id.data(), m.string.data(), kIdChars);
+                                    });
+      if (!valid) return bad(where(index, offset) + "meta is not valid JSON");
+      if (!is_object) return bad(where(index, offset) + "meta is not a JSON object");
+      if (ft == FrameType::kBatch) {
+        return bad(where(index, offset) +
+                   "unexpected batch frame (only the first frame may be one)");
+      }
+      if (!id_is_string) return bad(where(index, offset) + "meta lacks a string id");
+      if (!id_ok) return bad(where(index, offset) + "id is not a lowercase UUID (36 characters)");
+      FrameView& v = out.views.emplace_back();
+      v.type = ft;
+      v.id_chars = id;
+      v.meta = std::string_view(meta_begin, meta_len);
+      v.data = std::string_view(meta_begin + meta_len, data_len);
+      offset += kFrameHeaderBytes + body;
+      continue;
+    }
     nlohmann::json meta = nlohmann::json::parse(meta_begin, meta_begin + meta_len, nullptr,
                                                 /*allow_exceptions=*/false);
     if (meta.is_discarded()) return bad(where(index, offset) + "meta is not valid JSON");
     if (!meta.is_object()) return bad(where(index, offset) + "meta is not a JSON object");
 
-    FrameType ft = static_cast<FrameType>(type);
     if (index == 0) {
       if (ft != FrameType::kBatch) {
         return bad(where(index, offset) + "first frame is " + std::string(frame_type_name(ft)) +
@@ -198,6 +229,16 @@ std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* er
     offset += kFrameHeaderBytes + body;
   }
   return out;
+}
+
+}  // namespace
+
+std::optional<DecodedBatch> decode_batch(std::string_view bytes, std::string* error) {
+  return decode_impl<false>(bytes, error);
+}
+
+std::optional<DecodedBatch> decode_batch_views(std::string_view bytes, std::string* error) {
+  return decode_impl<true>(bytes, error);
 }
 
 std::string_view frame_type_name(FrameType type) {

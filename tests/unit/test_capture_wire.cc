@@ -63,10 +63,13 @@ std::string no_dashes(std::string id) {
   return id;
 }
 
+// decode_batch's message; decode_batch_views must refuse the batch with the same one.
 std::string decode_error(const std::string& bytes) {
-  std::string error;
+  std::string error, view_error;
   auto decoded = lp::wire::decode_batch(bytes, &error);
   CHECK_FALSE(decoded.has_value());
+  CHECK_FALSE(lp::wire::decode_batch_views(bytes, &view_error).has_value());
+  CHECK(view_error == error);
   return error;
 }
 
@@ -363,6 +366,57 @@ TEST_CASE("malformed batches are rejected with a message naming the problem") {
     CAPTURE(c.name);
     std::string error = decode_error(c.bytes);
     CHECK_MESSAGE(error.find(c.expect) != std::string::npos, "error: " << error);
+  }
+}
+
+TEST_CASE("decode_batch_views accepts and rejects what decode_batch does, with the same message") {
+  const std::string id = R"("id":")" + kId + R"(")";
+  const std::vector<std::string> metas = {
+      "{" + id + "}",
+      "{" + id + R"(,"t_us":5})",
+      R"({"a":[1,{"id":3}],)" + id + "}",
+      "{" + id + R"(,"id":7})",  // the last id is not a string
+      R"({"id":7,)" + id + "}",  // the last one is
+      R"({"id":"0123ABCD-4567-4890-a123-456789abcdef"})",
+      R"({"id":"\u0030123abcd-4567-4890-a123-456789abcdef"})",  // escaped, same id
+      R"({"x":{"id":")" + kId + R"("}})",                       // nested only
+      "[1,2]",
+      "\"" + kId + "\"",
+      "{" + id + ",}",
+      "{" + id + "} x",
+      "{" + id + R"(,"s":"\ud800"})",  // lone surrogate
+      "{" + id + ",\"s\":\"\xff\"}",   // invalid UTF-8
+      "{" + id + R"(,"n":1e999})",     // overflow
+      "{" + id + R"(,"n":01})",
+      "\xef\xbb\xbf{" + id + "}",  // byte order mark
+      " \t\r\n{" + id + "} \n",
+      "",
+      "{" + id + R"(,"deep":[[[[[[[[[[{}]]]]]]]]]]})",
+  };
+  for (const std::string& meta : metas) {
+    for (uint8_t type : {2, 3, 6, 7, 1}) {
+      std::string bytes =
+          good_head() + raw_frame(type, meta, "data") + raw_frame(4, "{" + id + "}", "x");
+      CAPTURE(meta);
+      CAPTURE(static_cast<int>(type));
+      std::string dom_error, view_error;
+      auto dom = lp::wire::decode_batch(bytes, &dom_error);
+      auto views = lp::wire::decode_batch_views(bytes, &view_error);
+      REQUIRE(dom.has_value() == views.has_value());
+      CHECK(dom_error == view_error);
+      if (!dom) continue;
+      CHECK(views->frames.empty());
+      CHECK(views->proxy_id == dom->proxy_id);
+      CHECK(views->seq == dom->seq);
+      REQUIRE(views->views.size() == dom->frames.size());
+      for (size_t i = 0; i < dom->frames.size(); ++i) {
+        const auto& v = views->views[i];
+        CHECK(v.type == dom->frames[i].type);
+        CHECK(v.id() == dom->frames[i].meta["id"].get<std::string>());
+        CHECK(v.data == dom->frames[i].data);
+        CHECK(json::parse(v.meta) == dom->frames[i].meta);
+      }
+    }
   }
 }
 
