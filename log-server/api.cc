@@ -635,7 +635,7 @@ struct ApiServer::Impl {
       return send_error(res, 400, "the batch body could not be read completely");
     }
     std::string error;
-    auto batch = wire::decode_batch(body, &error);
+    auto batch = wire::decode_batch_views(body, &error);
     if (!batch) {
       deps.metrics.count_error(IngestErrorKind::kMalformed);
       return send_error(res, 400, "malformed batch: " + error);

@@ -240,27 +240,53 @@ int64_t BlobStore::quarantine(const std::string& relative) {
 
 BatchFiles::~BatchFiles() {
   for (auto& [_, f] : open_) ::close(f.fd);
+  for (auto& [_, fd] : dir_fds_) ::close(fd);
 }
 
-void BatchFiles::ensure_dir(const std::string& relative_dir) {
-  if (!known_dirs_.insert(relative_dir).second) return;
-  if (make_dir(store_.path(relative_dir))) dirty_dirs_.insert(store_.root());
+int BatchFiles::dir_fd(const std::string& relative_dir) {
+  auto it = dir_fds_.find(relative_dir);
+  if (it != dir_fds_.end()) return it->second;
+  std::string p = store_.path(relative_dir);
+  if (make_dir(p)) root_dirty_ = true;
+  int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("open", p);
+  dir_fds_.emplace(relative_dir, fd);
+  return fd;
+}
+
+int BatchFiles::create_fd(const std::string& relative) {
+  size_t slash = relative.rfind('/');
+  // Every name names_for() gives is "day/file"; anything else is opened by its path.
+  if (slash == std::string::npos) {
+    int fd = ::open(store_.path(relative).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) root_dirty_ = true;
+    return fd;
+  }
+  std::string dir = relative.substr(0, slash);
+  int fd = ::openat(dir_fd(dir), relative.c_str() + slash + 1,
+                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) dirty_dirs_.insert(std::move(dir));
+  return fd;
+}
+
+bool BatchFiles::create(const std::string& relative) {
+  if (open_.count(relative)) return false;
+  int fd = create_fd(relative);
+  if (fd < 0) {
+    if (errno == EEXIST) return false;
+    fail("open", store_.path(relative));
+  }
+  open_.emplace(relative, OpenFile{fd, 0});
+  return true;
 }
 
 BatchFiles::OpenFile& BatchFiles::open(const std::string& relative, int64_t acked_size) {
   auto it = open_.find(relative);
   if (it != open_.end()) return it->second;
-  size_t slash = relative.rfind('/');
-  if (slash != std::string::npos) ensure_dir(relative.substr(0, slash));
   std::string p = store_.path(relative);
-  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int fd = create_fd(relative);
   bool created = fd >= 0;
-  if (created) {
-    dirty_dirs_.insert(slash == std::string::npos ? store_.root()
-                                                  : store_.path(relative.substr(0, slash)));
-  } else if (errno == EEXIST) {
-    fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-  }
+  if (!created && errno == EEXIST) fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) fail("open", p);
   // Bytes past the acknowledged size were written by an attempt that never committed. A file
   // created just now is empty: sized right only if nothing was acknowledged for it.
@@ -353,7 +379,11 @@ void BatchFiles::sync() {
       if (::fdatasync(f.fd) != 0) fail("fdatasync", store_.path(relative));
     }
   }
-  for (const std::string& dir : dirty_dirs_) fsync_path(dir);
+  for (const std::string& dir : dirty_dirs_) {
+    if (::fsync(dir_fds_.at(dir)) != 0) fail("fsync", store_.path(dir));
+  }
+  // Files in a directory created in this batch: the directory's own entry, too.
+  if (root_dirty_) fsync_path(store_.root());
 }
 
 }  // namespace lp::logsrv

@@ -85,7 +85,9 @@ class BlobStore {
 // The files one ingest batch writes. Policy: a file is opened on its first use in the batch
 // (created when needed, then truncated to the size the index acknowledges, which undoes any
 // bytes an uncommitted earlier attempt appended), appended to with pwritev at the known size,
-// synced by sync(), and closed when the BatchFiles is destroyed. No descriptor outlives a
+// synced by sync(), and closed when the BatchFiles is destroyed. Files are opened relative to
+// their day directory, whose descriptor is opened once per batch and fsynced once by sync()
+// when the batch created entries in it. No descriptor outlives a
 // batch, so a rolled-back batch leaves nothing cached and the descriptor count is bounded by
 // the files one batch touches. Appends to one file are gathered and written together when
 // another file is appended to, or at sync(): an exchange's head and body pieces cost one
@@ -100,6 +102,9 @@ class BatchFiles {
 
   // Makes sure the file exists (used at the begin frame for the request file).
   void touch(const std::string& relative, int64_t acked_size);
+  // Creates the file, empty, and opens it; false (nothing opened) when it exists already.
+  // One open(O_CREAT | O_EXCL): the begin frame's usual case needs no look-up first.
+  bool create(const std::string& relative);
   // Appends `data` (see above for how long it must stay valid); returns the file's new size.
   // `acked_size` matters on first use only. Throws DiskError.
   int64_t append(const std::string& relative, int64_t acked_size, std::string_view data);
@@ -116,7 +121,12 @@ class BatchFiles {
     int64_t size = 0;  // on disk; gathered bytes follow
   };
   OpenFile& open(const std::string& relative, int64_t acked_size);
-  void ensure_dir(const std::string& relative_dir);
+  // open(O_CREAT | O_EXCL) of `relative`: its descriptor, or -1 with errno set (EEXIST: it
+  // exists). Creates the day directory when needed.
+  int create_fd(const std::string& relative);
+  // The day directory's descriptor (created when needed): files are opened relative to it,
+  // and it is what sync() fsyncs when it gained entries.
+  int dir_fd(const std::string& relative_dir);
   // Writes the gathered pieces of the file they belong to. Throws DiskError.
   void flush();
 
@@ -126,8 +136,9 @@ class BatchFiles {
   const std::string* gathered_file_ = nullptr;
   std::vector<std::string_view> gathered_;
   uint64_t gathered_bytes_ = 0;
-  std::set<std::string> known_dirs_;  // day directories checked in this batch
-  std::set<std::string> dirty_dirs_;  // absolute paths of directories that gained entries
+  std::unordered_map<std::string, int> dir_fds_;  // day directories used in this batch
+  std::set<std::string> dirty_dirs_;  // day directories (keys of dir_fds_) that gained entries
+  bool root_dirty_ = false;           // a day directory was created
   uint64_t bytes_written_ = 0;
   // The test quota (kTestQuotaEnv), read on the first append of the batch, and the bytes of
   // exchange files under data_dir at that moment.

@@ -36,20 +36,30 @@ void IndexWriter::mark_batch_applied(const std::string& proxy_id, uint64_t seq,
 }
 
 std::optional<ExchangeRow> IndexWriter::find(const std::string& id) {
-  Statement& s =
-      db_.cached(std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE id = ?1");
+  static const std::string kSql =
+      std::string("SELECT ") + kExchangeColumns + " FROM exchanges WHERE id = ?1";
+  Statement& s = db_.cached(kSql);
   StatementScope scope(s);
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return read_exchange_row(s);
 }
 
-void IndexWriter::insert(const ExchangeRow& r) {
-  Statement& s = db_.cached(std::string("INSERT INTO exchanges (") + kExchangeColumns +
-                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-                            "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
-                            "?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38, ?39, "
-                            "?40, ?41)");
+bool IndexWriter::exists(const std::string& id) {
+  Statement& s = db_.cached("SELECT 1 FROM exchanges WHERE id = ?1");
+  StatementScope scope(s);
+  s.bind(1, id);
+  return s.step();
+}
+
+void IndexWriter::insert(const ExchangeRow& r, std::string_view chunk_times) {
+  // Built once: the statement cache is keyed by the SQL text.
+  static const std::string kSql =
+      std::string("INSERT INTO exchanges (") + kExchangeColumns +
+      ", response_chunks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+      "?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, "
+      "?33, ?34, ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42)";
+  Statement& s = db_.cached(kSql);
   StatementScope scope(s);
   int c = 1;
   s.bind(c++, r.id);
@@ -93,6 +103,12 @@ void IndexWriter::insert(const ExchangeRow& r) {
   s.bind(c++, r.ttft_us);
   s.bind(c++, r.llm_error ? 1 : 0);
   s.bind(c++, r.llm_json);
+  // A new row holds nothing yet, so the cap of append_chunk_times does not apply.
+  if (chunk_times.empty()) {
+    s.bind(c++, std::nullopt);
+  } else {
+    s.bind(c++, chunk_times);
+  }
   s.step();
 }
 

@@ -27,7 +27,9 @@ class IndexWriter {
   void mark_batch_applied(const std::string& proxy_id, uint64_t seq, const std::string& at);
 
   std::optional<ExchangeRow> find(const std::string& id);
-  void insert(const ExchangeRow& row);
+  bool exists(const std::string& id);
+  // `chunk_times`: the row's first "OFFSET,T_US;" entries (see append_chunk_times), or "".
+  void insert(const ExchangeRow& row, std::string_view chunk_times = {});
   // Writes every column that changes after the begin frame (sizes, outcome, timings, ...) and
   // marks the row for derivation again (its files changed).
   void update(const ExchangeRow& row);

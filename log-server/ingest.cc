@@ -7,6 +7,7 @@
 
 #include "common/http_message.h"
 #include "common/time_format.h"
+#include "log-server/frame_meta.h"
 #include "log-server/list_query.h"
 
 namespace lp::logsrv {
@@ -14,30 +15,6 @@ namespace lp::logsrv {
 namespace {
 
 using wire::FrameType;
-using json = nlohmann::json;
-
-std::string str(const json& meta, const char* key) {
-  auto it = meta.find(key);
-  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::optional<std::string> opt_str(const json& meta, const char* key) {
-  auto it = meta.find(key);
-  if (it == meta.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
-}
-
-std::optional<int64_t> opt_int(const json& meta, const char* key) {
-  auto it = meta.find(key);
-  if (it == meta.end()) return std::nullopt;
-  if (it->is_number_unsigned()) {
-    uint64_t v = it->get<uint64_t>();
-    return v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
-  }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
-  return std::nullopt;
-}
 
 // The exchange state one batch works on: loaded on first reference, written back once.
 struct Entry {
@@ -46,6 +23,12 @@ struct Entry {
   bool dirty = false;
   bool announced = false;   // its begin or end frame is in this batch (for the live feed)
   std::string chunk_times;  // "OFFSET,T_US;" of this batch's response body frames
+};
+
+// Looks entries up by a view of the id, without making a string of it.
+struct IdHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
 };
 
 class BatchApplier {
@@ -57,13 +40,10 @@ class BatchApplier {
         proxy_id_(proxy_id),
         now_(format_rfc3339_us(now_us())) {}
 
-  void apply(const wire::Frame& f) {
-    auto id_it = f.meta.find("id");
-    if (id_it == f.meta.end() || !id_it->is_string() ||
-        !wire::is_exchange_id(id_it->get_ref<const std::string&>())) {
-      return skip_invalid();  // the decoder checks this too; file names depend on it
-    }
-    const std::string& id = id_it->get_ref<const std::string&>();
+  void apply(const wire::FrameView& f) {
+    const std::string_view id = f.id();
+    // The decoder checks this too; file names depend on it.
+    if (!wire::is_exchange_id(id)) return skip_invalid();
     if (f.type == FrameType::kBegin) return begin(id, f.meta);
     Entry* e = lookup(id);
     if (!e) {
@@ -95,34 +75,40 @@ class BatchApplier {
         r.response_content_encoding = header_value(head.headers, "Content-Encoding");
         break;
       }
-      case FrameType::kResponseBody:
+      case FrameType::kResponseBody: {
         if (!r.response_file) return skip_invalid();
-        if (auto t = opt_int(f.meta, "t_us"); t && !f.data.empty()) {
-          e->chunk_times += std::to_string(r.response_file_size - r.response_head_size);
-          e->chunk_times += ',';
-          e->chunk_times += std::to_string(*t);
-          e->chunk_times += ';';
+        if (!f.data.empty()) {
+          auto meta = read_frame_meta(f.meta);
+          if (!meta) return skip_invalid();
+          if (auto t = meta->t_us.opt_int()) {
+            e->chunk_times += std::to_string(r.response_file_size - r.response_head_size);
+            e->chunk_times += ',';
+            e->chunk_times += std::to_string(*t);
+            e->chunk_times += ';';
+          }
         }
         r.response_file_size = files_.append(*r.response_file, r.response_file_size, f.data);
         r.response_bytes = r.response_file_size - r.response_head_size;
         break;
+      }
       case FrameType::kEnd: {
-        std::string outcome = str(f.meta, "outcome");
+        auto meta = read_frame_meta(f.meta);
+        if (!meta) return skip_invalid();
+        std::string outcome = meta->outcome.str();
         if (!is_outcome(outcome) || outcome == kInProgress) return skip_invalid();
-        r.outcome = outcome;
+        r.outcome = std::move(outcome);
         e->announced = true;
         // 0 means no response reached the client; keep what the response head said, if any.
-        if (auto s = opt_int(f.meta, "status"); s && *s >= 100 && *s <= 999) r.status = *s;
-        r.error = opt_str(f.meta, "error");
-        if (auto b = opt_int(f.meta, "request_bytes")) r.request_bytes = *b;
-        if (auto b = opt_int(f.meta, "response_bytes")) r.response_bytes = *b;
-        auto t = f.meta.find("timings");
-        if (t != f.meta.end() && t->is_object()) {
-          r.request_forwarded_us = opt_int(*t, "request_forwarded_us");
-          r.upstream_headers_us = opt_int(*t, "upstream_headers_us");
-          r.first_byte_us = opt_int(*t, "first_byte_us");
-          r.total_us = opt_int(*t, "total_us");
-          r.timings_json = t->dump(-1, ' ', false, json::error_handler_t::replace);
+        if (auto s = meta->status.opt_int(); s && *s >= 100 && *s <= 999) r.status = *s;
+        r.error = meta->error.opt_str();
+        if (auto b = meta->request_bytes.opt_int()) r.request_bytes = *b;
+        if (auto b = meta->response_bytes.opt_int()) r.response_bytes = *b;
+        if (meta->has_timings) {
+          r.request_forwarded_us = meta->request_forwarded_us;
+          r.upstream_headers_us = meta->upstream_headers_us;
+          r.first_byte_us = meta->first_byte_us;
+          r.total_us = meta->total_us;
+          r.timings_json = std::move(meta->timings_json);
         }
         break;
       }
@@ -138,13 +124,14 @@ class BatchApplier {
   void finish(uint64_t seq) {
     for (auto& [_, e] : entries_) {
       if (e.is_new) {
-        writer_.insert(e.row);
-      } else if (e.dirty) {
-        writer_.update(e.row);
+        writer_.insert(e.row, e.chunk_times);
+      } else {
+        if (e.dirty) writer_.update(e.row);
+        if (!e.chunk_times.empty()) writer_.append_chunk_times(e.row.id, e.chunk_times);
       }
-      if (!e.chunk_times.empty()) writer_.append_chunk_times(e.row.id, e.chunk_times);
       if (e.row.outcome != kInProgress) ended_.push_back(e.row.id);
-      if (e.announced && collect_rows_) announced_.push_back(e.row);
+      // The entries are not used after this: the live feed gets the row itself.
+      if (e.announced && collect_rows_) announced_.push_back(std::move(e.row));
     }
     writer_.mark_batch_applied(proxy_id_, seq, now_);
     files_.sync();
@@ -170,54 +157,73 @@ class BatchApplier {
 
   void skip_invalid() { ++invalid; }
 
-  // Two exchanges may not share files. An existing file is usually the leftover of an attempt
-  // that never committed (then it is ours to reuse); only a row of another exchange naming it,
-  // or another begin in this batch, makes it taken.
-  bool name_taken(const std::string& request_file, int64_t started_us, const std::string& id) {
-    if (new_files_.count(request_file)) return true;
-    if (!store_.exists(request_file)) return false;
-    return writer_.request_file_taken(request_file, started_us, id);
-  }
-
-  Entry* lookup(const std::string& id) {
+  // Frames of one exchange mostly follow each other: the last entry is checked first.
+  Entry* lookup(std::string_view id) {
+    if (last_ && last_->row.id == id) return last_;
     auto it = entries_.find(id);
-    if (it != entries_.end()) return &it->second;
-    if (missing_.count(id)) return nullptr;
-    auto row = writer_.find(id);
+    if (it != entries_.end()) return last_ = &it->second;
+    if (missing_.find(id) != missing_.end()) return nullptr;
+    auto row = writer_.find(std::string(id));
     if (!row) {
-      missing_.insert(id);
+      missing_.emplace(id);
       return nullptr;
     }
-    return &entries_.emplace(id, Entry{std::move(*row), false, false, false, {}}).first->second;
+    std::string key = row->id;
+    return last_ =
+               &entries_.emplace(std::move(key), Entry{std::move(*row), false, false, false, {}})
+                    .first->second;
   }
 
-  void begin(const std::string& id, const json& meta) {
+  // Creates the request file of an exchange begun now. Two exchanges may not share files. An
+  // existing file is usually the leftover of an attempt that never committed (then it is ours
+  // to reuse); only a row of another exchange naming it, or another begin in this batch, makes
+  // it taken: then the name with the whole id is used.
+  std::string create_request_file(int64_t started_us, const std::string& id) {
+    std::string name = BlobStore::names_for(started_us, id).request;
+    if (!new_files_.count(name)) {
+      if (files_.create(name)) return name;
+      if (!writer_.request_file_taken(name, started_us, id)) {
+        files_.touch(name, 0);
+        return name;
+      }
+    }
+    name = BlobStore::names_for(started_us, id, /*full_id=*/true).request;
+    files_.touch(name, 0);
+    return name;
+  }
+
+  void begin(std::string_view id_view, std::string_view meta_json) {
     // A begin for an exchange that exists would re-create its files: never.
-    if (entries_.count(id) || writer_.find(id)) return skip_invalid();
-    missing_.erase(id);
+    if (entries_.find(id_view) != entries_.end()) return skip_invalid();
+    std::string id(id_view);
+    if (writer_.exists(id)) return skip_invalid();
+    auto meta = read_frame_meta(meta_json);
+    if (!meta) return skip_invalid();
+    if (auto m = missing_.find(id_view); m != missing_.end()) missing_.erase(m);
     ExchangeRow r;
     r.id = id;
     r.short_id = id.substr(0, 8);
     // A missing or unreadable start time is replaced by the time of arrival.
-    auto started = parse_rfc3339_us(str(meta, "started_at"));
+    auto started = parse_rfc3339_us(meta->started_at.str());
     r.started_us = started ? *started : now_us();
     r.started_at = format_rfc3339_us(r.started_us);
-    r.route = str(meta, "route");
-    r.method = str(meta, "method");
-    r.proxy_path = str(meta, "proxy_path");
-    r.destination = str(meta, "destination");
-    r.client_ip = str(meta, "client_ip");
-    r.replay_of = opt_str(meta, "replay_of");
-    r.request_file = BlobStore::names_for(r.started_us, id).request;
-    if (name_taken(r.request_file, r.started_us, id)) {
-      r.request_file = BlobStore::names_for(r.started_us, id, /*full_id=*/true).request;
-    }
+    r.route = meta->route.take_str();
+    r.method = meta->method.take_str();
+    r.proxy_path = meta->proxy_path.take_str();
+    r.destination = meta->destination.take_str();
+    r.client_ip = meta->client_ip.take_str();
+    r.replay_of = meta->replay_of.opt_str();
+    r.request_file = create_request_file(r.started_us, id);
     new_files_.insert(r.request_file);
     r.proxy_id = proxy_id_;
     r.ingested_at = now_;
-    files_.touch(r.request_file, 0);
-    entries_.emplace(id,
-                     Entry{std::move(r), /*is_new=*/true, /*dirty=*/true, /*announced=*/true, {}});
+    last_ = &entries_
+                 .emplace(std::move(id), Entry{std::move(r),
+                                               /*is_new=*/true,
+                                               /*dirty=*/true,
+                                               /*announced=*/true,
+                                               {}})
+                 .first->second;
     ++begun;
     ++applied;
   }
@@ -227,10 +233,32 @@ class BatchApplier {
   BatchFiles files_;
   const std::string& proxy_id_;
   std::string now_;
-  std::unordered_map<std::string, Entry> entries_;
-  std::unordered_set<std::string> missing_;
+  std::unordered_map<std::string, Entry, IdHash, std::equal_to<>> entries_;
+  Entry* last_ = nullptr;  // the entry of the last frame applied
+  std::unordered_set<std::string, IdHash, std::equal_to<>> missing_;
   std::unordered_set<std::string> new_files_;  // request files of exchanges begun in this batch
 };
+
+// The frames of a batch decoded with its JSON objects (decode_batch, the tests), as views:
+// their meta is written out again into `storage`, which must outlive the views.
+std::vector<wire::FrameView> views_of(const std::vector<wire::Frame>& frames,
+                                      std::vector<std::string>* storage) {
+  std::vector<wire::FrameView> views;
+  views.reserve(frames.size());
+  storage->reserve(frames.size());
+  for (const wire::Frame& f : frames) {
+    wire::FrameView v{f.type, {}, {}, f.data};
+    auto id = f.meta.find("id");
+    std::string_view id_text;
+    if (id != f.meta.end() && id->is_string()) id_text = id->get_ref<const std::string&>();
+    if (id_text.size() != v.id_chars.size()) continue;  // decode_batch never lets one through
+    std::copy(id_text.begin(), id_text.end(), v.id_chars.begin());
+    storage->push_back(f.meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    v.meta = storage->back();
+    views.push_back(v);
+  }
+  return views;
+}
 
 }  // namespace
 
@@ -248,7 +276,11 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
     in_transaction = true;
     BatchApplier applier(writer_, store_, batch.proxy_id);
     applier.collect_rows_ = static_cast<bool>(rows_listener_);
-    for (const wire::Frame& f : batch.frames) applier.apply(f);
+    std::vector<std::string> storage;
+    std::vector<wire::FrameView> converted;
+    if (!batch.frames.empty()) converted = views_of(batch.frames, &storage);
+    const std::vector<wire::FrameView>& frames = batch.frames.empty() ? batch.views : converted;
+    for (const wire::FrameView& f : frames) applier.apply(f);
     applier.finish(batch.seq);
     writer_.commit();
     in_transaction = false;

@@ -53,6 +53,8 @@ class Ingestor {
   void set_ended_listener(EndedListener listener) { ended_listener_ = std::move(listener); }
   void set_rows_listener(RowsListener listener) { rows_listener_ = std::move(listener); }
 
+  // `batch` from decode_batch_views (the /ingest path: its views must still point into the
+  // body) or from decode_batch (its frames are turned into views first).
   IngestResult apply(const wire::DecodedBatch& batch);
 
   // For recovery at startup, before any batch is applied.
