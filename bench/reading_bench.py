@@ -41,7 +41,8 @@ import uuid
 
 
 def frame(ftype, meta, data=b""):
-    m = json.dumps(meta, separators=(",", ":")).encode()
+    # Sorted keys, no spaces: the bytes the proxy's JSON writer gives (common/json_writer.h).
+    m = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
     return struct.pack(">BII", ftype, len(m), len(data)) + m + data
 
 
@@ -239,6 +240,21 @@ def exchange_1k(xid, started_at):
                               "first_byte_us": 1000, "total_us": 1200}})])
 
 
+def thread_cpu(pid):
+    """CPU seconds (utime + stime) of each live thread of `pid`, highest first."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            tick = os.sysconf("SC_CLK_TCK")
+            out.append(((int(st[11]) + int(st[12])) / tick, int(st[11]) / tick,
+                        int(st[12]) / tick))
+        except OSError:
+            pass
+    return sorted(out, reverse=True)
+
+
 def bench_ingest_1k(args):
     per_batch = args.per_batch if args.per_batch != 200 else 700
     t = time.time()
@@ -263,7 +279,11 @@ def bench_ingest_1k(args):
         perf = None
         try:
             if args.perf_out and rnd == args.rounds - 1:
-                perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf_out,
+                # PERF_CALLGRAPH=dwarf: user-space call chains (the build has no frame
+                # pointers), at the cost of a much bigger perf.data.
+                graph = ["--call-graph", os.environ["PERF_CALLGRAPH"]] \
+                    if os.environ.get("PERF_CALLGRAPH") else ["-g"]
+                perf = subprocess.Popen(["perf", "record"] + graph + ["-o", args.perf_out,
                                          "-p", str(ls.proc.pid)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
@@ -285,13 +305,21 @@ def bench_ingest_1k(args):
             with open("/proc/%d/stat" % ls.proc.pid) as f:
                 st = f.read().rsplit(")", 1)[1].split()
                 cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+            threads = thread_cpu(ls.proc.pid)
             row = {"per_s": args.exchanges / dt, "s": dt, "rss0_mb": rss0,
-                   "peak_rss_mb": ls.status("VmHWM"), "cpu_s": cpu}
+                   "peak_rss_mb": ls.status("VmHWM"), "cpu_s": cpu, "threads": threads,
+                   "load1": os.getloadavg()[0]}
             rows.append(row)
             print("  round %d: %8.0f exchanges/s (%.2f s), log-server CPU %.2f s "
-                  "(%.0f exchanges per CPU-second), RSS at start %.1f MB, peak RSS %.1f MB"
+                  "(%.0f exchanges per CPU-second), RSS at start %.1f MB, peak RSS %.1f MB, "
+                  "load1 %.1f"
                   % (rnd + 1, row["per_s"], dt, cpu, args.exchanges / cpu if cpu else 0,
-                     rss0, row["peak_rss_mb"]))
+                     rss0, row["peak_rss_mb"], row["load1"]))
+            # The busiest thread is the HTTP worker that ran /ingest, the next the deriver.
+            print("           busiest threads, CPU s (user+sys): %s; ingest thread alone: "
+                  "%.0f exchanges per CPU-second"
+                  % (", ".join("%.2f (%.2f+%.2f)" % t for t in threads[:3]),
+                     args.exchanges / threads[0][0] if threads and threads[0][0] else 0))
         finally:
             if perf and perf.poll() is None:
                 perf.kill()
