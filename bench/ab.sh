@@ -30,7 +30,8 @@ TMP=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 
-# Starts a program and waits (up to 10 s) for its "listening on http://HOST:PORT" line.
+# Starts a program and waits (up to 10 s) for its "listening on http://HOST:PORT" line, which
+# it leaves in STARTED_URL (not printed: a $(...) subshell would lose the pid for the trap).
 start() {  # NAME OUT PROGRAM ARGS...
   local name=$1 out=$2
   shift 2
@@ -38,7 +39,7 @@ start() {  # NAME OUT PROGRAM ARGS...
   pids+=($!)
   for _ in $(seq 100); do
     if grep -qo 'listening on http://[^ ]*' "$out"; then
-      grep -o 'listening on http://[^ ]*' "$out" | head -1 | sed 's/listening on //'
+      STARTED_URL=$(grep -o 'listening on http://[^ ]*' "$out" | head -1 | sed 's/listening on //')
       return
     fi
     sleep 0.1
@@ -48,7 +49,8 @@ start() {  # NAME OUT PROGRAM ARGS...
   exit 1
 }
 
-UP=$(start upstream "$TMP/up.out" "$BIN/mock_upstream_fast" --port 0)
+start upstream "$TMP/up.out" "$BIN/mock_upstream_fast" --port 0
+UP=$STARTED_URL
 for t in A B; do
   cat >"$TMP/$t.yaml" <<EOF
 server: {host: "127.0.0.1", port: 0}
@@ -57,8 +59,10 @@ routes:
   bench: {pattern: "/", destination: "$UP/"}
 EOF
 done
-URL_A=$(start A "$TMP/A.out" "$A_BIN" --config "$TMP/A.yaml")
-URL_B=$(start B "$TMP/B.out" "$B_BIN" --config "$TMP/B.yaml")
+start A "$TMP/A.out" "$A_BIN" --config "$TMP/A.yaml"
+URL_A=$STARTED_URL
+start B "$TMP/B.out" "$B_BIN" --config "$TMP/B.yaml"
+URL_B=$STARTED_URL
 
 run() {  # URL CONNECTIONS -> requests/s
   "$BIN/bench_load" --url "$1" --mode http --method POST --path /json --body-bytes 1024 \
