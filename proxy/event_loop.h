@@ -64,9 +64,11 @@ class EventLoop {
   std::unordered_set<Session*> sessions;
   std::thread thread;
 
+  // The pool lets go of the old generation's connections first: they refer to its endpoints,
+  // and this loop's reference may be the last one keeping it alive.
   void use(std::shared_ptr<const Generation> g, uint64_t forwarder_generation) {
-    generation = std::move(g);
     pool.set_generation(forwarder_generation);
+    generation = std::move(g);
   }
 
   // Shutdown, on this loop's thread: connections waiting for a request close now...
