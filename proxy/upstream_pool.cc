@@ -3,6 +3,9 @@
 namespace lp {
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Endpoint& endpoint) {
+  // An exchange of an older generation never gets a connection of the current one: that
+  // generation could go while the exchange still holds it.
+  if (endpoint.generation != generation_) return nullptr;
   auto it = idle_.find(endpoint.key);
   if (it == idle_.end()) return nullptr;
   auto& list = it->second;
