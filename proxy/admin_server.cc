@@ -14,12 +14,16 @@ constexpr size_t kMaxHeadBytes = 8 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
 
 std::string admin_response_bytes(const AdminResponse& r, bool head_only) {
-  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
-                    std::string(reason_phrase(r.status)) + "\r\nContent-Type: " + r.content_type +
-                    "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                    "\r\nCache-Control: no-store\r\n";
-  if (!r.allow.empty()) out += "Allow: " + r.allow + "\r\n";
-  out += "Connection: close\r\n\r\n";
+  ResponseHead head;
+  head.status = r.status;
+  head.reason = std::string(reason_phrase(r.status));
+  head.headers = {{"Content-Type", r.content_type},
+                  {"Content-Length", std::to_string(r.body.size())},
+                  {"Cache-Control", "no-store"}};
+  if (!r.allow.empty()) head.headers.push_back({"Allow", r.allow});
+  head.headers.push_back({"Connection", "close"});
+  std::string out;
+  append_response_head(&out, head);
   if (!head_only) out += r.body;
   return out;
 }

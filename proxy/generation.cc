@@ -61,6 +61,18 @@ std::shared_ptr<const Generation> Generation::build(Config config, const Generat
   return g;
 }
 
+std::vector<std::string> insecure_route_warnings(const Config& config) {
+  std::vector<std::string> out;
+  for (const auto& r : config.routes) {
+    if (r.insecure_skip_verify && r.destination.tls()) {
+      out.push_back("route '" + r.name + "': insecure_skip_verify is on: TLS certificates of " +
+                    r.destination.origin() +
+                    " are NOT verified; anyone on the path can read and alter this traffic.");
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> restart_only_changes(const Config& running, const Config& loaded) {
   std::vector<std::string> out;
   auto check = [&](const char* key, const auto& a, const auto& b) {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/config.h"
 #include "proxy/capture_queue.h"
@@ -39,6 +40,10 @@ class Generation {
   std::unique_ptr<CaptureTee> capture_;
   std::unique_ptr<Forwarder> forwarder_;  // uses capture_ and config_
 };
+
+// "route 'NAME': insecure_skip_verify is on: ..." for each https route that skips TLS
+// verification: printed at startup and on every reload that keeps such a route.
+std::vector<std::string> insecure_route_warnings(const Config& config);
 
 // Settings a running proxy cannot switch (its listeners, event loops, console and capture
 // shipping): "server.port (5601 -> 5602)" for each that differs between `running` and

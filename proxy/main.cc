@@ -21,7 +21,6 @@
 #include "proxy/proxy_server.h"
 #include "proxy/reloader.h"
 #include "proxy/replay_command.h"
-#include "proxy/router.h"
 #include "proxy/shipper.h"
 
 #ifndef LP_VERSION
@@ -179,13 +178,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Warnings go to stderr in --check mode too, so a config can be vetted before it runs.
-  for (const auto& r : config.routes) {
-    if (r.insecure_skip_verify && r.destination.tls()) {
-      std::cerr << "WARNING: route '" << r.name
-                << "': insecure_skip_verify is on: TLS certificates of " << r.destination.origin()
-                << " are NOT verified; anyone on the path can read and alter this traffic.\n";
-    }
-  }
+  for (const auto& w : lp::insecure_route_warnings(config)) std::cerr << "WARNING: " << w << "\n";
 
   if (!lp::is_loopback_host(config.server.host)) {
     bool injects = false;

@@ -31,13 +31,8 @@ Reloader::Result Reloader::reload(const std::string& trigger) {
   std::string error;
   std::shared_ptr<const Generation> generation = Generation::build(std::move(loaded), env_, &error);
   if (!generation) return refuse(error);
-  for (const auto& r : generation->config().routes) {
-    if (r.insecure_skip_verify && r.destination.tls()) {
-      console.line("[proxy] WARNING: route '" + r.name +
-                   "': insecure_skip_verify is on: TLS "
-                   "certificates of " +
-                   r.destination.origin() + " are NOT verified");
-    }
+  for (const auto& w : insecure_route_warnings(generation->config())) {
+    console.line("[proxy] WARNING: " + w);
   }
   const size_t routes = generation->config().routes.size();
   server_.use(std::move(generation));

@@ -178,6 +178,27 @@ TEST_CASE("admin: spooling shows in /metrics, and healthz, readyz, 404 and 405 a
   CHECK(get_reload.status() == 405);
   CHECK(get_reload.head.get("Allow") == "POST");
 
+  // Shutting down with a stream still open: not ready any more, still alive, until it ends.
+  RawConn sse(proxy.port());
+  REQUIRE(sse.send_all(make_request("GET", "/mock/sse?n=2&ms=50&first_ms=0&hold=1", 0)));
+  auto sse_head = sse.read_head(5000ms);
+  REQUIRE(sse_head);
+  REQUIRE(proxy.process().send_signal(SIGTERM));
+  int draining_status = 0;
+  await_cond(
+      [&] {
+        RawConn c(admin);
+        auto r = c.exchange(make_request("GET", "/readyz", admin), "GET", 2000ms);
+        draining_status = r ? r->status() : 0;
+        return draining_status == 503;
+      },
+      5000ms);
+  CHECK(draining_status == 503);
+  CHECK(http_get(admin, "/healthz").status() == 200);
+  REQUIRE(http_get(mock.http_port(), "/release").status() == 200);
+  CHECK(sse.read_body(*sse_head, "GET", 5000ms, [](std::string_view) { return true; }));
+  CHECK(proxy.process().wait_exit(10000ms));
+
   // The proxied listener keeps every path for the routes: /metrics there goes upstream.
   Proxy catch_all(admin_config(mock.http_port(), "", {{"all", "/"}}));
   HttpResponse proxied = http_get(catch_all.port(), "/metrics");
