@@ -30,6 +30,14 @@ inline constexpr size_t kMaxMetaBytes = 64 * 1024;
 inline constexpr size_t kMaxDataBytes = 16 * 1024 * 1024;
 inline constexpr size_t kMaxBatchBytes = 64 * 1024 * 1024;
 
+// Ordered ingest, so that a proxy can keep several batches in flight (one per connection): a
+// batch POSTed with "kAfterHeader: SEQ" is applied only once batch SEQ of the same proxy_id is,
+// and the log server waits for that (bounded, then 409 and nothing applied). A log server that
+// honours it says so with "kOrderedHeader: 1" on its /ingest answers; until a proxy has seen
+// that it keeps one batch in flight, so an older log server never applies batches out of order.
+inline constexpr std::string_view kAfterHeader = "X-Capture-After";
+inline constexpr std::string_view kOrderedHeader = "X-Capture-Ordered";
+
 enum class FrameType : uint8_t {
   kBatch = 1,         // meta: {"proxy_id": str, "seq": uint}
   kBegin = 2,         // meta: {"id", "route", "method", "proxy_path", "destination",

@@ -586,6 +586,8 @@ struct ApiServer::Impl {
 
   void ingest(const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) {
+    // Every answer, refusals included: this server applies batches in the order named.
+    res.set_header(std::string(wire::kOrderedHeader), "1");
     auto too_large = [&] {
       deps.metrics.count_error(IngestErrorKind::kTooLarge);
       res.set_header("Connection", "close");  // the rest of the body is not read
@@ -640,13 +642,26 @@ struct ApiServer::Impl {
       deps.metrics.count_error(IngestErrorKind::kMalformed);
       return send_error(res, 400, "malformed batch: " + error);
     }
-    IngestResult r = deps.ingestor.apply(*batch);
+    std::optional<uint64_t> after;
+    if (req.has_header(std::string(wire::kAfterHeader).c_str())) {
+      const std::string value = req.get_header_value(std::string(wire::kAfterHeader).c_str());
+      if (value.empty() || value.size() > 19 ||
+          value.find_first_not_of("0123456789") != std::string::npos) {
+        deps.metrics.count_error(IngestErrorKind::kMalformed);
+        return send_error(res, 400,
+                          std::string(wire::kAfterHeader) + " is not a batch sequence number");
+      }
+      after = std::stoull(value);
+    }
+    IngestResult r = deps.ingestor.apply(*batch, after);
     switch (r.status) {
       case IngestResult::Status::kApplied:
         return send_json(res, 200,
                          {{"applied", true}, {"frames", r.frames}, {"skipped", r.skipped}});
       case IngestResult::Status::kDuplicate:
         return send_json(res, 200, {{"duplicate", true}});
+      case IngestResult::Status::kOutOfOrder:
+        return send_error(res, 409, r.error + "; nothing applied, send it again after that one");
       case IngestResult::Status::kDiskFull:
         log_line("ingest of batch " + batch->proxy_id + "/" + std::to_string(batch->seq) +
                  " failed, rolled back: " + r.error);

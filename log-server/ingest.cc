@@ -262,8 +262,8 @@ std::vector<wire::FrameView> views_of(const std::vector<wire::Frame>& frames,
 
 }  // namespace
 
-IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
-  std::lock_guard lock(mu_);
+IngestResult Ingestor::apply(const wire::DecodedBatch& batch, std::optional<uint64_t> after) {
+  std::unique_lock lock(mu_);
   IngestResult result;
   bool in_transaction = false;
   try {
@@ -271,6 +271,29 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
       metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
       result.status = IngestResult::Status::kDuplicate;
       return result;
+    }
+    if (after && *after != batch.seq && !writer_.batch_applied(batch.proxy_id, *after)) {
+      // The batch it follows is on another connection, not applied yet (or lost: then the
+      // proxy re-sends this one after it, without `after`).
+      metrics_.batches_waited.fetch_add(1, std::memory_order_relaxed);
+      const auto deadline = std::chrono::steady_clock::now() + order_wait_;
+      while (!writer_.batch_applied(batch.proxy_id, *after)) {
+        if (applied_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+            !writer_.batch_applied(batch.proxy_id, *after)) {
+          metrics_.batches_out_of_order.fetch_add(1, std::memory_order_relaxed);
+          result.status = IngestResult::Status::kOutOfOrder;
+          result.error = "batch " + std::to_string(batch.seq) + " follows batch " +
+                         std::to_string(*after) + ", which was not applied within " +
+                         std::to_string(order_wait_.count()) + " ms";
+          return result;
+        }
+      }
+      // Another connection may have carried this very batch meanwhile.
+      if (writer_.batch_applied(batch.proxy_id, batch.seq)) {
+        metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
+        result.status = IngestResult::Status::kDuplicate;
+        return result;
+      }
     }
     writer_.begin();
     in_transaction = true;
@@ -284,6 +307,7 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch) {
     applier.finish(batch.seq);
     writer_.commit();
     in_transaction = false;
+    applied_cv_.notify_all();
     // Rows first: the live feed shows an exchange ended before its derived fields can follow.
     // The batch is committed whatever happens here: a lost feed event (bad_alloc) must not
     // turn it into a failure the proxy would re-send.

@@ -5,12 +5,19 @@
 // Order for one batch: duplicate check on (proxy_id, seq); BEGIN; frames in order (files are
 // truncated to their acknowledged size on first use, then appended to); rows written;
 // applied_batches row; fdatasync files (and fsync new directory entries); COMMIT. Only then
-// is the batch acknowledged. Batches are applied one at a time (a mutex).
+// is the batch acknowledged. Batches are applied one at a time (a mutex). A batch sent with
+// an `after` seq (wire::kAfterHeader) first waits, without holding the mutex, until that batch
+// of the same proxy is applied: a proxy keeps several batches in flight on several
+// connections, and they arrive in any order.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +32,7 @@ struct IngestResult {
   enum class Status {
     kApplied,
     kDuplicate,    // (proxy_id, seq) was applied before: nothing done
+    kOutOfOrder,   // its `after` batch was not applied within the order wait: nothing done
     kDiskFull,     // ENOSPC/EDQUOT: rolled back (507)
     kUnavailable,  // another file or database error: rolled back (503)
   };
@@ -46,16 +54,23 @@ class Ingestor {
   // as the ended listener: it must not block (the live feed only queues them).
   using RowsListener = std::function<void(const std::vector<ExchangeRow>& rows)>;
 
-  Ingestor(Database& db, const BlobStore& store, Metrics& metrics)
-      : writer_(db), store_(store), metrics_(metrics) {}
+  // How long a batch waits for the batch it must follow before it is answered kOutOfOrder:
+  // well under the proxy's 10 s read timeout, long enough for a large batch to be applied.
+  static constexpr std::chrono::milliseconds kDefaultOrderWait{5000};
+
+  Ingestor(Database& db, const BlobStore& store, Metrics& metrics,
+           std::chrono::milliseconds order_wait = kDefaultOrderWait)
+      : writer_(db), store_(store), metrics_(metrics), order_wait_(order_wait) {}
 
   // Set before the first apply().
   void set_ended_listener(EndedListener listener) { ended_listener_ = std::move(listener); }
   void set_rows_listener(RowsListener listener) { rows_listener_ = std::move(listener); }
 
   // `batch` from decode_batch_views (the /ingest path: its views must still point into the
-  // body) or from decode_batch (its frames are turned into views first).
-  IngestResult apply(const wire::DecodedBatch& batch);
+  // body) or from decode_batch (its frames are turned into views first). With `after`, the
+  // batch is applied only once (batch.proxy_id, *after) is (waiting for it up to the order
+  // wait). Called from any number of threads.
+  IngestResult apply(const wire::DecodedBatch& batch, std::optional<uint64_t> after = std::nullopt);
 
   // For recovery at startup, before any batch is applied.
   IndexWriter& writer() { return writer_; }
@@ -66,7 +81,9 @@ class Ingestor {
   Metrics& metrics_;
   EndedListener ended_listener_;
   RowsListener rows_listener_;
+  const std::chrono::milliseconds order_wait_;
   std::mutex mu_;
+  std::condition_variable applied_cv_;  // notified after each COMMIT
 };
 
 }  // namespace lp::logsrv

@@ -40,6 +40,12 @@ std::string Metrics::render() const {
          load(batches_applied));
   metric("log_server_batches_duplicate_total", "counter",
          "Capture batches received again after being applied (ignored).", load(batches_duplicate));
+  metric("log_server_batches_waited_total", "counter",
+         "Capture batches that arrived before the batch they follow and waited for it.",
+         load(batches_waited));
+  metric("log_server_batches_out_of_order_total", "counter",
+         "Capture batches refused (409) because the batch they follow was not applied in time.",
+         load(batches_out_of_order));
   out +=
       "# HELP log_server_ingest_errors_total Ingest problems by kind (rejected batches and "
       "skipped frames).\n"

@@ -28,6 +28,8 @@ class Metrics {
   std::atomic<uint64_t> bytes_ingested{0};      // head and body bytes appended to files
   std::atomic<uint64_t> batches_applied{0};
   std::atomic<uint64_t> batches_duplicate{0};
+  std::atomic<uint64_t> batches_waited{0};        // arrived before the batch they follow
+  std::atomic<uint64_t> batches_out_of_order{0};  // ... which did not come in time (409)
   std::atomic<uint64_t> frames_skipped{0};
   std::atomic<int64_t> exchanges{0};      // rows in the index (gauge)
   std::atomic<uint64_t> orphan_files{0};  // moved aside by startup recovery (set once)

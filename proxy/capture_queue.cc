@@ -71,13 +71,20 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
 }
 
 bool CaptureQueue::wait(std::chrono::steady_clock::time_point deadline, bool for_high_water) {
+  return wait_until(deadline, for_high_water ? high_water_ : kNoWaiter) >= high_water_;
+}
+
+bool CaptureQueue::wait_for_bytes(std::chrono::steady_clock::time_point deadline, size_t n) {
+  return wait_until(deadline, n) >= n;
+}
+
+size_t CaptureQueue::wait_until(std::chrono::steady_clock::time_point deadline, size_t n) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (for_high_water) wake_at_bytes_ = high_water_;
-  cv_.wait_until(lock, deadline,
-                 [&] { return closed_ || woken_ || (for_high_water && bytes_ >= high_water_); });
+  wake_at_bytes_ = n;
+  cv_.wait_until(lock, deadline, [&] { return closed_ || woken_ || bytes_ >= n; });
   wake_at_bytes_ = kNoWaiter;
   woken_ = false;
-  return bytes_ >= high_water_;
+  return bytes_;
 }
 
 void CaptureQueue::wake() {

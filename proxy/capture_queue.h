@@ -41,6 +41,8 @@ class CaptureQueue {
   // Waits until `deadline`, a wake(), close(), or (if `for_high_water`) the queue holding
   // high_water bytes. True if it holds them on return.
   bool wait(std::chrono::steady_clock::time_point deadline, bool for_high_water);
+  // The same for `n` bytes instead of the high-water mark (the shipper, for a full batch).
+  bool wait_for_bytes(std::chrono::steady_clock::time_point deadline, size_t n);
   // Ends the shipper's current or next wait (pop_batch or wait) early; a wake with nobody
   // waiting is kept for the next wait, so it is never lost.
   void wake();
@@ -51,6 +53,10 @@ class CaptureQueue {
   size_t high_water() const { return high_water_; }
 
  private:
+  // Waits until `deadline`, a wake(), close(), or the queue holding `n` bytes; returns the bytes
+  // held then.
+  size_t wait_until(std::chrono::steady_clock::time_point deadline, size_t n);
+
   const size_t max_bytes_;
   const size_t high_water_;
   mutable std::mutex mu_;

@@ -94,6 +94,9 @@ std::string render_metrics(const lp::ProxyMetrics& metrics, const lp::ProxyServe
             static_cast<int64_t>(load(sc.spool_batches)));
   out.gauge("logging_proxy_spool_bytes", "Bytes of the capture batches in the spool.",
             static_cast<int64_t>(load(sc.spool_bytes)));
+  out.gauge("logging_proxy_batches_in_flight",
+            "Capture batches sent to the log server and not answered yet.",
+            static_cast<int64_t>(load(sc.batches_in_flight)));
   out.counter("logging_proxy_batches_sent_total", "Capture batches the log server took.",
               load(sc.batches_sent));
   out.counter("logging_proxy_batches_spooled_total", "Capture batches written to the spool.",

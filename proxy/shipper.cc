@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <deque>
+#include <list>
 
 #include "common/capture_wire.h"
 #include "common/ids.h"
@@ -35,15 +37,18 @@ Shipper::Shipper(const Config& config, CaptureQueue& queue, const CaptureCounter
   std::string error;
   std::optional<Url> url = parse_url(config.logging.server_url, &error);
   if (!url) throw std::runtime_error("logging.server_url " + error);
-  client_ = std::make_unique<httplib::Client>(url->origin());
-  client_->set_keep_alive(true);
-  client_->set_tcp_nodelay(true);
-  client_->set_connection_timeout(std::chrono::seconds(2));
-  client_->set_read_timeout(std::chrono::seconds(10));
-  client_->set_write_timeout(std::chrono::seconds(10));
-  client_->set_decompress(false);
-  if (!config.log_server.auth_token.empty()) {
-    client_->set_bearer_token_auth(config.log_server.auth_token.c_str());
+  for (Sender& sender : senders_) {
+    sender.client = std::make_unique<httplib::Client>(url->origin());
+    httplib::Client& c = *sender.client;
+    c.set_keep_alive(true);
+    c.set_tcp_nodelay(true);
+    c.set_connection_timeout(std::chrono::seconds(2));
+    c.set_read_timeout(std::chrono::seconds(10));
+    c.set_write_timeout(std::chrono::seconds(10));
+    c.set_decompress(false);
+    if (!config.log_server.auth_token.empty()) {
+      c.set_bearer_token_auth(config.log_server.auth_token.c_str());
+    }
   }
   std::string base = url->path;
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -60,7 +65,9 @@ Shipper::~Shipper() {
 }
 
 void Shipper::start() {
-  sender_ = std::thread([this] { sender_run(); });
+  for (size_t i = 0; i < senders_.size(); ++i) {
+    senders_[i].thread = std::thread([this, i] { sender_run(i); });
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -75,44 +82,56 @@ void Shipper::stop(std::chrono::milliseconds budget) {
     sender_exit_ = true;
   }
   send_cv_.notify_all();
-  sender_.join();
+  for (Sender& sender : senders_) sender.thread.join();
 }
 
-void Shipper::begin_send(const std::string* batch) {
+void Shipper::begin_send(size_t sender, const std::string* batch, std::optional<uint64_t> after) {
   {
     std::lock_guard<std::mutex> lock(send_mu_);
-    send_job_ = batch;
-    send_result_.reset();
+    Sender& s = senders_[sender];
+    if (s.job != nullptr) std::abort();  // the shipper thread hands work to idle senders only
+    s.job = batch;
+    s.after = after;
+    s.result.reset();
   }
   send_cv_.notify_all();
 }
 
-std::optional<Shipper::SendResult> Shipper::poll_send() {
+std::optional<Shipper::Outcome> Shipper::poll_send() {
   std::lock_guard<std::mutex> lock(send_mu_);
-  std::optional<SendResult> r = send_result_;
-  send_result_.reset();
-  return r;
+  for (size_t i = 0; i < senders_.size(); ++i) {
+    if (std::optional<SendResult> r = senders_[i].result) {
+      senders_[i].result.reset();
+      return Outcome{i, *r};
+    }
+  }
+  return std::nullopt;
 }
 
-std::optional<Shipper::SendResult> Shipper::await_send(SteadyClock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(send_mu_);
-  send_cv_.wait_until(lock, deadline, [&] { return send_result_.has_value(); });
-  std::optional<SendResult> r = send_result_;
-  send_result_.reset();
-  return r;
+std::optional<Shipper::Outcome> Shipper::await_send(SteadyClock::time_point deadline) {
+  {
+    std::unique_lock<std::mutex> lock(send_mu_);
+    send_cv_.wait_until(lock, deadline, [&] {
+      return std::any_of(senders_.begin(), senders_.end(),
+                         [](const Sender& s) { return s.result.has_value(); });
+    });
+  }
+  return poll_send();
 }
 
-void Shipper::sender_run() {
+void Shipper::sender_run(size_t i) {
+  Sender& me = senders_[i];
   std::unique_lock<std::mutex> lock(send_mu_);
   while (true) {
-    send_cv_.wait(lock, [&] { return send_job_ != nullptr || sender_exit_; });
-    if (send_job_ == nullptr) return;
-    const std::string* batch = send_job_;
+    send_cv_.wait(lock, [&] { return me.job != nullptr || sender_exit_; });
+    if (me.job == nullptr) return;
+    const std::string* batch = me.job;
+    const std::optional<uint64_t> after = me.after;
     lock.unlock();
-    const SendResult r = send(*batch);
+    const SendResult r = send(*me.client, *batch, after);
     lock.lock();
-    send_job_ = nullptr;
-    send_result_ = r;
+    me.job = nullptr;
+    me.result = r;
     send_cv_.notify_all();
     lock.unlock();
     queue_.wake();
@@ -120,25 +139,27 @@ void Shipper::sender_run() {
   }
 }
 
-Shipper::SendResult Shipper::send(const std::string& batch) {
+Shipper::SendResult Shipper::send(httplib::Client& client, const std::string& batch,
+                                  std::optional<uint64_t> after) {
   httplib::Headers headers;
-  auto res = client_->Post(ingest_path_.c_str(), headers, batch, "application/octet-stream");
+  if (after) headers.emplace(std::string(wire::kAfterHeader), std::to_string(*after));
+  auto res = client.Post(ingest_path_.c_str(), headers, batch, "application/octet-stream");
   counters_.log_server.store(res ? ShipperCounters::LogServer::kReachable
                                  : ShipperCounters::LogServer::kUnreachable);
   if (!res) {
     counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
-    if (!server_down_) {
+    if (!server_down_.exchange(true)) {
       console_.line("[capture] log server " + config_.logging.server_url + " unreachable (" +
                     httplib::to_string(res.error()) + "); spooling to " +
                     config_.logging.spool_dir);
-      server_down_ = true;
     }
     return SendResult::kFailed;
   }
+  // A log server replaced by one that does not order batches is noticed at its first answer.
+  ordered_.store(res->get_header_value(std::string(wire::kOrderedHeader).c_str()) == "1");
   if (res->status >= 200 && res->status < 300) {
-    if (server_down_) {
+    if (server_down_.exchange(false)) {
       console_.line("[capture] log server " + config_.logging.server_url + " is back");
-      server_down_ = false;
     }
     counters_.batches_sent.fetch_add(1, std::memory_order_relaxed);
     return SendResult::kDelivered;
@@ -151,11 +172,11 @@ Shipper::SendResult Shipper::send(const std::string& batch) {
     return SendResult::kRejected;
   }
   counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
-  if (!server_down_) {
+  // 409: the batch before it, on another connection, failed; it is re-sent after that one.
+  if (res->status != 409 && !server_down_.exchange(true)) {
     console_.line("[capture] log server answered " + std::to_string(res->status) +
                   (res->status == 401 ? " (check log_server.auth_token)" : "") + "; spooling to " +
                   config_.logging.spool_dir);
-    server_down_ = true;
   }
   return SendResult::kFailed;
 }
@@ -208,13 +229,15 @@ void Shipper::run() {
   struct InFlight {
     Source source;
     Held held;  // for kSpool, a copy of the spool's front (its slot and seq unused)
+    size_t sender = 0;
   };
-  std::optional<InFlight> in_flight;
-  // Both bounded to one batch. `oldest`: a sent batch that failed and the spool refused; it
-  // is older than everything spooled. `refused`: a batch cut for the spool that the spool
-  // refused; newer than everything spooled, older than the queue. While `refused` is held no
-  // more frames are taken, so the queue bounds the rest.
-  std::optional<Held> oldest;
+  // In send order; a list, so that a batch a sender reads stays where it is while others end.
+  std::list<InFlight> in_flight;
+  // Both bounded. `oldest`: sent batches that failed and the spool refused, by slot (at most
+  // one per sender); older than everything spooled. `refused`: a batch cut for the spool that
+  // the spool refused; newer than everything spooled, older than the queue. While `refused`
+  // is held no more frames are taken, so the queue bounds the rest.
+  std::deque<Held> oldest;
   std::optional<Held> refused;
   bool failing = false;  // the last send failed: keep the backoff, spool what is cut
   auto next_attempt = SteadyClock::now();
@@ -222,10 +245,21 @@ void Shipper::run() {
   auto past_stop_deadline = [&] {
     return stopping_ && SteadyClock::now().time_since_epoch().count() >= stop_deadline_ns_;
   };
-  auto on_outcome = [&](SendResult r) {
-    InFlight f = std::move(*in_flight);
-    in_flight.reset();
-    if (r == SendResult::kFailed) {
+  auto start_send = [&](InFlight f, std::optional<uint64_t> after) {
+    std::array<bool, kMaxBatchesInFlight> busy{};
+    for (const InFlight& g : in_flight) busy[g.sender] = true;
+    f.sender = static_cast<size_t>(std::find(busy.begin(), busy.end(), false) - busy.begin());
+    if (f.sender == busy.size()) std::abort();  // callers keep in_flight below the senders
+    in_flight.push_back(std::move(f));
+    begin_send(in_flight.back().sender, &in_flight.back().held.batch, after);
+  };
+  auto on_outcome = [&](const Outcome& outcome) {
+    auto it = std::find_if(in_flight.begin(), in_flight.end(),
+                           [&](const InFlight& f) { return f.sender == outcome.first; });
+    if (it == in_flight.end()) std::abort();  // an outcome from a sender with no batch
+    InFlight f = std::move(*it);
+    in_flight.erase(it);
+    if (outcome.second == SendResult::kFailed) {
       failing = true;
       next_attempt = SteadyClock::now() + backoff;
       backoff = std::min<SteadyClock::duration>(backoff * 2, kMaxBackoff);
@@ -234,7 +268,9 @@ void Shipper::run() {
         counters_.batches_spooled.fetch_add(1, std::memory_order_relaxed);
       } else {
         spool_full_episode(spool_.error());
-        oldest = std::move(f.held);
+        auto at = std::find_if(oldest.begin(), oldest.end(),
+                               [&](const Held& h) { return h.slot > f.held.slot; });
+        oldest.insert(at, std::move(f.held));
       }
       return;
     }
@@ -247,16 +283,19 @@ void Shipper::run() {
     warn_truncations();
     counters_.spool_batches.store(spool_.count(), std::memory_order_relaxed);
     counters_.spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
-    if (in_flight) {
-      if (auto r = poll_send()) on_outcome(*r);
+    while (!in_flight.empty()) {
+      std::optional<Outcome> r = poll_send();
+      if (!r) break;
+      on_outcome(*r);
     }
+    counters_.batches_in_flight.store(in_flight.size(), std::memory_order_relaxed);
     const auto now = SteadyClock::now();
-    // Oldest first: a held failed batch, the spool, a batch the spool refused, then the queue.
-    if (!in_flight && now >= next_attempt && !past_stop_deadline()) {
+    // Oldest first, one at a time: held failed batches, the spool, a batch the spool refused.
+    if (in_flight.empty() && now >= next_attempt && !past_stop_deadline()) {
       std::optional<InFlight> next;
-      if (oldest) {
-        next = InFlight{Source::kMemory, std::move(*oldest)};
-        oldest.reset();
+      if (!oldest.empty()) {
+        next = InFlight{Source::kMemory, std::move(oldest.front())};
+        oldest.pop_front();
       } else if (std::optional<std::string> b = spool_.front()) {
         next = InFlight{Source::kSpool, Held{std::move(*b), 0, 0}};
       } else if (refused) {
@@ -265,12 +304,11 @@ void Shipper::run() {
         refused.reset();
       }
       if (next) {
-        in_flight = std::move(next);
-        begin_send(&in_flight->held.batch);
+        start_send(std::move(*next), std::nullopt);
         continue;
       }
     }
-    const bool backlog = oldest || refused || !spool_.empty();
+    const bool backlog = !oldest.empty() || refused || !spool_.empty();
     const bool closed = queue_.closed();
     // A batch cut for the spool may exceed batch_bytes by its last frame's header and preamble.
     // Batches cut for the spool take up to the high-water mark (one fsync moves all of it, so
@@ -281,33 +319,55 @@ void Shipper::run() {
     const bool spool_room = spool_cut >= kMinSpoolCut;
     const bool stuck = past_stop_deadline() && (refused || !spool_room);
     if (closed && ((queue_.bytes() == 0 && !refused) || stuck)) {
-      // Nothing more will be queued (or can be kept): finish the send in flight, then end.
-      if (!in_flight) break;
+      // Nothing more will be queued (or can be kept): finish the sends in flight, then end.
+      if (in_flight.empty()) break;
       if (auto r = await_send(now + std::chrono::seconds(1))) on_outcome(*r);
       continue;
     }
-    if (!backlog && !failing && !in_flight && !past_stop_deadline()) {
+    const bool only_memory = std::all_of(in_flight.begin(), in_flight.end(), [](const InFlight& f) {
+      return f.source == Source::kMemory;
+    });
+    const size_t max_in_flight = ordered_.load() ? kMaxBatchesInFlight : 1;
+    if (!backlog && !failing && !past_stop_deadline() && only_memory &&
+        in_flight.size() < max_in_flight) {
       // The usual path: the next batch straight from the queue to the log server.
-      // The backlog is gone: a new overflow or a full spool is a new episode, told again.
-      overflow_told_ = false;
-      spool_full_told_ = false;
-      if (cut_batch(&cut, config_.logging.batch_bytes, now + std::chrono::seconds(1),
-                    config_.logging.batch_interval) == 0) {
-        continue;
+      size_t n = 0;
+      if (in_flight.empty()) {
+        // The backlog is gone: a new overflow or a full spool is a new episode, told again.
+        overflow_told_ = false;
+        spool_full_told_ = false;
+        n = cut_batch(&cut, config_.logging.batch_bytes, now + std::chrono::seconds(1),
+                      config_.logging.batch_interval);
+      } else {
+        // Another connection only for a full batch: small batches each cost the log server
+        // an fsync, so below that the frames wait for the batch in flight.
+        const size_t full = std::min(config_.logging.batch_bytes, queue_.high_water());
+        if (queue_.bytes() < full) {
+          // Woken by a sender's outcome too.
+          if (!closed)
+            queue_.wait_for_bytes(now + std::chrono::seconds(1), full);
+          else if (auto r = await_send(now + std::chrono::seconds(1)))
+            on_outcome(*r);
+          continue;
+        }
+        n = cut_batch(&cut, config_.logging.batch_bytes, now, SteadyClock::duration::zero());
       }
-      in_flight = InFlight{Source::kMemory, Held{std::move(cut), seq_, spool_.reserve()}};
-      begin_send(&in_flight->held.batch);
+      if (n == 0) continue;
+      std::optional<uint64_t> after;
+      if (!in_flight.empty()) after = in_flight.back().held.seq;
+      start_send(InFlight{Source::kMemory, Held{std::move(cut), seq_, spool_.reserve()}}, after);
       continue;
     }
     // The queue's frames cannot go to the log server now: the link is failing, older batches
     // wait in the spool, or a POST is in flight. They go to the spool behind the backlog when
     // there is one or the link fails (the order must continue on disk), or when the queue
     // passes high water; otherwise they wait in memory for the POST in flight.
-    const auto until = in_flight ? now + std::chrono::seconds(1)
-                                 : std::clamp(next_attempt, now, now + std::chrono::seconds(1));
+    const auto until = !in_flight.empty()
+                           ? now + std::chrono::seconds(1)
+                           : std::clamp(next_attempt, now, now + std::chrono::seconds(1));
     auto idle = [&](bool for_high_water) {
       if (!closed) return queue_.wait(until, for_high_water);
-      if (in_flight) {
+      if (!in_flight.empty()) {
         if (auto r = await_send(until)) on_outcome(*r);
       } else {
         std::this_thread::sleep_until(until);
@@ -345,11 +405,13 @@ void Shipper::run() {
       }
     }
   }
-  if (oldest && spool_.append_at(oldest->slot, oldest->seq, proxy_id_, oldest->batch)) {
-    oldest.reset();
+  while (!oldest.empty() && spool_.append_at(oldest.front().slot, oldest.front().seq, proxy_id_,
+                                             oldest.front().batch)) {
+    oldest.pop_front();
   }
   if (refused && spool_.append(refused->seq, proxy_id_, refused->batch)) refused.reset();
-  if (oldest || refused || queue_.bytes() > 0) {
+  counters_.batches_in_flight.store(0, std::memory_order_relaxed);
+  if (!oldest.empty() || refused || queue_.bytes() > 0) {
     console_.line(
         "[capture] shutdown: captures still queued could be neither delivered nor "
         "spooled (spool full or unwritable) and are lost");

@@ -1,20 +1,25 @@
 // The shipper: turns queued capture frames into batches and POSTs them to the log server's
-// /ingest over one keep-alive connection, one batch at a time. Two threads, both owned here:
+// /ingest, up to kMaxBatchesInFlight at a time, each on its own keep-alive connection.
+// Threads, all owned here:
 // - the shipper thread owns the queue's consumer side, sequence numbers, the spool and every
 //   decision; it never waits on the network;
-// - the sender thread only runs the POST of the one batch handed to it and reports the
-//   outcome (waking the shipper thread through CaptureQueue::wake()).
-// A batch goes out when it reaches logging.batch_bytes or logging.batch_interval. While a POST
-// is in flight, frames wait in the queue; when the queue passes its high-water mark (a log
-// server slower than the traffic, or stalled), the shipper thread moves the oldest frames as
-// batches to the on-disk spool instead of letting the queue fill. When the log server is down
-// or refusing, batches go to the spool too. Order of age, oldest first: a failed batch kept in
-// memory (only when the spool refused it), the spool, a batch the spool refused, the queue;
-// batches are sent strictly in that order, so the log server applies them in seq order, each
-// once. When the spool is full too, frames stay in the queue, it fills, and new exchanges are
-// marked truncated: the client path never waits on any of this.
+// - each sender thread only runs the POST of the batch handed to it and reports the outcome
+//   (waking the shipper thread through CaptureQueue::wake()).
+// A batch goes out when it reaches logging.batch_bytes or logging.batch_interval; while one is
+// in flight, another goes out only when a full batch is queued (a burst), and names the batch
+// before it (wire::kAfterHeader) so the log server applies them in seq order whatever
+// connection is faster. Several in flight only once the log server has said it honours that.
+// When the queue passes its high-water mark (a log server slower than the traffic, or
+// stalled), the shipper thread moves the oldest frames as batches to the on-disk spool
+// instead of letting the queue fill. When the log server is down or refusing, batches go to
+// the spool too. Order of age, oldest first: failed batches kept in memory (only when the
+// spool refused them), the spool, a batch the spool refused, the queue; those older than the
+// queue are sent one at a time, alone, so the log server applies every batch in seq order,
+// each once. When the spool is full too, frames stay in the queue, it fills, and new
+// exchanges are marked truncated: the client path never waits on any of this.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -46,6 +51,7 @@ struct ShipperCounters {
   // Gauges, refreshed by the shipper thread at least once a second.
   std::atomic<uint64_t> spool_batches{0};
   std::atomic<uint64_t> spool_bytes{0};
+  std::atomic<uint64_t> batches_in_flight{0};
   // The last POST's outcome: unknown (none yet), reachable (any HTTP answer) or unreachable.
   enum class LogServer { kUnknown, kReachable, kUnreachable };
   std::atomic<LogServer> log_server{LogServer::kUnknown};
@@ -68,6 +74,9 @@ class Shipper {
   const ShipperCounters& counters() const { return counters_; }
   const std::string& proxy_id() const { return proxy_id_; }
 
+  // Connections to the log server, each with at most one batch in flight.
+  static constexpr size_t kMaxBatchesInFlight = 3;
+
  private:
   enum class SendResult { kDelivered, kRejected, kFailed };
   // A batch not in the spool, with the place in the spool's order it takes if it has to go
@@ -88,14 +97,16 @@ class Shipper {
   bool spool_behind(const std::string& batch, uint64_t seq);
   void spool_full_episode(const std::string& why);
 
-  // The sender's mailbox. begin_send() hands over a batch (which must outlive the send) when
-  // no send is in flight; poll_send() takes the outcome if there is one; await_send() waits
-  // for it until `deadline`. All three from the shipper thread.
-  void begin_send(const std::string* batch);
-  std::optional<SendResult> poll_send();
-  std::optional<SendResult> await_send(std::chrono::steady_clock::time_point deadline);
-  void sender_run();                          // the sender thread
-  SendResult send(const std::string& batch);  // the sender thread
+  // The senders' mailboxes. begin_send() hands a batch (which must outlive the send) to an
+  // idle sender; poll_send() takes one outcome if there is one (which sender, what result);
+  // await_send() waits for one until `deadline`. All three from the shipper thread.
+  using Outcome = std::pair<size_t, SendResult>;
+  void begin_send(size_t sender, const std::string* batch, std::optional<uint64_t> after);
+  std::optional<Outcome> poll_send();
+  std::optional<Outcome> await_send(std::chrono::steady_clock::time_point deadline);
+  void sender_run(size_t sender);  // a sender thread
+  SendResult send(httplib::Client& client, const std::string& batch,
+                  std::optional<uint64_t> after);  // a sender thread
   void warn_truncations();
 
   const Config& config_;
@@ -103,22 +114,27 @@ class Shipper {
   const CaptureCounters& capture_;
   ConsoleLog& console_;
   Spool spool_;
-  std::unique_ptr<httplib::Client> client_;
   std::string ingest_path_;
   std::string proxy_id_;
   uint64_t seq_ = 0;
   ShipperCounters counters_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> stop_deadline_ns_{0};
-  bool server_down_ = false;      // sender thread
-  bool spool_full_told_ = false;  // shipper thread
-  bool overflow_told_ = false;    // shipper thread
+  std::atomic<bool> ordered_{false};      // the log server's last answer announced ordered ingest
+  std::atomic<bool> server_down_{false};  // told on the console; any sender thread
+  bool spool_full_told_ = false;          // shipper thread
+  bool overflow_told_ = false;            // shipper thread
+  struct Sender {
+    std::unique_ptr<httplib::Client> client;
+    const std::string* job = nullptr;  // guarded by send_mu_, as are the two below
+    std::optional<uint64_t> after;
+    std::optional<SendResult> result;
+    std::thread thread;
+  };
   std::mutex send_mu_;
   std::condition_variable send_cv_;
-  const std::string* send_job_ = nullptr;
-  std::optional<SendResult> send_result_;
+  std::array<Sender, kMaxBatchesInFlight> senders_;
   bool sender_exit_ = false;
-  std::thread sender_;
   uint64_t truncations_reported_ = 0;
   std::chrono::steady_clock::time_point last_truncation_warning_;
   std::thread thread_;

@@ -54,10 +54,12 @@ struct ProxyCfg {
   std::string logging_extra;  // more `logging:` keys
 };
 
-std::string proxy_yaml(const ProxyCfg& c) {
+// `server_extra`: more `server:` keys.
+std::string proxy_yaml(const ProxyCfg& c, const std::string& server_extra = "") {
   const std::string mock = "http://127.0.0.1:" + std::to_string(c.mock_port) + "/";
   std::string y;
-  y += "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: \"10s\"}\n";
+  y += "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: \"10s\"" +
+       (server_extra.empty() ? "" : ", " + server_extra) + "}\n";
   y += "logging: {console: true, server_url: \"" + c.server_url +
        "\", default: true, spool_dir: \"" + c.spool_dir + "\", batch_interval: 50ms" +
        (c.logging_extra.empty() ? "" : ", " + c.logging_extra) + "}\n";
@@ -889,6 +891,108 @@ TEST_CASE(
                 metrics);
   bool drained = await_cond([&] { return count_spooled_batches(spool) == 0; }, 30000ms);
   CHECK_MESSAGE(drained, count_spooled_batches(spool) << " files left in the spool");
+}
+
+// A gauge or counter of the proxy's /metrics (no labels); -1 when absent.
+double proxy_metric(int admin_port, const std::string& name) {
+  HttpResponse r = http_get(admin_port, "/metrics");
+  std::smatch m;
+  const std::regex line("\n" + name + " ([0-9.e+-]+)\n");
+  return std::regex_search(r.body, m, line) ? std::stod(m[1]) : -1;
+}
+
+TEST_CASE(
+    "capture: several batches in flight, the log server killed under them: every exchange once, "
+    "in order") {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
+  auto ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
+  const int ls_port = ls->port();
+  // Small batches, so that a burst fills several at once.
+  write_file(dir.file("proxy.yaml"),
+             proxy_yaml({mock.http_port(), ls->url(), spool, "batch_bytes: 16KiB"},
+                        "admin_host: \"127.0.0.1\", admin_port: 0"));
+  ProxyProc proxy(dir.file("proxy.yaml"));
+  const int port = proxy.port();
+  const int admin = std::stoi(
+      proxy.process().wait_for_line(std::regex(R"(admin on http://[^ ]+:(\d+))"), 10000ms)[1]);
+  const std::string tag = run_tag("inflight");
+  const std::string body(1024, 'f');
+  RawConn conn(port);
+  int n = 0;
+  auto call = [&] {
+    const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(n++);
+    auto r = conn.exchange(make_request("POST", path, port, {}, body), "POST");
+    REQUIRE_MESSAGE(r, "no response to " << path);
+    CHECK(r->status() == 200);
+  };
+  // Warm-up: the log server's first answer says it applies batches in order.
+  for (int k = 0; k < 20; ++k) call();
+  REQUIRE(await_cond([&] { return proxy_metric(admin, "logging_proxy_batches_sent_total") >= 1; },
+                     10000ms));
+
+  double in_flight = 0;
+  {
+    ContinueOnExit cont{ls->process().pid()};
+    REQUIRE(ls->process().send_signal(SIGSTOP));
+    // A stopped log server answers nothing: batches pile up on the connections, up to one each.
+    const auto deadline = Clock::now() + 20s;
+    while (in_flight < 3 && n < 3000 && Clock::now() < deadline) {
+      for (int k = 0; k < 20; ++k) call();
+      in_flight = proxy_metric(admin, "logging_proxy_batches_in_flight");
+    }
+    MESSAGE(in_flight << " batches in flight after " << n << " calls");
+    REQUIRE(in_flight == 3);
+    // Killed with them in flight; the calls go on meanwhile.
+    REQUIRE(ls->process().send_signal(SIGKILL));
+  }
+  ls.reset();
+  for (int k = 0; k < 200; ++k) call();
+  write_file(dir.file("log-server.yaml"), log_server_yaml(data, ls_port));
+  ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"), "log-server-2");
+  REQUIRE(ls->port() == ls_port);
+  for (int k = 0; k < 300; ++k) call();
+
+  Api api(ls->port());
+  auto [rows, arrived] = await_rows(
+      api, "q=" + tag,
+      [&](const std::vector<json>& rs) {
+        return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
+      },
+      60000ms, 200ms);
+  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
+                                                       << proxy.process().output_tail());
+  auto paths = by_path(rows);
+  CHECK(rows.size() == static_cast<size_t>(n));
+  int wrong = 0;
+  std::string last_ingested;
+  for (int k = 0; k < n; ++k) {
+    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
+    if (paths[p].size() != 1 || paths[p][0]["outcome"] != "complete") {
+      if (++wrong <= 3) {
+        CHECK_MESSAGE(false, p << " captured " << paths[p].size()
+                               << " times: " << (paths[p].empty() ? "" : paths[p][0].dump()));
+      }
+      continue;
+    }
+    const std::string ingested = paths[p][0].value("ingested_at", "");
+    if (ingested < last_ingested && ++wrong <= 3) {
+      CHECK_MESSAGE(ingested >= last_ingested,
+                    p << " ingested at " << ingested << ", before " << last_ingested);
+    }
+    last_ingested = std::max(last_ingested, ingested);
+  }
+  CHECK(wrong == 0);
+  const std::string metrics = api.get_raw("/metrics");
+  CHECK_MESSAGE(metrics.find("\nlog_server_frames_skipped_total 0\n") != std::string::npos,
+                metrics);
+  CHECK(await_cond([&] { return count_spooled_batches(spool) == 0; }, 30000ms));
+  std::smatch waited;
+  std::regex_search(metrics, waited, std::regex(R"(\nlog_server_batches_waited_total (\d+))"));
+  MESSAGE(n << " calls, all captured once; after the restart " << waited[1]
+            << " batches arrived before the one they follow and waited");
 }
 
 TEST_CASE(

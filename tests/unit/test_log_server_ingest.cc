@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/capture_wire.h"
@@ -122,12 +123,15 @@ class Batch {
 };
 
 struct Store {
+  Store() = default;
+  explicit Store(std::chrono::milliseconds wait) : order_wait(wait) {}
+  std::chrono::milliseconds order_wait = Ingestor::kDefaultOrderWait;
   TempDir dir;
   std::string data = dir.path() + "/data";
   BlobStore blobs{data};
   std::unique_ptr<Database> db = open_index(data + "/index.sqlite", true);
   Metrics metrics;
-  Ingestor ingestor{*db, blobs, metrics};
+  Ingestor ingestor{*db, blobs, metrics, order_wait};
 
   IngestResult apply(const Batch& b) { return ingestor.apply(b.decoded()); }
   IngestResult apply_ok(const Batch& b) {
@@ -234,6 +238,51 @@ TEST_CASE("ingest: a batch applied twice is ignored the second time") {
   // A later batch of p1 still applies.
   s.apply_ok(Batch("p1", 8).request_body(kId, "def"));
   CHECK(s.file(kRequestFile) == kRequestHead + "abcdef");
+}
+
+TEST_CASE("ingest: a batch that arrives before the one it follows waits for it") {
+  Store s;
+  // Batch 2 continues the exchange batch 1 begins: applied first, its frames would be skipped.
+  Batch first = Batch("p1", 1).begin(kId).request_head(kId).request_body(kId, "abc");
+  Batch second = Batch("p1", 2).request_body(kId, "def").end(kId);
+  IngestResult later;
+  std::thread t([&] { later = s.ingestor.apply(second.decoded(), 1); });
+  for (int i = 0; i < 2000 && s.metrics.batches_waited.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polls a condition
+  }
+  CHECK(s.metrics.batches_waited == 1);
+  s.apply_ok(first);
+  t.join();
+  INFO(later.error);
+  CHECK(later.status == IngestResult::Status::kApplied);
+  CHECK(later.skipped == 0);
+  CHECK(s.file(kRequestFile) == kRequestHead + "abcdef");
+  CHECK(s.row().outcome == "complete");
+  CHECK(s.metrics.batches_out_of_order == 0);
+  // Following a batch already applied: no wait. A duplicate stays a duplicate.
+  s.apply_ok(Batch("p1", 3).begin("11111111-2222-4333-8444-555555555555"));
+  CHECK(s.ingestor.apply(Batch("p1", 4).decoded(), 3).status == IngestResult::Status::kApplied);
+  CHECK(s.ingestor.apply(second.decoded(), 1).status == IngestResult::Status::kDuplicate);
+  CHECK(s.metrics.batches_waited == 1);
+}
+
+TEST_CASE("ingest: a batch whose predecessor does not come in time is refused, nothing applied") {
+  using namespace std::chrono_literals;
+  Store s(100ms);
+  Batch b = Batch("p1", 5).begin(kId).request_head(kId);
+  IngestResult r = s.ingestor.apply(b.decoded(), 4);
+  CHECK(r.status == IngestResult::Status::kOutOfOrder);
+  CHECK(r.error == "batch 5 follows batch 4, which was not applied within 100 ms");
+  CHECK_FALSE(s.ingestor.writer().find(kId).has_value());
+  CHECK_FALSE(s.exists(kRequestFile));
+  CHECK(s.metrics.batches_out_of_order == 1);
+  CHECK(s.metrics.batches_applied == 0);
+  // The proxy sends it again once batch 4 has failed for good: alone, it applies.
+  s.apply_ok(b);
+  CHECK(s.file(kRequestFile) == kRequestHead);
+  // Another proxy's batch 4 is not this proxy's.
+  s.apply_ok(Batch("p2", 4));
+  CHECK(s.ingestor.apply(Batch("p1", 6).decoded(), 4).status == IngestResult::Status::kOutOfOrder);
 }
 
 TEST_CASE("ingest: bytes of an attempt that never committed are cut off before appending") {
