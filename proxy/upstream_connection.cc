@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "proxy/async_io.h"
+#include "proxy/upstream_proxy_connect.h"
 
 namespace lp {
 namespace {
@@ -25,21 +26,42 @@ void UpstreamConnection::cancel() {
 }
 
 awaitable<bool> UpstreamConnection::open(Deadline deadline, std::string* error) {
-  const bool connected = co_await connect(deadline, error);
-  if (!connected) co_return false;
+  if (endpoint_.proxy) {
+    const bool tunnelled = co_await tunnel(deadline, error);
+    if (!tunnelled) co_return false;
+  } else {
+    const bool connected = co_await connect(endpoint_.host, endpoint_.port, deadline, error);
+    if (!connected) co_return false;
+  }
   if (!endpoint_.tls) co_return true;
   const bool secured = co_await handshake(deadline, error);
   co_return secured;
 }
 
-awaitable<bool> UpstreamConnection::connect(Deadline deadline, std::string* error) {
-  const std::string& host = endpoint_.host;
-  const std::string service = std::to_string(endpoint_.port);
+awaitable<bool> UpstreamConnection::tunnel(Deadline deadline, std::string* error) {
+  const UpstreamProxy& proxy = *endpoint_.proxy;
+  const bool connected = co_await connect(proxy.host, proxy.port, deadline, error);
+  if (!connected) {
+    *error = "upstream proxy " + proxy.display() + ": " + *error;
+    co_return false;
+  }
+  const IoResult r = co_await upstream_proxy_handshake(socket_, watchdog_, proxy, endpoint_.host,
+                                                       endpoint_.port, deadline);
+  if (r.ok()) co_return true;
+  *error = r.error;
+  error_code ignored;
+  socket_.close(ignored);
+  co_return false;
+}
+
+awaitable<bool> UpstreamConnection::connect(const std::string& host, uint16_t port,
+                                            Deadline deadline, std::string* error) {
+  const std::string service = std::to_string(port);
   std::vector<tcp::endpoint> addresses;
   error_code ec;
   const auto literal = asio::ip::make_address(host, ec);
   if (!ec) {
-    addresses.emplace_back(literal, endpoint_.port);
+    addresses.emplace_back(literal, port);
   } else {
     // getaddrinfo runs on asio's resolver thread, so a slow DNS answer stalls no one else.
     resolver_.emplace(socket_.get_executor());

@@ -11,6 +11,7 @@
 #include "proxy/asio_base.h"
 #include "proxy/io_result.h"
 #include "proxy/tls_context.h"
+#include "proxy/upstream_proxy.h"
 #include "proxy/watchdog.h"
 
 namespace lp {
@@ -20,8 +21,11 @@ struct Endpoint {
   std::string host;
   uint16_t port = 0;
   const TlsClientContext* tls = nullptr;  // nullptr: plain HTTP
-  std::string key;                        // pool key: origin plus trust setting
-  uint64_t generation = 0;                // the Forwarder (configuration) that owns this endpoint
+  std::string key;                        // pool key: origin plus trust setting (and proxy)
+  // Set: connections go through this proxy (owned with the endpoint, outliving it); the
+  // pool key must then name it too, or a pooled tunnel could serve another proxy's endpoint.
+  const UpstreamProxy* proxy = nullptr;
+  uint64_t generation = 0;  // the Forwarder (configuration) that owns this endpoint
 };
 
 class UpstreamConnection {
@@ -32,6 +36,8 @@ class UpstreamConnection {
 
   // Resolves, connects (each address in turn) with TCP_NODELAY, and runs the TLS handshake
   // with SNI and host verification, all before `deadline`. False with *error naming the step.
+  // Through an endpoint's proxy: the connect is to the proxy, then its handshake opens the
+  // tunnel the TLS handshake runs in; errors of those steps name the proxy.
   awaitable<bool> open(Deadline deadline, std::string* error);
   // Reads once: plain sockets into the thread buffer, TLS into this connection's own buffer
   // (a TLS read may complete later than the bytes arrive, so it cannot borrow the thread's).
@@ -48,7 +54,9 @@ class UpstreamConnection {
   bool reused = false;  // taken from the pool rather than freshly opened
 
  private:
-  awaitable<bool> connect(Deadline deadline, std::string* error);
+  awaitable<bool> connect(const std::string& host, uint16_t port, Deadline deadline,
+                          std::string* error);
+  awaitable<bool> tunnel(Deadline deadline, std::string* error);
   awaitable<bool> handshake(Deadline deadline, std::string* error);
 
   const Endpoint& endpoint_;
