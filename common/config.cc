@@ -1,5 +1,6 @@
 #include "common/config.h"
 #include "common/ascii.h"
+#include "common/host_pattern.h"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -230,13 +231,80 @@ void check_readable_file(const Context& ctx, const Entry& e, const std::string& 
   }
 }
 
+// A list of host patterns (common/host_pattern.h), each checked now so a typo fails at startup
+// instead of silently intercepting or bypassing nothing.
+std::vector<std::string> get_host_patterns(const Context& ctx, const Entry& e,
+                                           const std::string& label) {
+  if (!e.value.IsSequence()) {
+    fail(ctx, e.line(), label + ": expected a list of host patterns, got " + describe(e.value));
+  }
+  std::vector<std::string> out;
+  for (const auto& item : e.value) {
+    const int line = line_of(item) > 0 ? line_of(item) : e.line();
+    if (!item.IsScalar()) {
+      fail(ctx, line, label + ": expected a host pattern, got " + describe(item));
+    }
+    if (std::optional<std::string> problem = host_pattern_problem(item.Scalar())) {
+      fail(ctx, line, label + ": " + in_quotes(item.Scalar()) + " " + *problem);
+    }
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+// Only the shape of an upstream proxy URL is checked here: scheme, host and port. Credentials
+// (user:password@) are allowed, since proxies that need them are common.
+std::optional<std::string> upstream_proxy_problem(std::string_view url) {
+  std::string_view rest;
+  if (ascii_istarts_with(url, "http://")) {
+    rest = url.substr(7);
+  } else if (ascii_istarts_with(url, "socks5://")) {
+    rest = url.substr(9);
+  } else {
+    return std::string("must start with http:// or socks5://");
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#") != std::string_view::npos) return std::string("has a path");
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || (rest.front() == '[' && rest.back() == ']')) {
+    return std::string("has no port");
+  }
+  std::string_view host = rest.substr(0, colon);
+  std::string_view port = rest.substr(colon + 1);
+  if (host.empty()) return std::string("has no host");
+  if (host.front() != '[' && host.find(':') != std::string_view::npos) {
+    return std::string("has an invalid host (write an IPv6 address in brackets)");
+  }
+  if (host.front() == '[' ? !is_ip_literal(host) || host.back() != ']' : !is_valid_host(host)) {
+    return std::string("has an invalid host");
+  }
+  int value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
+      value > 65535) {
+    return std::string("has an invalid port");
+  }
+  return std::nullopt;
+}
+
+std::string get_upstream_proxy(const Context& ctx, const Entry& e, const std::string& label) {
+  std::string url = get_string(ctx, e, label);
+  if (std::optional<std::string> problem = upstream_proxy_problem(url)) {
+    fail(ctx, e.line(),
+         label + " " + in_quotes(url) + " " + *problem +
+             " (expected http://HOST:PORT or socks5://HOST:PORT)");
+  }
+  return url;
+}
+
 void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out) {
   int admin_port_line = 0;
   for_each_entry(
       ctx, node, "in server",
       {"host", "port", "not_found", "upstream_timeout", "connect_timeout", "idle_timeout",
        "header_timeout", "max_header_bytes", "max_request_body_bytes", "max_connections", "threads",
-       "admin_host", "admin_port"},
+       "admin_host", "admin_port", "upstream_proxy", "upstream_proxy_from_env", "no_proxy"},
       [&](const Entry& e) {
         const std::string label = "server." + e.key;
         if (e.key == "host") {
@@ -270,6 +338,12 @@ void parse_server(const Context& ctx, const YAML::Node& node, ServerConfig& out)
         } else if (e.key == "admin_port") {
           out.admin_port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
           admin_port_line = e.line();
+        } else if (e.key == "upstream_proxy") {
+          out.upstream_proxy = get_upstream_proxy(ctx, e, label);
+        } else if (e.key == "upstream_proxy_from_env") {
+          out.upstream_proxy_from_env = get_bool(ctx, e, label);
+        } else if (e.key == "no_proxy") {
+          out.no_proxy = get_host_patterns(ctx, e, label);
         }
       });
   // The proxied listener belongs to the routes (a catch-all route owns every path there).
@@ -381,6 +455,82 @@ void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfi
                  });
 }
 
+bool is_lower_hex_sha256(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+ForwardProxyUser parse_forward_user(const Context& ctx, const YAML::Node& node,
+                                    const std::string& label, int fallback_line) {
+  const int line = line_of(node) > 0 ? line_of(node) : fallback_line;
+  if (!node.IsMap()) {
+    fail(ctx, line,
+         label + ": expected a mapping with name and password_sha256 or password_env, got " +
+             describe(node));
+  }
+  ForwardProxyUser user;
+  for_each_entry(ctx, node, "in " + label, {"name", "password_sha256", "password_env"},
+                 [&](const Entry& e) {
+                   if (e.key == "name") {
+                     user.name = get_string(ctx, e, label + ".name");
+                     // Basic credentials are "name:password"; a colon would split elsewhere.
+                     if (user.name.find(':') != std::string::npos) {
+                       fail(ctx, e.line(), label + ".name: must not contain ':'");
+                     }
+                   } else if (e.key == "password_sha256") {
+                     user.password_sha256 = ascii_lowered(get_string(ctx, e, label + "." + e.key));
+                     if (!is_lower_hex_sha256(user.password_sha256)) {
+                       fail(ctx, e.line(),
+                            label +
+                                ".password_sha256: expected 64 hex digits (the output of "
+                                "`printf %s PASSWORD | sha256sum`)");
+                     }
+                   } else if (e.key == "password_env") {
+                     user.password_env = get_string(ctx, e, label + "." + e.key);
+                   }
+                 });
+  if (user.name.empty()) fail(ctx, line, label + ": missing required key 'name'");
+  if (user.password_sha256.empty() == user.password_env.empty()) {
+    fail(ctx, line,
+         label + " ('" + user.name + "'): set exactly one of password_sha256 and password_env");
+  }
+  return user;
+}
+
+void parse_forward_proxy(const Context& ctx, const YAML::Node& node, ForwardProxyConfig& out) {
+  for_each_entry(
+      ctx, node, "in forward_proxy", {"enabled", "intercept", "exclude", "users", "ca_dir"},
+      [&](const Entry& e) {
+        const std::string label = "forward_proxy." + e.key;
+        if (e.key == "enabled") {
+          out.enabled = get_bool(ctx, e, label);
+        } else if (e.key == "intercept") {
+          out.intercept = get_host_patterns(ctx, e, label);
+        } else if (e.key == "exclude") {
+          out.exclude = get_host_patterns(ctx, e, label);
+        } else if (e.key == "ca_dir") {
+          out.ca_dir = get_string(ctx, e, label);
+        } else if (e.key == "users") {
+          if (!e.value.IsSequence()) {
+            fail(ctx, e.line(), label + ": expected a list of users, got " + describe(e.value));
+          }
+          std::set<std::string> names;
+          for (const auto& item : e.value) {
+            const std::string item_label = label + "[" + std::to_string(out.users.size()) + "]";
+            ForwardProxyUser user = parse_forward_user(ctx, item, item_label, e.line());
+            if (!names.insert(user.name).second) {
+              fail(ctx, line_of(item) > 0 ? line_of(item) : e.line(),
+                   item_label + ": user '" + user.name + "' is listed twice");
+            }
+            out.users.push_back(std::move(user));
+          }
+        }
+      });
+}
+
 // routes.NAME.headers: a mapping of header name to value, with ${ENV} expanded now so a
 // missing key is a startup error rather than a request sent without credentials.
 std::vector<std::pair<std::string, std::string>> get_injected_headers(const Context& ctx,
@@ -430,27 +580,31 @@ RouteConfig parse_route(const Context& outer, const Entry& route_entry) {
   }
   bool has_pattern = false;
   bool has_destination = false;
-  for_each_entry(
-      ctx, route_entry.value, "",
-      {"pattern", "destination", "logging", "ca_file", "insecure_skip_verify", "headers"},
-      [&](const Entry& e) {
-        if (e.key == "pattern") {
-          route.pattern = get_string(ctx, e, e.key);
-          has_pattern = true;
-        } else if (e.key == "destination") {
-          route.destination = get_url(ctx, e, e.key);
-          has_destination = true;
-        } else if (e.key == "logging") {
-          route.logging = get_bool(ctx, e, e.key);
-        } else if (e.key == "ca_file") {
-          route.ca_file = get_string(ctx, e, e.key);
-          check_readable_file(ctx, e, route.ca_file);
-        } else if (e.key == "insecure_skip_verify") {
-          route.insecure_skip_verify = get_bool(ctx, e, e.key);
-        } else if (e.key == "headers") {
-          route.headers = get_injected_headers(ctx, e);
-        }
-      });
+  for_each_entry(ctx, route_entry.value, "",
+                 {"pattern", "destination", "logging", "ca_file", "insecure_skip_verify", "headers",
+                  "upstream_proxy"},
+                 [&](const Entry& e) {
+                   if (e.key == "pattern") {
+                     route.pattern = get_string(ctx, e, e.key);
+                     has_pattern = true;
+                   } else if (e.key == "destination") {
+                     route.destination = get_url(ctx, e, e.key);
+                     has_destination = true;
+                   } else if (e.key == "logging") {
+                     route.logging = get_bool(ctx, e, e.key);
+                   } else if (e.key == "ca_file") {
+                     route.ca_file = get_string(ctx, e, e.key);
+                     check_readable_file(ctx, e, route.ca_file);
+                   } else if (e.key == "insecure_skip_verify") {
+                     route.insecure_skip_verify = get_bool(ctx, e, e.key);
+                   } else if (e.key == "headers") {
+                     route.headers = get_injected_headers(ctx, e);
+                   } else if (e.key == "upstream_proxy") {
+                     const bool direct = e.value.IsScalar() &&
+                                         (e.value.Scalar().empty() || e.value.Scalar() == "none");
+                     route.upstream_proxy = direct ? "" : get_upstream_proxy(ctx, e, e.key);
+                   }
+                 });
   if (!has_pattern) fail(ctx, route.line, "missing required key 'pattern'");
   if (!has_destination) fail(ctx, route.line, "missing required key 'destination'");
   return route;
@@ -465,28 +619,32 @@ Config parse_document(const Context& ctx, const YAML::Node& root) {
          "expected a mapping with server, logging, routes and log_server at the top level, got " +
              describe(root));
   }
-  for_each_entry(ctx, root, "at the top level", {"server", "logging", "routes", "log_server"},
-                 [&](const Entry& e) {
-                   if (e.key == "server") {
-                     if (section_present(ctx, e, "server settings")) {
-                       parse_server(ctx, e.value, config.server);
-                     }
-                   } else if (e.key == "logging") {
-                     if (section_present(ctx, e, "logging settings")) {
-                       parse_logging(ctx, e.value, config.logging);
-                     }
-                   } else if (e.key == "log_server") {
-                     if (section_present(ctx, e, "log server settings")) {
-                       parse_log_server(ctx, e.value, config.log_server);
-                     }
-                   } else if (e.key == "routes") {
-                     if (section_present(ctx, e, "route names to routes")) {
-                       for_each_entry(ctx, e.value, "in routes", {}, [&](const Entry& r) {
-                         config.routes.push_back(parse_route(ctx, r));
-                       });
-                     }
-                   }
-                 });
+  for_each_entry(
+      ctx, root, "at the top level", {"server", "logging", "routes", "log_server", "forward_proxy"},
+      [&](const Entry& e) {
+        if (e.key == "server") {
+          if (section_present(ctx, e, "server settings")) {
+            parse_server(ctx, e.value, config.server);
+          }
+        } else if (e.key == "logging") {
+          if (section_present(ctx, e, "logging settings")) {
+            parse_logging(ctx, e.value, config.logging);
+          }
+        } else if (e.key == "log_server") {
+          if (section_present(ctx, e, "log server settings")) {
+            parse_log_server(ctx, e.value, config.log_server);
+          }
+        } else if (e.key == "forward_proxy") {
+          if (section_present(ctx, e, "forward proxy settings")) {
+            parse_forward_proxy(ctx, e.value, config.forward_proxy);
+          }
+        } else if (e.key == "routes") {
+          if (section_present(ctx, e, "route names to routes")) {
+            for_each_entry(ctx, e.value, "in routes", {},
+                           [&](const Entry& r) { config.routes.push_back(parse_route(ctx, r)); });
+          }
+        }
+      });
   return config;
 }
 

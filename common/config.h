@@ -25,6 +25,9 @@ struct RouteConfig {
   // Headers the proxy sets on every request of this route (replacing any the client sent),
   // "${VAR}" already expanded from the environment. Masked in captures like credentials.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Unset: follow server.upstream_proxy. Set to "" (written "" or "none"): connect directly
+  // even when the server has a proxy. Otherwise an http:// or socks5:// URL, stored as written.
+  std::optional<std::string> upstream_proxy;
   int line = 0;  // 1-based line of the route in the file, 0 when unknown
 };
 
@@ -51,6 +54,38 @@ struct ServerConfig {
   // set, so several proxies on one machine never collide; 0 picks a free port.
   std::string admin_host = "localhost";
   std::optional<int> admin_port;
+  // Where upstream connections go through: "" (direct), or an http:// or socks5:// URL with a
+  // host and a port, stored as written (only its shape is checked here).
+  std::string upstream_proxy;
+  // Off by default so the proxy's behaviour does not change with the shell it starts from; on,
+  // HTTPS_PROXY / HTTP_PROXY / NO_PROXY apply where the file sets no upstream_proxy.
+  bool upstream_proxy_from_env = false;
+  std::vector<std::string> no_proxy;  // host patterns (see common/host_pattern.h) reached directly
+};
+
+// One account for the forward proxy's Proxy-Authorization: Basic. Exactly one of the two
+// password fields is set; the password itself never sits in the file.
+struct ForwardProxyUser {
+  std::string name;
+  std::string password_sha256;  // lowercase hex of SHA-256(password)
+  std::string password_env;     // environment variable holding the password
+};
+
+// The forward proxy (HTTP CONNECT) and its TLS interception. Off unless enabled.
+struct ForwardProxyConfig {
+  bool enabled = false;
+  // Host patterns (see common/host_pattern.h) whose TLS is intercepted and captured; anything
+  // else is tunnelled untouched. `exclude` wins over `intercept`.
+  std::vector<std::string> intercept = {"api.openai.com",   "api.anthropic.com",
+                                        "openrouter.ai",    "generativelanguage.googleapis.com",
+                                        "api.mistral.ai",   "api.groq.com",
+                                        "api.deepseek.com", "api.x.ai",
+                                        "api.together.xyz", "api.fireworks.ai",
+                                        "api.cohere.com",   "api.perplexity.ai"};
+  std::vector<std::string> exclude;
+  std::vector<ForwardProxyUser> users;  // empty: no Proxy-Authorization asked
+  // The local CA (ca.key, ca.pem); relative to the working directory, like logging.spool_dir.
+  std::string ca_dir = "ca";
 };
 
 struct LoggingConfig {
@@ -99,6 +134,7 @@ struct Config {
   LoggingConfig logging;
   std::vector<RouteConfig> routes;  // in file order
   LogServerConfig log_server;
+  ForwardProxyConfig forward_proxy;
 
   // Whether exchanges on `route` (nullptr: no route matched) are captured.
   bool captures(const RouteConfig* route) const {

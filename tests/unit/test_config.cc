@@ -437,7 +437,7 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
       {route_with("    ca_file: /\n"), "config.yaml:5: route 'r': ca_file \"/\" is a directory"},
       {route_with("    destinaton: http://y/\n"),
        "config.yaml:5: route 'r': unknown key 'destinaton' (expected pattern, destination, "
-       "logging, ca_file, insecure_skip_verify or headers)"},
+       "logging, ca_file, insecure_skip_verify, headers or upstream_proxy)"},
       {route_with("    pattern: /again/\n"), "config.yaml:5: route 'r': duplicate key 'pattern'"},
       {route_with("  r:\n    pattern: /s/\n    destination: http://y/\n"),
        "config.yaml:5: duplicate key 'r' in routes"},
@@ -737,4 +737,197 @@ TEST_CASE("expand_env false keeps routes.NAME.headers as written (log server, re
       "c.yaml", {.expand_env = false});
   REQUIRE(c.routes[0].headers.size() == 1);
   CHECK(c.routes[0].headers[0].second == "Bearer ${LP_TEST_UNSET_KEY}");
+}
+
+TEST_CASE("forward proxy and upstream proxy keys: defaults") {
+  const lp::Config c = lp::parse_config("", "c.yaml");
+  CHECK_FALSE(c.forward_proxy.enabled);
+  CHECK(c.forward_proxy.intercept ==
+        std::vector<std::string>{"api.openai.com", "api.anthropic.com", "openrouter.ai",
+                                 "generativelanguage.googleapis.com", "api.mistral.ai",
+                                 "api.groq.com", "api.deepseek.com", "api.x.ai", "api.together.xyz",
+                                 "api.fireworks.ai", "api.cohere.com", "api.perplexity.ai"});
+  CHECK(c.forward_proxy.exclude.empty());
+  CHECK(c.forward_proxy.users.empty());
+  CHECK(c.forward_proxy.ca_dir == "ca");
+  CHECK(c.server.upstream_proxy.empty());
+  CHECK_FALSE(c.server.upstream_proxy_from_env);
+  CHECK(c.server.no_proxy.empty());
+  const lp::Config r = lp::parse_config(route_with(""), "c.yaml");
+  CHECK_FALSE(r.routes[0].upstream_proxy.has_value());
+  // An empty section keeps the defaults.
+  CHECK(lp::parse_config("forward_proxy:\n", "c").forward_proxy.intercept.size() == 12);
+}
+
+TEST_CASE("every shipped file in config/ loads, with the forward proxy off") {
+  const fs::path dir = fs::path(__FILE__).parent_path() / ".." / ".." / "config";
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    CAPTURE(entry.path().string());
+    const lp::Config c = lp::load_config_file(entry.path().string());
+    CHECK_FALSE(c.forward_proxy.enabled);
+    CHECK(c.server.upstream_proxy.empty());
+    ++files;
+  }
+  CHECK(files >= 2);
+}
+
+TEST_CASE("forward proxy and upstream proxy keys: every key is read") {
+  const std::string text = R"(server:
+  upstream_proxy: http://proxy.corp:3128
+  upstream_proxy_from_env: true
+  no_proxy: [localhost, "*.corp.example", 10.1.2.3, "::1"]
+forward_proxy:
+  enabled: true
+  intercept: [api.openai.com, "*.anthropic.com", 192.168.1.9]
+  exclude:
+    - files.anthropic.com
+  users:
+    - name: alice
+      password_sha256: 2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B
+    - {name: bob, password_env: LP_BOB_PASSWORD}
+  ca_dir: /var/lib/lp/ca
+routes:
+  a:
+    pattern: /a/
+    destination: http://a/
+    upstream_proxy: socks5://127.0.0.1:1080
+  b:
+    pattern: /b/
+    destination: http://b/
+    upstream_proxy: none
+  c:
+    pattern: /c/
+    destination: http://c/
+    upstream_proxy: ""
+  d:
+    pattern: /d/
+    destination: http://d/
+    upstream_proxy: http://user:pa%40ss@[::1]:8080/
+)";
+  const lp::Config c = lp::parse_config(text, "c.yaml");
+  CHECK(c.server.upstream_proxy == "http://proxy.corp:3128");
+  CHECK(c.server.upstream_proxy_from_env);
+  CHECK(c.server.no_proxy ==
+        std::vector<std::string>{"localhost", "*.corp.example", "10.1.2.3", "::1"});
+  CHECK(c.forward_proxy.enabled);
+  CHECK(c.forward_proxy.intercept ==
+        std::vector<std::string>{"api.openai.com", "*.anthropic.com", "192.168.1.9"});
+  CHECK(c.forward_proxy.exclude == std::vector<std::string>{"files.anthropic.com"});
+  REQUIRE(c.forward_proxy.users.size() == 2);
+  CHECK(c.forward_proxy.users[0].name == "alice");
+  CHECK(c.forward_proxy.users[0].password_sha256 ==
+        "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+  CHECK(c.forward_proxy.users[0].password_env.empty());
+  CHECK(c.forward_proxy.users[1].name == "bob");
+  CHECK(c.forward_proxy.users[1].password_sha256.empty());
+  CHECK(c.forward_proxy.users[1].password_env == "LP_BOB_PASSWORD");
+  CHECK(c.forward_proxy.ca_dir == "/var/lib/lp/ca");
+  REQUIRE(c.routes.size() == 4);
+  CHECK(c.routes[0].upstream_proxy == "socks5://127.0.0.1:1080");
+  CHECK(c.routes[1].upstream_proxy == "");  // "none": direct even though server has a proxy
+  CHECK(c.routes[2].upstream_proxy == "");
+  CHECK(c.routes[3].upstream_proxy == "http://user:pa%40ss@[::1]:8080/");
+  // An empty list is a choice too: intercept nothing.
+  CHECK(lp::parse_config("forward_proxy:\n  intercept: []\n", "c").forward_proxy.intercept.empty());
+}
+
+TEST_CASE("forward proxy and upstream proxy keys: errors name the key and the problem") {
+  struct Case {
+    std::string text;
+    std::string message;  // expected substring
+  };
+  const Case cases[] = {
+      // server.upstream_proxy
+      {"server:\n  upstream_proxy: https://p:3128\n",
+       "config.yaml:2: server.upstream_proxy \"https://p:3128\" must start with http:// or "
+       "socks5:// (expected http://HOST:PORT or socks5://HOST:PORT)"},
+      {"server:\n  upstream_proxy: proxy.corp:3128\n",
+       "config.yaml:2: server.upstream_proxy \"proxy.corp:3128\" must start with http://"},
+      {"server:\n  upstream_proxy: http://proxy.corp\n",
+       "config.yaml:2: server.upstream_proxy \"http://proxy.corp\" has no port"},
+      {"server:\n  upstream_proxy: http://proxy.corp:0\n", "has an invalid port"},
+      {"server:\n  upstream_proxy: http://proxy.corp:65536\n", "has an invalid port"},
+      {"server:\n  upstream_proxy: http://proxy.corp:31x\n", "has an invalid port"},
+      {"server:\n  upstream_proxy: \"http://:3128\"\n", "has no host"},
+      {"server:\n  upstream_proxy: http://[::1]\n", "has no port"},
+      {"server:\n  upstream_proxy: http://::1:3128\n", "write an IPv6 address in brackets"},
+      {"server:\n  upstream_proxy: http://bad_host!:3128\n", "has an invalid host"},
+      {"server:\n  upstream_proxy: http://p:3128/path\n", "has a path"},
+      {"server:\n  upstream_proxy: \"\"\n",
+       "config.yaml:2: server.upstream_proxy: must not be empty"},
+      {"server:\n  upstream_proxy: [http://p:1]\n",
+       "config.yaml:2: server.upstream_proxy: expected a string, got a list"},
+      {"server:\n  upstream_proxy_from_env: sometimes\n",
+       "config.yaml:2: server.upstream_proxy_from_env: expected true or false"},
+      // server.no_proxy
+      {"server:\n  no_proxy: localhost\n",
+       "config.yaml:2: server.no_proxy: expected a list of host patterns, got \"localhost\""},
+      {"server:\n  no_proxy: [localhost, \"corp.example:8080\"]\n",
+       "config.yaml:2: server.no_proxy: \"corp.example:8080\" has a port"},
+      {"server:\n  no_proxy:\n    - ok.example\n    - [nested]\n",
+       "config.yaml:4: server.no_proxy: expected a host pattern, got a list"},
+      // routes.NAME.upstream_proxy
+      {route_with("    upstream_proxy: ftp://p:21\n"),
+       "config.yaml:5: route 'r': upstream_proxy \"ftp://p:21\" must start with http:// or "
+       "socks5://"},
+      {route_with("    upstream_proxy:\n"),
+       "config.yaml:5: route 'r': upstream_proxy: expected a string, got nothing"},
+      {route_with("    upstream_proxy: direct\n"),
+       "route 'r': upstream_proxy \"direct\" must start with"},
+      // forward_proxy
+      {"forward_proxy: true\n",
+       "config.yaml:1: forward_proxy: expected a mapping of forward proxy settings, got \"true\""},
+      {"forward_proxy:\n  enabled: maybe\n",
+       "config.yaml:2: forward_proxy.enabled: expected true or false"},
+      {"forward_proxy:\n  intercept: api.openai.com\n",
+       "config.yaml:2: forward_proxy.intercept: expected a list of host patterns"},
+      {"forward_proxy:\n  intercept:\n    - api.openai.com\n    - https://api.anthropic.com\n",
+       "config.yaml:4: forward_proxy.intercept: \"https://api.anthropic.com\" has a scheme"},
+      {"forward_proxy:\n  intercept: [\"api.openai.com/v1\"]\n",
+       "config.yaml:2: forward_proxy.intercept: \"api.openai.com/v1\" has a path"},
+      {"forward_proxy:\n  intercept: [\"api openai.com\"]\n",
+       "forward_proxy.intercept: \"api openai.com\" contains a space"},
+      {"forward_proxy:\n  exclude: [\"*\"]\n",
+       "config.yaml:2: forward_proxy.exclude: \"*\" has a '*' other than a leading \"*.\""},
+      {"forward_proxy:\n  exclude: [\"bad!host\"]\n",
+       "config.yaml:2: forward_proxy.exclude: \"bad!host\" is not a host name or IP address"},
+      {"forward_proxy:\n  exclude: [\"api.*.com\"]\n",
+       "forward_proxy.exclude: \"api.*.com\" has a '*' other than a leading \"*.\""},
+      {"forward_proxy:\n  ca_dir: \"\"\n",
+       "config.yaml:2: forward_proxy.ca_dir: must not be empty"},
+      {"forward_proxy:\n  ca: x\n",
+       "config.yaml:2: unknown key 'ca' in forward_proxy (expected enabled, intercept, exclude, "
+       "users or ca_dir)"},
+      {"forward_proxy:\n  users: alice\n",
+       "config.yaml:2: forward_proxy.users: expected a list of users, got \"alice\""},
+      {"forward_proxy:\n  users:\n    - alice\n",
+       "config.yaml:3: forward_proxy.users[0]: expected a mapping with name and password_sha256 "
+       "or password_env, got \"alice\""},
+      {"forward_proxy:\n  users:\n    - password_env: X\n",
+       "config.yaml:3: forward_proxy.users[0]: missing required key 'name'"},
+      {"forward_proxy:\n  users:\n    - name: alice\n",
+       "config.yaml:3: forward_proxy.users[0] ('alice'): set exactly one of password_sha256 and "
+       "password_env"},
+      {"forward_proxy:\n  users:\n    - name: alice\n      password_env: A\n"
+       "      password_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\n",
+       "forward_proxy.users[0] ('alice'): set exactly one of password_sha256 and password_env"},
+      {"forward_proxy:\n  users:\n    - name: alice\n      password_sha256: secret\n",
+       "config.yaml:4: forward_proxy.users[0].password_sha256: expected 64 hex digits"},
+      {"forward_proxy:\n  users:\n    - name: \"a:b\"\n      password_env: A\n",
+       "config.yaml:3: forward_proxy.users[0].name: must not contain ':'"},
+      {"forward_proxy:\n  users:\n    - name: alice\n      password: secret\n",
+       "config.yaml:4: unknown key 'password' in forward_proxy.users[0] (expected name, "
+       "password_sha256 or password_env)"},
+      {"forward_proxy:\n  users:\n    - {name: a, password_env: A}\n    - {name: b, password_env: "
+       "B}\n    - {name: a, password_env: C}\n",
+       "config.yaml:5: forward_proxy.users[2]: user 'a' is listed twice"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    std::string error = error_of(c.text);
+    REQUIRE_MESSAGE(!error.empty(), "loaded without an error");
+    CHECK_MESSAGE(error.find(c.message) != std::string::npos, error);
+  }
 }
