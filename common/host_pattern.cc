@@ -42,7 +42,8 @@ std::string_view without_trailing_dot(std::string_view s) {
 bool is_ip_literal(std::string_view text) {
   const std::string s(strip_brackets(text));
   unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return true;
+  return s.size() == text.size() && inet_pton(AF_INET, s.c_str(), buf) == 1;  // no "[1.2.3.4]"
 }
 
 std::string normalize_host(std::string_view host) {

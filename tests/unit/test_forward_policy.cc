@@ -53,6 +53,8 @@ TEST_CASE("host patterns: which are valid") {
       {".openai.com", "is not a host name"},
       {"a\x01.com", "control character"},
       {"bad!host", "is not a host name"},
+      {"[1.2.3.4]", "is not a host name"},
+      {"[api.openai.com]", "is not a host name"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.pattern));
