@@ -402,9 +402,11 @@ TEST_CASE("leaf cache: threads asking at once all get a leaf for their host") {
 TEST_CASE("leaf cache: refuses hosts no certificate can name") {
   lp::test::TempDir tmp("lp-ca");
   lp::LeafCertCache cache(new_ca(tmp.path()));
-  for (const char* host : {"", "bad host", "a,DNS:evil.example", "*.openai.com", "a..b",
-                           "api.openai.com:443", "[::1]:443"}) {
-    CAPTURE(std::string(host));
+  using namespace std::string_literals;
+  for (const std::string& host :
+       {""s, "bad host"s, "a,DNS:evil.example"s, "*.openai.com"s, "a..b"s, "api.openai.com:443"s,
+        "[::1]:443"s, "127.0.0.1\0.evil"s, "::1\0"s, "api.openai.com\0.evil"s}) {
+    CAPTURE(host);
     std::string error;
     CHECK_FALSE(cache.get(host, &error));
     CHECK(error.find("is not a host name or IP address") != std::string::npos);
