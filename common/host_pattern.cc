@@ -7,6 +7,11 @@
 namespace lp {
 namespace {
 
+// inet_pton reads a C string: text with a NUL inside must not pass for the address before it.
+bool has_nul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
 std::string_view strip_brackets(std::string_view s) {
   if (s.size() >= 2 && s.front() == '[' && s.back() == ']') return s.substr(1, s.size() - 2);
   return s;
@@ -40,15 +45,17 @@ std::string_view without_trailing_dot(std::string_view s) {
 }  // namespace
 
 bool is_ip_literal(std::string_view text) {
+  if (has_nul(text)) return false;
   const std::string s(strip_brackets(text));
   unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return true;
+  return s.size() == text.size() && inet_pton(AF_INET, s.c_str(), buf) == 1;  // no "[1.2.3.4]"
 }
 
 std::string normalize_host(std::string_view host) {
   const std::string inner(strip_brackets(host));
   unsigned char buf[16];
-  if (inet_pton(AF_INET6, inner.c_str(), buf) == 1) {
+  if (!has_nul(inner) && inet_pton(AF_INET6, inner.c_str(), buf) == 1) {
     char text[INET6_ADDRSTRLEN];
     if (inet_ntop(AF_INET6, buf, text, sizeof text) != nullptr) return text;
   }

@@ -18,7 +18,7 @@ std::optional<std::string> host_pattern_problem(std::string_view pattern);
 // literal without brackets and in canonical text form ("0:0::1" -> "::1").
 std::string normalize_host(std::string_view host);
 
-// Whether `text` (after normalize_host) is an IPv4 or IPv6 literal.
+// Whether `text` is an IPv4 literal or an IPv6 literal, the latter with or without brackets.
 bool is_ip_literal(std::string_view text);
 
 // Whether `host` (a DNS name or IP literal, without port) is a name a certificate can carry:

@@ -7,7 +7,7 @@
 // protection instead.
 // A ForwardCa is immutable once loaded and shared by every thread. LeafCertCache::get is called
 // by the event-loop threads while they accept CONNECTs, concurrently; one mutex guards the cache,
-// and minting (key generation and signing, about a millisecond) happens outside it.
+// and minting (key, signature, SSL_CTX: about half a millisecond) happens outside the lock.
 #pragma once
 
 #include <chrono>
@@ -54,10 +54,11 @@ class ForwardCa {
   std::chrono::system_clock::time_point not_after_;
 };
 
-// Creates `dir` (mode 0700) when missing, then a new CA in it: ca.key (0600) and ca.pem (0644),
-// each written to a temporary file, synced and linked into place so a crash leaves no partial
-// file and two inits cannot both win. Refuses (nullptr, *error says so) when either file exists.
-// `now` is the clock the validity is counted from (tests); empty means the system clock.
+// Creates `dir` (mode 0700) when missing (its parent must exist), then a new CA in it: ca.key
+// (0600) and ca.pem (0644), each written to a temporary file, synced and linked into place so a
+// crash leaves no partial file and two inits cannot both win. Refuses (nullptr, *error says so)
+// when either file exists. `now` is the clock the validity is counted from (tests); empty means the
+// system clock.
 std::shared_ptr<const ForwardCa> init_ca(
     const std::string& dir, std::string* error,
     const std::function<std::chrono::system_clock::time_point()>& now = {});

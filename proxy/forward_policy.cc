@@ -87,7 +87,7 @@ std::unique_ptr<ForwardPolicy> ForwardPolicy::create(const ForwardProxyConfig& c
   policy->exclude_ = config.exclude;
   for (const ForwardProxyUser& u : config.users) {
     if (u.password_env.empty()) {
-      policy->users_.push_back({u.name, ascii_lowered(u.password_sha256)});
+      policy->users_.push_back({u.name, sha256_hex(u.name), ascii_lowered(u.password_sha256)});
       continue;
     }
     const char* password = lookup ? lookup(u.password_env) : std::getenv(u.password_env.c_str());
@@ -96,7 +96,7 @@ std::unique_ptr<ForwardPolicy> ForwardPolicy::create(const ForwardProxyConfig& c
                u.password_env + (password == nullptr ? " is not set" : " is empty");
       return nullptr;
     }
-    policy->users_.push_back({u.name, sha256_hex(password)});
+    policy->users_.push_back({u.name, sha256_hex(u.name), sha256_hex(password)});
   }
   return policy;
 }
@@ -118,13 +118,19 @@ ProxyAuthResult ForwardPolicy::authenticate(
   if (!proxy_authorization) return {Status::kMissing, ""};
   auto credentials = parse_basic_credentials(*proxy_authorization);
   if (!credentials) return {Status::kWrong, ""};
-  const std::string given = sha256_hex(credentials->second);
-  // Every user is compared, so the time taken says nothing about which names exist.
+  const std::string given_name = sha256_hex(credentials->first);
+  const std::string given_password = sha256_hex(credentials->second);
+  // Every user is compared, by fixed-size hashes, so the time taken says nothing about which
+  // names exist or how much of a password was right.
   const User* match = nullptr;
   for (const User& u : users_) {
-    const bool same_hash = given.size() == u.password_sha256.size() &&
-                           CRYPTO_memcmp(given.data(), u.password_sha256.data(), given.size()) == 0;
-    if (same_hash && u.name == credentials->first) match = &u;
+    const bool same_name =
+        given_name.size() == u.name_sha256.size() &&
+        CRYPTO_memcmp(given_name.data(), u.name_sha256.data(), given_name.size()) == 0;
+    const bool same_password =
+        given_password.size() == u.password_sha256.size() &&
+        CRYPTO_memcmp(given_password.data(), u.password_sha256.data(), given_password.size()) == 0;
+    if (same_name & same_password) match = &u;
   }
   if (match == nullptr) return {Status::kWrong, ""};
   return {Status::kOk, match->name};

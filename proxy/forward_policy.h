@@ -56,13 +56,14 @@ class ForwardPolicy {
   ForwardAction decide(std::string_view host) const;
 
   bool requires_auth() const { return !users_.empty(); }
-  // `proxy_authorization`: the header's value, nullopt when the request has none. Every user
-  // costs the same time whether the name exists or not, and the hash compare is constant-time.
+  // `proxy_authorization`: the header's value, nullopt when the request has none. Names and
+  // password hashes are compared in constant time, against every user.
   ProxyAuthResult authenticate(std::optional<std::string_view> proxy_authorization) const;
 
  private:
   struct User {
     std::string name;
+    std::string name_sha256;      // lowercase hex, so names compare in constant time too
     std::string password_sha256;  // lowercase hex
   };
   ForwardPolicy() = default;

@@ -13,6 +13,7 @@
 #include "common/termination_signals.h"
 #include "proxy/admin_command.h"
 #include "proxy/admin_server.h"
+#include "proxy/ca_command.h"
 #include "proxy/capture_queue.h"
 #include "proxy/capture_tee.h"
 #include "proxy/console_log.h"
@@ -33,6 +34,7 @@ constexpr const char* kUsage = R"(Usage: logging-proxy [--config FILE] [--check]
        logging-proxy replay ID [--config FILE] [--to URL] [--from URL] [--header 'K: V']...
        logging-proxy reload [--config FILE]
        logging-proxy healthcheck [--config FILE] [--timeout DURATION]
+       logging-proxy ca init|export [--config FILE]
        logging-proxy --help | --version
 
 A streaming reverse proxy for LLM APIs that forwards every call untouched and
@@ -42,6 +44,8 @@ Commands:
   replay ID       re-send a captured request through the proxy (see 'replay --help')
   reload          make the running proxy read its config again (admin listener)
   healthcheck     exit 0 when the running proxy's admin /healthz answers 200
+  ca init         make the forward proxy's local CA (forward_proxy.ca_dir)
+  ca export       print its certificate and how to make clients trust it
 
 Options:
   --config FILE   configuration file (default: config.yaml in the working directory)
@@ -145,6 +149,7 @@ int main(int argc, char** argv) {
     return lp::run_healthcheck_command(argc, argv);
   }
   if (argc > 1 && std::string(argv[1]) == "reload") return lp::run_reload_command(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "ca") return lp::run_ca_command(argc, argv);
   const lp::CliArgs args = lp::parse_cli_args(argc, argv);
   if (int code = lp::cli_exit_code(args, "logging-proxy", kUsage, LP_VERSION); code >= 0)
     return code;

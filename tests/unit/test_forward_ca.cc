@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/temp_dir.h"
 
@@ -373,12 +375,38 @@ TEST_CASE("leaf cache: re-minted within a day of expiry, never past the CA's end
   CHECK(ASN1_TIME_compare(X509_get0_notAfter(leaf->cert), X509_get0_notAfter(old_ca->cert())) == 0);
 }
 
+TEST_CASE("leaf cache: threads asking at once all get a leaf for their host") {
+  lp::test::TempDir tmp("lp-ca");
+  lp::LeafCertCache::Options options;
+  options.capacity = 8;  // smaller than the hosts asked for: eviction races lookups
+  lp::LeafCertCache cache(new_ca(tmp.path()), options);
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        const std::string host = "h" + std::to_string((i * 7 + t) % 12) + ".example.com";
+        std::string error;
+        auto leaf = cache.get(host, &error);
+        if (!leaf || X509_check_host(leaf->cert, host.c_str(), 0, 0, nullptr) != 1) {
+          ++failures[t];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(failures == std::vector<int>(4, 0));
+  CHECK(cache.size() <= 8);
+}
+
 TEST_CASE("leaf cache: refuses hosts no certificate can name") {
   lp::test::TempDir tmp("lp-ca");
   lp::LeafCertCache cache(new_ca(tmp.path()));
-  for (const char* host : {"", "bad host", "a,DNS:evil.example", "*.openai.com", "a..b",
-                           "api.openai.com:443", "[::1]:443"}) {
-    CAPTURE(std::string(host));
+  using namespace std::string_literals;
+  for (const std::string& host :
+       {""s, "bad host"s, "a,DNS:evil.example"s, "*.openai.com"s, "a..b"s, "api.openai.com:443"s,
+        "[::1]:443"s, "127.0.0.1\0.evil"s, "::1\0"s, "api.openai.com\0.evil"s}) {
+    CAPTURE(host);
     std::string error;
     CHECK_FALSE(cache.get(host, &error));
     CHECK(error.find("is not a host name or IP address") != std::string::npos);

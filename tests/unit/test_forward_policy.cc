@@ -53,6 +53,8 @@ TEST_CASE("host patterns: which are valid") {
       {".openai.com", "is not a host name"},
       {"a\x01.com", "control character"},
       {"bad!host", "is not a host name"},
+      {"[1.2.3.4]", "is not a host name"},
+      {"[api.openai.com]", "is not a host name"},
   };
   for (const Case& c : cases) {
     CAPTURE(std::string(c.pattern));
@@ -102,6 +104,10 @@ TEST_CASE("host_matches: exact, wildcard, IP, case and trailing dot") {
     CAPTURE(std::string(c.host));
     CHECK(lp::host_matches(c.pattern, c.host) == c.match);
   }
+  // An address followed by a NUL is not that address.
+  CHECK_FALSE(lp::host_matches("127.0.0.1", std::string("127.0.0.1\0", 10)));
+  CHECK_FALSE(lp::host_matches("::1", std::string("::1\0", 4)));
+  CHECK_FALSE(lp::is_ip_literal(std::string("10.0.0.1\0x", 11)));
 }
 
 TEST_CASE("decide: exclude wins, unlisted hosts tunnel") {
