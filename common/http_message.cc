@@ -258,15 +258,27 @@ ParseResult parse_request_head(std::string_view buf, const HeadLimits& limits, R
   ParseResult r;
   if (!is_token(method)) return error(400, "malformed request method");
   if (!parse_version(line.substr(sp2 + 1), &out->minor_version, &r)) return r;
-  if (method == "CONNECT") return error(501, "CONNECT is not supported by this reverse proxy");
+  const bool connect = method == "CONNECT";
+  if (connect && !limits.proxy_forms) {
+    return error(501, "CONNECT is not supported by this reverse proxy");
+  }
   if (target.empty() || !std::all_of(target.begin(), target.end(), [](char ch) {
         auto c = static_cast<unsigned char>(ch);
         return c > 0x20 && c < 0x7f;
       })) {
     return error(400, "malformed request target");
   }
-  if (target.front() != '/' && !(target == "*" && method == "OPTIONS")) {
-    return error(400, "request target must be a path (origin-form) on a reverse proxy");
+  if (connect) {
+    if (target.front() == '/' || target.find('/') != std::string_view::npos) {
+      return error(400, "CONNECT target must be host:port");
+    }
+  } else if (target.front() != '/' && !(target == "*" && method == "OPTIONS")) {
+    if (!limits.proxy_forms) {
+      return error(400, "request target must be a path (origin-form) on a reverse proxy");
+    }
+    if (!ascii_istarts_with(target, "http://") && !ascii_istarts_with(target, "https://")) {
+      return error(400, "request target must be a path or an absolute http(s):// URL");
+    }
   }
   out->method.assign(method);
   out->target.assign(target);
@@ -278,7 +290,7 @@ ParseResult parse_request_head(std::string_view buf, const HeadLimits& limits, R
   int hosts = 0;
   for (const auto& h : out->headers) hosts += iequals(h.name, "Host");
   if (hosts > 1) return error(400, "more than one Host header");
-  if (hosts == 0 && out->minor_version == 1) return error(400, "missing Host header");
+  if (hosts == 0 && out->minor_version == 1 && !connect) return error(400, "missing Host header");
   r.state = ParseResult::State::kDone;
   r.consumed = skipped + end;
   return r;

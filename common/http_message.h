@@ -32,7 +32,9 @@ bool headers_have_token(const HeaderList& headers, std::string_view name, std::s
 
 struct RequestHead {
   std::string method;
-  std::string target;     // as received: origin-form "/path?query" (or "*" for OPTIONS)
+  // As received: origin-form "/path?query" (or "*" for OPTIONS); with HeadLimits::proxy_forms
+  // also authority-form "host:port" (CONNECT) or absolute-form "http(s)://host/path?query".
+  std::string target;
   int minor_version = 1;  // HTTP/1.x
   HeaderList headers;
 
@@ -60,6 +62,10 @@ struct HeadLimits {
   size_t max_head_bytes = 64 * 1024;    // whole head; beyond: 431 (request) or error
   size_t max_request_line = 16 * 1024;  // beyond: 414
   size_t max_headers = 500;             // header count; beyond: 431
+  // A forward proxy's request forms: CONNECT with an authority-form target ("host:port", no
+  // Host header required) and absolute-form "http://..." (or "https://...", which `logging-proxy
+  // replay` sends for an intercepted capture) targets. Off: 501 and 400.
+  bool proxy_forms = false;
 };
 
 ParseResult parse_request_head(std::string_view buf, const HeadLimits& limits, RequestHead* out);

@@ -1,5 +1,7 @@
 // Fuzz target: the proxy's HTTP/1.1 codec (proxy/http_message.h): parse_request_head,
-// parse_response_head, request_framing, response_framing and ChunkedDecoder, on the same input.
+// parse_response_head, request_framing, response_framing and ChunkedDecoder, on the same input;
+// requests also with the forward proxy's forms, whose targets go through parse_connect_target /
+// parse_absolute_target.
 //
 // Checked beyond "no crash":
 //  - a parsed head consumes at most the input, and re-serialised (append_*_head) parses back to
@@ -17,6 +19,7 @@
 #include "common/http_message.h"
 #include "fuzz/fuzz_check.h"
 #include "proxy/body_stream.h"
+#include "proxy/forward_target.h"
 
 namespace {
 
@@ -47,8 +50,9 @@ lp::HeadLimits roomy_limits() {
   return l;
 }
 
-void check_request(std::string_view in) {
-  const lp::HeadLimits limits = small_limits();
+void check_request(std::string_view in, bool proxy_forms) {
+  lp::HeadLimits limits = small_limits();
+  limits.proxy_forms = proxy_forms;
   lp::RequestHead head;
   lp::ParseResult r = lp::parse_request_head(in, limits, &head);
   if (r.state == State::kError) {
@@ -73,11 +77,25 @@ void check_request(std::string_view in) {
     FUZZ_CHECK(er.state == State::kDone && er.consumed == r.consumed);
   }
 
+  if (proxy_forms && (head.method == "CONNECT" || head.target.front() != '/')) {
+    std::string error;
+    auto t = head.method == "CONNECT" ? lp::parse_connect_target(head.target, &error)
+                                      : lp::parse_absolute_target(head.target, &error);
+    if (t) {
+      FUZZ_CHECK(!t->host.empty() && t->port != 0 && !t->origin().empty());
+      FUZZ_CHECK(head.method == "CONNECT" || t->origin_form.front() == '/');
+    } else if (head.target != "*") {
+      FUZZ_CHECK(!error.empty());
+    }
+  }
+
   // Round trip through the serialiser the forwarder uses.
   std::string bytes;
   lp::append_request_head(&bytes, head);
   lp::RequestHead again;
-  lp::ParseResult rr = lp::parse_request_head(bytes, roomy_limits(), &again);
+  lp::HeadLimits roomy = roomy_limits();
+  roomy.proxy_forms = proxy_forms;
+  lp::ParseResult rr = lp::parse_request_head(bytes, roomy, &again);
   FUZZ_CHECK(rr.state == State::kDone && rr.consumed == bytes.size());
   FUZZ_CHECK(again.method == head.method && again.target == head.target &&
              again.minor_version == head.minor_version &&
@@ -182,7 +200,8 @@ void check_chunked(std::string_view in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
-  check_request(in);
+  check_request(in, false);
+  check_request(in, true);
   check_response(in);
   check_chunked(in);
   return 0;

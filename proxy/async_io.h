@@ -5,7 +5,9 @@
 // "operation aborted" — callers that cancel know why they did.
 #pragma once
 
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
+#include <memory>
 #include <string_view>
 
 #include "proxy/asio_base.h"
@@ -21,6 +23,26 @@ IoResult io_result(const error_code& ec, bool timed_out, size_t bytes = 0);
 // the thread's (asio_base.h): nothing is held while the socket is silent.
 awaitable<ReadResult> read_plain(tcp::socket& socket, Watchdog& watchdog, size_t max,
                                  Deadline deadline);
+
+// One TLS record's worth of plaintext: the most a TLS read returns.
+inline constexpr size_t kTlsReadSize = 16 * 1024;
+
+// Reads at most `max` decrypted bytes once into `buffer` (made on first use, kTlsReadSize
+// bytes, owned by the connection: a TLS read may complete later than its bytes arrived, so it
+// cannot borrow the thread buffer). A peer that ends without close_notify has ended its side:
+// reported as kEof, as for plain sockets.
+template <typename TlsStream>
+awaitable<ReadResult> read_tls(TlsStream& stream, Watchdog& watchdog,
+                               std::unique_ptr<char[]>& buffer, size_t max, Deadline deadline) {
+  if (!buffer) buffer = std::make_unique<char[]>(kTlsReadSize);
+  if (max > kTlsReadSize) max = kTlsReadSize;
+  watchdog.arm(deadline);
+  auto [ec, n] = co_await stream.async_read_some(asio::buffer(buffer.get(), max), use_result);
+  watchdog.disarm();
+  if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+  co_return ReadResult{io_result(ec, watchdog.fired(), n),
+                       std::string_view(buffer.get(), ec ? 0 : n)};
+}
 
 template <typename AsyncWriteStream>
 awaitable<IoResult> write_all(AsyncWriteStream& stream, Watchdog& watchdog, std::string_view data,

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include <cerrno>
 
 #include "proxy/async_io.h"
@@ -29,11 +31,31 @@ ClientConnection::ClientConnection(tcp::socket socket, std::string peer_ip)
 }
 
 awaitable<ReadResult> ClientConnection::read_some(size_t max, Deadline deadline) {
-  return read_plain(socket_, watchdog_, max, deadline);
+  if (!tls_) return read_plain(socket_, watchdog_, max, deadline);
+  return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 
 awaitable<IoResult> ClientConnection::write_all(std::string_view data, Deadline deadline) {
+  if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
   return lp::write_all(socket_, watchdog_, data, deadline);
+}
+
+awaitable<IoResult> ClientConnection::start_tls(SSL_CTX* ctx, Deadline deadline) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) co_return IoResult{IoResult::Status::kError, 0, "SSL_new failed"};
+  tls_.emplace(socket_, ssl);  // the stream owns `ssl`
+  watchdog_.arm(deadline);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_result);
+  watchdog_.disarm();
+  co_return io_result(ec, watchdog_.fired());
+}
+
+std::string ClientConnection::tls_server_name() const {
+  if (!tls_) return {};
+  const char* name =
+      SSL_get_servername(const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle(),
+                         TLSEXT_NAMETYPE_host_name);
+  return name ? name : "";
 }
 
 void ClientConnection::watch_hangup(std::function<void()> on_gone, bool absorb) {
@@ -80,7 +102,7 @@ void ClientConnection::on_watch_event(uint64_t generation, const error_code& ec)
     if (on_gone) on_gone();
     return;
   }
-  if (!absorb_ || buffer.size() >= kMaxAbsorbed) {
+  if (!absorb_ || tls_ || buffer.size() >= kMaxAbsorbed) {
     watching_ = false;
     return;
   }

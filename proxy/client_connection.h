@@ -8,8 +8,10 @@
 // listener posts to that thread.
 #pragma once
 
+#include <boost/asio/ssl/stream.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "proxy/asio_base.h"
@@ -28,14 +30,27 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const std::string& peer_ip() const { return peer_ip_; }
   tcp::socket& socket() { return socket_; }
 
-  // Reads once into the thread buffer (see ReadResult for how long the bytes live).
+  // Reads once into the thread buffer, or after start_tls() into this connection's own
+  // buffer (see ReadResult for how long the bytes live).
   awaitable<ReadResult> read_some(size_t max, Deadline deadline);
   awaitable<IoResult> write_all(std::string_view data, Deadline deadline);
+
+  // The forward proxy's interception, after its "200 Connection Established": a TLS handshake
+  // as the server, with `ctx` (which must outlive this connection); from then on reads and
+  // writes are decrypted and encrypted. `buffer` must be empty (bytes of the ClientHello that
+  // arrived with the CONNECT would otherwise be lost: the caller refuses those).
+  awaitable<IoResult> start_tls(SSL_CTX* ctx, Deadline deadline);
+  bool tls() const { return tls_.has_value(); }
+  // The server name the client's ClientHello asked for (SNI); empty without TLS or SNI.
+  std::string tls_server_name() const;
 
   // While the forwarder waits on the upstream, a client that hangs up must be noticed at once:
   // on_gone runs (it cancels the upstream wait) and hung_up() turns true. Bytes the client
   // sends meanwhile (its next, pipelined request) are kept in `buffer` when `absorb` is set
   // and there is room; otherwise the watch ends quietly rather than spin on a readable socket.
+  // Over TLS bytes cannot be taken out from under the TLS layer: the first readable byte (a
+  // record, perhaps close_notify) ends the watch, and only a connection closed without it is
+  // noticed at once.
   void watch_hangup(std::function<void()> on_gone, bool absorb);
   void stop_watch();
   bool hung_up() const { return hung_up_; }
@@ -51,6 +66,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   tcp::socket socket_;
   Watchdog watchdog_;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  std::unique_ptr<char[]> tls_buffer_;
   std::string peer_ip_;
   std::function<void()> on_gone_;
   uint64_t watch_generation_ = 0;

@@ -33,10 +33,11 @@ awaitable<void> reject(ClientConnection& conn, int status, const std::string& re
 
 // Reads until a whole request head is in conn.buffer; false when the connection should close
 // (peer gone, timeout, shutdown, or a malformed head, which was answered).
-awaitable<bool> read_request_head(const SessionDeps& deps, const ServerConfig& sc,
+awaitable<bool> read_request_head(const SessionDeps& deps, const ServerConfig& sc, bool proxy_forms,
                                   ClientConnection& conn, RequestHead* head) {
   HeadLimits limits;
   limits.max_head_bytes = sc.max_header_bytes;
+  limits.proxy_forms = proxy_forms;
   bool started = !conn.buffer.empty();
   Deadline deadline = deadline_after(started ? sc.header_timeout : sc.idle_timeout);
   ParseResult parsed;
@@ -82,16 +83,32 @@ awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket sock
                                                  ec ? std::string() : peer.address().to_string());
   SessionEntry entry(loop, *conn, deps.connections);
   RequestHead head;
+  // Set once a forward-proxy CONNECT was intercepted: the connection speaks TLS as this
+  // destination and every request on it goes there.
+  std::optional<ForwardTarget> intercepted;
   while (!deps.stopping.load()) {
     entry.session.awaiting_request = true;
     // The wait's limits come from the generation current when it began, held while it lasts.
     const std::shared_ptr<const Generation> waiting = loop.generation;
-    const bool have_head = co_await read_request_head(deps, waiting->config().server, *conn, &head);
+    const bool proxy_forms = waiting->forwarder().forward_proxy_enabled() && !intercepted;
+    const bool have_head =
+        co_await read_request_head(deps, waiting->config().server, proxy_forms, *conn, &head);
     entry.session.awaiting_request = false;
     if (!have_head) break;
     // Held for the whole exchange: a reload meanwhile does not pull its config away.
     const std::shared_ptr<const Generation> generation = loop.generation;
-    const bool keep_alive = co_await generation->forwarder().serve(*conn, head, loop.pool);
+    Forwarder& forwarder = generation->forwarder();
+    bool keep_alive = false;
+    if (intercepted) {
+      keep_alive = co_await forwarder.serve_intercepted(*conn, head, *intercepted, loop.pool);
+    } else if (forwarder.forward_proxy_enabled() && Forwarder::is_proxy_request(head)) {
+      Forwarder::ProxyRequestResult r =
+          co_await forwarder.serve_proxy_request(*conn, head, loop.pool);
+      keep_alive = r.keep_alive;
+      intercepted = std::move(r.intercepted);
+    } else {
+      keep_alive = co_await forwarder.serve(*conn, head, loop.pool);
+    }
     if (!keep_alive) break;
   }
   error_code ignored;

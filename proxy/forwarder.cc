@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "common/capture_wire.h"
@@ -54,9 +55,32 @@ Forwarder::Forwarder(const Config& config, ExchangeObserverFactory* capture,
       stopping_(env.stopping),
       generation_(next_generation.fetch_add(1)) {
   limits_.max_head_bytes = config.server.max_header_bytes;
+  std::string proxy_error;
+  if (!config.server.upstream_proxy.empty()) {
+    auto p = parse_upstream_proxy(config.server.upstream_proxy, &proxy_error);
+    if (!p) throw std::runtime_error("server.upstream_proxy: " + proxy_error);
+    server_proxy_ = std::make_unique<UpstreamProxy>(std::move(*p));
+  }
+  if (config.server.upstream_proxy_from_env) {
+    env_https_proxy_ = proxy_from_environment(std::getenv, "https");
+    env_http_proxy_ = proxy_from_environment(std::getenv, "http");
+    for (const EnvironmentProxy* e : {&env_https_proxy_, &env_http_proxy_}) {
+      if (!e->error.empty()) throw std::runtime_error("$" + e->variable + ": " + e->error);
+    }
+  }
   std::map<std::pair<std::string, bool>, const TlsClientContext*> contexts;
   std::map<std::string, const Endpoint*> endpoints;
   for (const auto& r : config.routes) {
+    const UpstreamProxy* route_proxy = nullptr;
+    if (r.upstream_proxy && !r.upstream_proxy->empty()) {
+      auto p = parse_upstream_proxy(*r.upstream_proxy, &proxy_error);
+      if (!p) throw std::runtime_error("route '" + r.name + "': upstream_proxy: " + proxy_error);
+      route_proxies_.push_back(std::make_unique<UpstreamProxy>(std::move(*p)));
+      route_proxy = route_proxies_.back().get();
+    }
+    const UpstreamProxy* proxy =
+        select_upstream_proxy(route_proxy, r.upstream_proxy && r.upstream_proxy->empty(),
+                              r.destination.tls(), r.destination.host, r.destination.port);
     const TlsClientContext* tls = nullptr;
     if (r.destination.tls()) {
       auto key = std::make_pair(r.ca_file, !r.insecure_skip_verify);
@@ -70,14 +94,17 @@ Forwarder::Forwarder(const Config& config, ExchangeObserverFactory* capture,
       }
       tls = it->second;
     }
+    // Connections through a proxy are pooled apart, per proxy (credentials included).
     std::string key = r.destination.origin() +
-                      (tls ? "|" + std::to_string(reinterpret_cast<uintptr_t>(tls)) : "");
+                      (tls ? "|" + std::to_string(reinterpret_cast<uintptr_t>(tls)) : "") +
+                      (proxy ? "|via " + std::to_string(reinterpret_cast<uintptr_t>(proxy)) : "");
     auto it = endpoints.find(key);
     if (it == endpoints.end()) {
       auto ep = std::make_unique<Endpoint>();
       ep->host = r.destination.host;
       ep->port = r.destination.port;
       ep->tls = tls;
+      ep->proxy = proxy;
       ep->key = key;
       ep->generation = generation_;
       it = endpoints.emplace(key, ep.get()).first;
@@ -86,12 +113,34 @@ Forwarder::Forwarder(const Config& config, ExchangeObserverFactory* capture,
     routes_.push_back({&r, it->second});
     route_counters_.push_back(metrics_.route(r.name));
   }
+  if (config.forward_proxy.enabled) setup_forward_proxy();
 }
 
 Forwarder::~Forwarder() = default;
 
+const UpstreamProxy* Forwarder::select_upstream_proxy(const UpstreamProxy* route_proxy,
+                                                      bool route_direct, bool tls,
+                                                      const std::string& host,
+                                                      uint16_t port) const {
+  if (route_direct) return nullptr;
+  if (route_proxy) return route_proxy;
+  for (const auto& pattern : config_.server.no_proxy) {
+    if (host_matches(pattern, host)) return nullptr;
+  }
+  if (server_proxy_) return server_proxy_.get();
+  if (config_.server.upstream_proxy_from_env) {
+    return (tls ? env_https_proxy_ : env_http_proxy_).for_host(host, port);
+  }
+  return nullptr;
+}
+
 awaitable<bool> Forwarder::serve(ClientConnection& client, const RequestHead& head,
                                  UpstreamPool& pool) {
+  return serve_request(client, head, pool, nullptr);
+}
+
+awaitable<bool> Forwarder::serve_request(ClientConnection& client, const RequestHead& head,
+                                         UpstreamPool& pool, const ForwardTarget* target) {
   Exchange ex(client, head, pool);
   ex.in_flight.hold(&metrics_.exchanges_in_flight);
   ex.summary.timings.start = Clock::now();
@@ -102,7 +151,13 @@ awaitable<bool> Forwarder::serve(ClientConnection& client, const RequestHead& he
   ex.info.client_ip = client.peer_ip();
   ex.client_close = stopping_ || head.minor_version == 0 ||
                     headers_have_token(head.headers, "Connection", "close");
-  const RouteMatch match = route(ex);
+  RouteMatch match;
+  if (target) {
+    route_forward(ex, *target);
+    match.kind = ex.route ? RouteMatch::Kind::kRoute : RouteMatch::Kind::kNotFound;
+  } else {
+    match = route(ex);
+  }
 
   FramingResult framing = request_framing(head);
   if (framing.error_status != 0) {
@@ -145,6 +200,11 @@ awaitable<bool> Forwarder::serve(ClientConnection& client, const RequestHead& he
     case RouteMatch::Kind::kNotFound:
       break;
   }
+  if (target) {
+    co_return co_await respond_locally(ex, 503,
+                                       "too many distinct forward-proxy destinations (" +
+                                           std::to_string(kMaxForwardRoutes) + ")\n");
+  }
   // The proxy's own answers mask query credentials always: the body is captured and stored.
   co_return co_await respond_locally(
       ex, 404, "No route found for " + head.method + " " + redact_query(head.target) + "\n");
@@ -161,14 +221,23 @@ RouteMatch Forwarder::route(Exchange& ex) const {
         router_.match(head.method, host ? *host : std::string_view{}, head.path(), head.query());
   }
   const RouteConfig* route_config = nullptr;
+  ex.counters = no_route_counters_;
   if (match.kind == RouteMatch::Kind::kRoute) {
     ex.route_index = match.route_index;
-    route_config = routes_[match.route_index].config;
+    ex.route = &routes_[match.route_index];
+    ex.counters = route_counters_[match.route_index];
+    route_config = ex.route->config;
     ex.info.route = route_config->name;
-    ex.info.destination = route_config->destination.origin() +
-                          upstream_target(router_.pattern(match.route_index),
-                                          route_config->destination, head.path(), head.query());
+    ex.upstream_target = upstream_target(router_.pattern(match.route_index),
+                                         route_config->destination, head.path(), head.query());
+    ex.info.destination = route_config->destination.origin() + ex.upstream_target;
   }
+  begin_exchange(ex, route_config);
+  return match;
+}
+
+void Forwarder::begin_exchange(Exchange& ex, const RouteConfig* route_config) const {
+  const RequestHead& head = ex.head;
   ex.info.method = head.method;
   // `logging-proxy replay` marks its requests so the new capture links to the original.
   if (const std::string* replay_of = find_header(head.headers, "X-Replay-Of");
@@ -177,7 +246,6 @@ RouteMatch Forwarder::route(Exchange& ex) const {
   }
   if (capture_ && config_.captures(route_config)) ex.observer = capture_->start(ex.info);
   log_start(ex);
-  return match;
 }
 
 void Forwarder::log_start(const Exchange& ex) const {
@@ -289,8 +357,7 @@ bool Forwarder::finish(Exchange& ex) {
 void Forwarder::count(const Exchange& ex) const {
   const ExchangeSummary& s = ex.summary;
   const ExchangeTimings& t = s.timings;
-  (ex.route_index >= 0 ? route_counters_[static_cast<size_t>(ex.route_index)] : no_route_counters_)
-      ->count(ex.head.method, s.status);
+  (ex.counters ? ex.counters : no_route_counters_)->count(ex.head.method, s.status);
   metrics_.outcomes[static_cast<size_t>(s.outcome)].fetch_add(1, std::memory_order_relaxed);
   metrics_.request_body_bytes.fetch_add(s.request_body_bytes, std::memory_order_relaxed);
   metrics_.response_body_bytes.fetch_add(s.response_body_bytes, std::memory_order_relaxed);

@@ -5,11 +5,14 @@
 // nothing here waits on logging (the observer only queues).
 //
 // The Forwarder itself is shared by every thread and immutable after construction, except
-// the shutdown flag.
+// the shutdown flag and the forward proxy's routes (made on first use, under a mutex).
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +23,13 @@
 #include "proxy/client_connection.h"
 #include "proxy/console_log.h"
 #include "proxy/exchange_observer.h"
+#include "proxy/forward_ca.h"
+#include "proxy/forward_policy.h"
+#include "proxy/forward_target.h"
 #include "proxy/proxy_metrics.h"
 #include "proxy/router.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/upstream_proxy.h"
 
 namespace lp {
 
@@ -45,6 +52,22 @@ class Forwarder {
   // from it). Returns whether the connection may carry another request.
   awaitable<bool> serve(ClientConnection& client, const RequestHead& head, UpstreamPool& pool);
 
+  // The forward proxy (forward_proxy.enabled; forwarder_forward.cc). A request is the proxy's
+  // own when it is a CONNECT or has an absolute-form target.
+  bool forward_proxy_enabled() const { return forward_policy_ != nullptr; }
+  static bool is_proxy_request(const RequestHead& head);
+  struct ProxyRequestResult {
+    bool keep_alive = false;
+    // Set when a CONNECT was intercepted: the connection now speaks TLS as this target, and
+    // every request on it goes to serve_intercepted().
+    std::optional<ForwardTarget> intercepted;
+  };
+  awaitable<ProxyRequestResult> serve_proxy_request(ClientConnection& client,
+                                                    const RequestHead& head, UpstreamPool& pool);
+  // A request read from an intercepted connection (origin-form), forwarded to `target`.
+  awaitable<bool> serve_intercepted(ClientConnection& client, const RequestHead& head,
+                                    const ForwardTarget& target, UpstreamPool& pool);
+
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   // Unique per Forwarder: the upstream pools keep only connections of the current one.
   uint64_t generation() const { return generation_; }
@@ -59,7 +82,33 @@ class Forwarder {
   // (its answer sent or abandoned; Exchange::keep_alive holds serve()'s result).
   enum class Step { kNext, kRetry, kDone };
 
+  // Sets the exchange's route (ex.route, ex.info) and starts its capture; `target`: a
+  // forward-proxy request, routed by its destination rather than the route patterns.
+  awaitable<bool> serve_request(ClientConnection& client, const RequestHead& head,
+                                UpstreamPool& pool, const ForwardTarget* target);
   RouteMatch route(Exchange& ex) const;
+  void route_forward(Exchange& ex, const ForwardTarget& target);
+  void begin_exchange(Exchange& ex, const RouteConfig* route_config) const;
+  // The route a forward-proxy destination is forwarded by: a configured route whose
+  // destination is that origin, else one made for it (kept for this Forwarder's life, at most
+  // kMaxForwardRoutes); nullptr past that bound.
+  std::pair<const Route*, RouteRequestCounters*> forward_route(const ForwardTarget& target);
+  // The upstream proxy a connection to host:port goes through (nullptr: direct): the route's
+  // own (`route_proxy`, or none when `route_direct`), else direct for server.no_proxy hosts,
+  // else server.upstream_proxy, else the environment's when server.upstream_proxy_from_env.
+  const UpstreamProxy* select_upstream_proxy(const UpstreamProxy* route_proxy, bool route_direct,
+                                             bool tls, const std::string& host,
+                                             uint16_t port) const;
+  // Builds the policy, the leaf cache (loading or creating the CA) and the default trust;
+  // throws std::runtime_error naming the problem (startup or a refused reload).
+  void setup_forward_proxy();
+  awaitable<ProxyRequestResult> tunnel(ClientConnection& client, const RequestHead& head,
+                                       const ForwardTarget& target, UpstreamPool& pool);
+  awaitable<ProxyRequestResult> intercept(ClientConnection& client, const RequestHead& head,
+                                          const ForwardTarget& target);
+  awaitable<bool> refuse_proxy_request(ClientConnection& client, const RequestHead& head,
+                                       int status, const std::string& reason,
+                                       std::vector<Header> extra_headers = {});
   awaitable<bool> forward(Exchange& ex);
   std::string upstream_request_head(Exchange& ex) const;
   awaitable<Step> open_upstream(Exchange& ex, int attempt);
@@ -96,6 +145,25 @@ class Forwarder {
   HeadLimits limits_;
   const std::atomic<bool>& stopping_;
   const uint64_t generation_;
+
+  // Upstream proxies (server-wide, per route, from the environment); endpoints point at them.
+  std::unique_ptr<UpstreamProxy> server_proxy_;
+  std::vector<std::unique_ptr<UpstreamProxy>> route_proxies_;
+  EnvironmentProxy env_https_proxy_, env_http_proxy_;
+
+  // The forward proxy, when enabled.
+  struct ForwardRoute {
+    RouteConfig config;
+    Endpoint endpoint;
+    Route route;
+    RouteRequestCounters* counters;
+  };
+  static constexpr size_t kMaxForwardRoutes = 4096;
+  std::unique_ptr<ForwardPolicy> forward_policy_;
+  std::unique_ptr<LeafCertCache> leaves_;          // when something may be intercepted
+  std::unique_ptr<TlsClientContext> forward_tls_;  // default trust, for forward destinations
+  std::mutex forward_mu_;
+  std::map<std::string, std::unique_ptr<ForwardRoute>> forward_routes_;  // by origin
 };
 
 }  // namespace lp

@@ -49,7 +49,11 @@ struct Forwarder::Exchange {
   const RequestHead& head;
   UpstreamPool& pool;  // the serving thread's
   ExchangeInfo info;
-  int route_index = -1;
+  int route_index = -1;          // a configured route's index, else -1
+  const Route* route = nullptr;  // the route forwarded by (configured or a forward proxy's)
+  RouteRequestCounters* counters = nullptr;  // the route's, or no_route_counters_
+  std::string upstream_target;               // the request target sent upstream (origin-form)
+  bool forward_tls = false;  // an intercepted CONNECT's request: X-Forwarded-Proto https
   std::unique_ptr<ExchangeObserver> observer;
   BodyFraming request_framing;
   std::unique_ptr<BodyReader> request_body;

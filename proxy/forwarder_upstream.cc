@@ -34,13 +34,12 @@ awaitable<bool> Forwarder::forward(Exchange& ex) {
 }
 
 std::string Forwarder::upstream_request_head(Exchange& ex) const {
-  const Route& route = routes_[ex.route_index];
+  const Route& route = *ex.route;
   RequestHead upstream_head;
   upstream_head.method = ex.head.method;
-  upstream_head.target = upstream_target(router_.pattern(ex.route_index), route.config->destination,
-                                         ex.head.path(), ex.head.query());
+  upstream_head.target = ex.upstream_target;
   const std::string authority = route.config->destination.authority();
-  const ForwardContext ctx{authority, ex.client.peer_ip(), "http"};
+  const ForwardContext ctx{authority, ex.client.peer_ip(), ex.forward_tls ? "https" : "http"};
   upstream_head.headers = upstream_request_headers(ex.head.headers, ctx, ex.request_framing);
   for (const auto& [name, value] : route.config->headers) {
     // Configured headers (e.g. the provider key kept in the proxy) replace the client's.
@@ -57,7 +56,7 @@ std::string Forwarder::upstream_request_head(Exchange& ex) const {
 }
 
 awaitable<Forwarder::Step> Forwarder::open_upstream(Exchange& ex, int attempt) {
-  const Endpoint& endpoint = *routes_[ex.route_index].endpoint;
+  const Endpoint& endpoint = *ex.route->endpoint;
   ex.conn = attempt == 0 ? ex.pool.take_idle(endpoint) : nullptr;
   if (!ex.conn) {
     const Clock::time_point start = Clock::now();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
 #include "proxy/forward_headers.h"
 #include "proxy/redaction.h"
 
@@ -22,10 +23,12 @@ std::optional<ReplayRequest> build_replay_request(std::string_view stored,
     return std::nullopt;
   }
   const std::string* proxy_path = find_header(stored_head.headers, "X-Proxy-Path");
-  // It becomes the request target: origin-form, visible ASCII only (a space would split the
-  // request line the replay sends).
+  // It becomes the request target: origin-form, or absolute-form for a capture the forward
+  // proxy made; visible ASCII only (a space would split the request line the replay sends).
   auto is_target_char = [](char c) { return c > 0x20 && c < 0x7f; };
-  if (!proxy_path || proxy_path->empty() || proxy_path->front() != '/' ||
+  if (!proxy_path || proxy_path->empty() ||
+      !(proxy_path->front() == '/' || ascii_istarts_with(*proxy_path, "http://") ||
+        ascii_istarts_with(*proxy_path, "https://")) ||
       !std::all_of(proxy_path->begin(), proxy_path->end(), is_target_char)) {
     *error =
         "the stored request has no valid X-Proxy-Path header, so it cannot be re-sent "

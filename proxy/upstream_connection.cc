@@ -9,11 +9,7 @@
 #include "proxy/upstream_proxy_connect.h"
 
 namespace lp {
-namespace {
-
-constexpr size_t kTlsReadSize = 16 * 1024;  // one TLS record's plaintext
-
-}  // namespace
+namespace {}  // namespace
 
 UpstreamConnection::UpstreamConnection(const asio::any_io_executor& executor,
                                        const Endpoint& endpoint)
@@ -125,17 +121,10 @@ awaitable<bool> UpstreamConnection::handshake(Deadline deadline, std::string* er
 }
 
 awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadline) {
-  if (!tls_) co_return co_await read_plain(socket_, watchdog_, max, deadline);
-  if (!tls_buffer_) tls_buffer_ = std::make_unique<char[]>(kTlsReadSize);
-  if (max > kTlsReadSize) max = kTlsReadSize;
-  watchdog_.arm(deadline);
-  auto [ec, n] = co_await tls_->async_read_some(asio::buffer(tls_buffer_.get(), max), use_result);
-  watchdog_.disarm();
   // A TLS stream that ends without close_notify is an ordinary end here
   // (SSL_OP_IGNORE_UNEXPECTED_EOF), as for plain sockets.
-  if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
-  co_return ReadResult{io_result(ec, watchdog_.fired(), n),
-                       std::string_view(tls_buffer_.get(), ec ? 0 : n)};
+  if (!tls_) return read_plain(socket_, watchdog_, max, deadline);
+  return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 
 awaitable<IoResult> UpstreamConnection::write_all(std::string_view data, Deadline deadline) {

@@ -262,6 +262,49 @@ TEST_CASE("parse_request_head table") {
 
 // Every proper prefix of a valid head is incomplete; the whole head is done, also with more
 // bytes after it. Limits set exactly to the head's sizes must not reject any prefix.
+TEST_CASE("parse_request_head with the forward proxy's request forms") {
+  struct Row {
+    const char* name;
+    std::string head;
+    int status;  // 0: parsed
+    std::string target;
+  };
+  const std::vector<Row> rows = {
+      {"CONNECT host:port",
+       "CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n\r\n", 0,
+       "api.openai.com:443"},
+      {"CONNECT without Host", "CONNECT 127.0.0.1:8443 HTTP/1.1\r\n\r\n", 0, "127.0.0.1:8443"},
+      {"CONNECT to an IPv6 literal", "CONNECT [::1]:443 HTTP/1.1\r\n\r\n", 0, "[::1]:443"},
+      {"CONNECT with a path", "CONNECT /x HTTP/1.1\r\n\r\n", 400, ""},
+      {"CONNECT with a URL", "CONNECT http://a:80/ HTTP/1.1\r\n\r\n", 400, ""},
+      {"CONNECT with CR in the target", "CONNECT a\r:443 HTTP/1.1\r\n\r\n", 400, ""},
+      {"absolute-form http",
+       "GET http://example.com/v1/x?k=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", 0,
+       "http://example.com/v1/x?k=1"},
+      {"absolute-form scheme in capitals", "GET HTTP://example.com/ HTTP/1.1\r\nHost: e\r\n\r\n", 0,
+       "HTTP://example.com/"},
+      {"absolute-form https", "GET https://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", 0,
+       "https://example.com/"},
+      {"absolute-form other scheme", "GET ftp://example.com/ HTTP/1.1\r\nHost: e\r\n\r\n", 400, ""},
+      {"absolute-form still needs Host", "GET http://example.com/ HTTP/1.1\r\n\r\n", 400, ""},
+      {"origin-form still parsed", "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 0, "/x"},
+  };
+  HeadLimits limits;
+  limits.proxy_forms = true;
+  for (const Row& row : rows) {
+    INFO(row.name);
+    RequestHead head;
+    ParseResult r = lp::parse_request_head(row.head, limits, &head);
+    if (row.status == 0) {
+      CHECK(state_name(r.state) == state_name(State::kDone));
+      CHECK(head.target == row.target);
+    } else {
+      CHECK(state_name(r.state) == state_name(State::kError));
+      CHECK(r.error_status == row.status);
+    }
+  }
+}
+
 TEST_CASE("parse_request_head at every split point") {
   const std::vector<std::string> heads = {
       "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
