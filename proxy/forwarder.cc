@@ -252,7 +252,9 @@ void Forwarder::log_start(const Exchange& ex) const {
   if (!console_.enabled() || console_.json()) return;
   // Credentials in the query (?key=...) are masked; the writer thread adds the timestamp.
   std::string target_masked, destination_masked;
-  std::string_view target = ex.head.target;
+  // The target as the client named it: absolute for a forward-proxy request, even one read
+  // from an intercepted connection.
+  std::string_view target = ex.info.proxy_path;
   if (target.find('?') != std::string_view::npos) target = target_masked = redact_query(target);
   std::string_view destination = ex.info.destination;
   if (destination.empty()) {
@@ -315,7 +317,7 @@ void Forwarder::log_record(const Exchange& ex) const {
   };
   string_field("id", ex.info.id);
   string_field("method", ex.head.method);
-  string_field("path", redact_query(ex.head.target));
+  string_field("path", redact_query(ex.info.proxy_path));
   string_field("route", ex.info.route);
   string_field("destination", redact_query(ex.info.destination));
   raw_field("status", std::to_string(s.status));

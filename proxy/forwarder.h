@@ -160,8 +160,9 @@ class Forwarder {
   };
   static constexpr size_t kMaxForwardRoutes = 4096;
   std::unique_ptr<ForwardPolicy> forward_policy_;
-  std::unique_ptr<LeafCertCache> leaves_;          // when something may be intercepted
-  std::unique_ptr<TlsClientContext> forward_tls_;  // default trust, for forward destinations
+  std::unique_ptr<LeafCertCache> leaves_;            // when something may be intercepted
+  std::unique_ptr<TlsClientContext> forward_tls_;    // default trust, for forward destinations
+  RouteRequestCounters* tunnel_counters_ = nullptr;  // blind tunnels: route "tunnel"
   std::mutex forward_mu_;
   std::map<std::string, std::unique_ptr<ForwardRoute>> forward_routes_;  // by origin
 };

@@ -60,6 +60,7 @@ void Forwarder::setup_forward_proxy() {
   if (!forward_policy_) throw std::runtime_error("forward_proxy: " + error);
   forward_tls_ = TlsClientContext::create("", true, &error);
   if (!forward_tls_) throw std::runtime_error("forward_proxy: " + error);
+  tunnel_counters_ = metrics_.route("tunnel");
   if (fp.intercept.empty()) return;
   std::shared_ptr<const ForwardCa> ca;
   namespace fs = std::filesystem;
@@ -196,7 +197,7 @@ awaitable<Forwarder::ProxyRequestResult> Forwarder::tunnel(ClientConnection& cli
   ex.info.client_ip = client.peer_ip();
   ex.info.route = "tunnel";
   ex.info.destination = target.authority();
-  ex.counters = no_route_counters_;
+  ex.counters = tunnel_counters_;
   begin_exchange(ex, nullptr);
 
   Endpoint endpoint;
