@@ -58,6 +58,7 @@ def main():
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--handshakes", type=int, default=200)
     a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)
     d = tempfile.mkdtemp(prefix="lp-fwd-bench-")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-keyout", f"{d}/mock.key", "-out", f"{d}/mock.pem", "-days", "2", "-subj",
