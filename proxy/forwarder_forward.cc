@@ -31,15 +31,15 @@ std::string proxy_answer(int status, const std::string& text, const std::vector<
 
 // Copies one direction of a tunnel until EOF, an error or (reads only) `read_silence` without a
 // byte; counts the bytes. The bytes are copied out of the reader's buffer before the write,
-// since the other direction reads into the same thread buffer meanwhile.
+// since the other direction reads into the same thread buffer meanwhile; the copy lives only
+// while it is written, so an idle tunnel holds no buffer.
 template <typename Reader, typename Writer>
 awaitable<IoResult> pump(Reader& from, Writer& to, std::chrono::milliseconds read_silence,
                          std::chrono::milliseconds write_timeout, uint64_t* bytes) {
-  std::string chunk;
   while (true) {
     const ReadResult r = co_await from.read_some(kTunnelReadSize, deadline_after(read_silence));
     if (!r.io.ok()) co_return r.io;
-    chunk.assign(r.data);
+    const std::string chunk(r.data);
     const IoResult w = co_await to.write_all(chunk, deadline_after(write_timeout));
     if (!w.ok()) co_return w;
     *bytes += chunk.size();
