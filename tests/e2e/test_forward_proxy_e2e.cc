@@ -400,7 +400,7 @@ struct MockProxy {
 
 TEST_CASE(
     "upstream proxies: routes through SOCKS5 and HTTP CONNECT, with credentials, per route and "
-    "server-wide; failures name the proxy") {
+    "server-wide - failures name the proxy") {
   MockUpstream mock{&shared_test_cert()};
   MockProxy socks("socks5");
   MockProxy connect("http-connect", "bob", "pa:ss");

@@ -131,7 +131,7 @@ long status_kb(pid_t pid, const char* key) {
 
 }  // namespace
 
-TEST_CASE("live: begin, end and derived events within 1 s; filters; keep-alive; no gzip") {
+TEST_CASE("live: begin, end and derived events within 1 s - filters - keep-alive - no gzip") {
   ChildOptions opts;
   opts.env = {{"LP_TEST_LIVE_KEEPALIVE_MS", "300"}};
   LogServer server("", opts);
@@ -231,7 +231,7 @@ TEST_CASE("live: with auth_token, /live needs the bearer token") {
   CHECK(authorised.head().get("Content-Type") == "text/event-stream");
 }
 
-TEST_CASE("live: a stalled subscriber is dropped; ingest and another subscriber keep going") {
+TEST_CASE("live: a stalled subscriber is dropped - ingest and another subscriber keep going") {
   LogServer server;
   auto c = server.client();
   // Large events (a 6 KB proxy path in each summary) so the stalled socket fills quickly.
@@ -295,7 +295,7 @@ TEST_CASE("live: a stalled subscriber is dropped; ingest and another subscriber 
   CHECK(per_batch_during < 3 * per_batch_before + 50);
 }
 
-TEST_CASE("live: 100 subscribers get every event; at the cap /ingest and /requests answer") {
+TEST_CASE("live: 100 subscribers get every event - at the cap /ingest and /requests answer") {
   raise_fd_limit();
   LogServer server;
   auto c = server.client();

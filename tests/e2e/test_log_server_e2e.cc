@@ -413,7 +413,7 @@ TEST_CASE("log-server: ingest rate (batches of 200 exchanges, 2 KiB bodies)") {
   CHECK(page["requests"].size() == 50);
 }
 
-TEST_CASE("log-server: one server per data dir and per port; a killed server's lock is gone") {
+TEST_CASE("log-server: one server per data dir and per port - a killed server's lock is gone") {
   LogServer first;
   auto c = first.client();
   // An exchange in progress: a second server's recovery would mark it truncated.

@@ -221,7 +221,7 @@ TEST_CASE("reading: LLM fields derived within 1 s of the end frame, listed and f
   CHECK(bytes == d["response_bytes"].get<int64_t>());
 }
 
-TEST_CASE("reading: bodies decoded for every coding; raw=1 as stored; broken ones named") {
+TEST_CASE("reading: bodies decoded for every coding - raw=1 as stored - broken ones named") {
   LogServer ls("  max_decoded_bytes: 4KiB\n");
   const std::string body = R"({"answer":"decoded","n":[1,2,3]})";
   struct Row {
@@ -354,7 +354,7 @@ TEST_CASE("reading: /stats sums a known set exactly") {
   CHECK(get_json(c, "/stats?group_by=day&group_by=day", 400)["parameter"] == "group_by");
 }
 
-TEST_CASE("reading: HAR export passes the validator; JSONL round-trips every record") {
+TEST_CASE("reading: HAR export passes the validator - JSONL round-trips every record") {
   LogServer ls;
   std::vector<Exchange> xs;
   for (int i = 0; i < 7; ++i) xs.push_back(chat_stream(make_id(300 + i), "gpt-4o", i, 1));

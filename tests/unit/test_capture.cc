@@ -237,7 +237,7 @@ TEST_CASE("CaptureQueue: wait() ends at high water, on wake, on close, or at its
   }
 }
 
-TEST_CASE("CaptureQueue: a push reaching high water wakes a waiting shipper; wake ends a pop") {
+TEST_CASE("CaptureQueue: a push reaching high water wakes a waiting shipper - wake ends a pop") {
   using namespace std::chrono_literals;
   CaptureQueue q(1000, 300);
   std::thread producer([&] {

@@ -337,7 +337,7 @@ TEST_CASE("llm gemini: errors") {
   }
 }
 
-TEST_CASE("llm gemini: cut stream keeps what arrived; nothing arrived is null") {
+TEST_CASE("llm gemini: cut stream keeps what arrived - nothing arrived is null") {
   LlmResult r = run_sse({{chunk(R"([{"text":"Once"}])"), 1}, {"not json {", 2}}, true);
   CHECK(parts(r) == json::parse(R"([{"text":"Once"}])"));
   CHECK_FALSE(r.fields.finish_reason);

@@ -191,7 +191,7 @@ TEST_CASE("reading: group_by names") {
   CHECK_FALSE(parse_group_by("").has_value());
 }
 
-TEST_CASE("reading: a version 2 index migrates; its rows become pending derivation") {
+TEST_CASE("reading: a version 2 index migrates - its rows become pending derivation") {
   TempDir dir;
   const std::string path = dir.path() + "/index.sqlite";
   {
@@ -227,7 +227,7 @@ TEST_CASE("reading: a version 2 index migrates; its rows become pending derivati
   CHECK(v.int64(0) == 4);
 }
 
-TEST_CASE("reading: model and provider filter the list; stats read a covering index") {
+TEST_CASE("reading: model and provider filter the list - stats read a covering index") {
   TempDir dir;
   const std::string path = dir.path() + "/index.sqlite";
   auto wdb = open_index(path, true);
@@ -344,7 +344,7 @@ TEST_CASE("reading: a gzip'ed SSE stream is derived from its files with its arri
   CHECK(har["log"]["entries"][0]["_id"] == x.row.id);
 }
 
-TEST_CASE("reading: a call that is not an LLM call derives to nothing; missing files fail") {
+TEST_CASE("reading: a call that is not an LLM call derives to nothing - missing files fail") {
   TempDir dir;
   BlobStore store(dir.path());
   StoredExchange x = store_exchange(store, "22222222-0000-4000-8000-000000000000",

@@ -220,7 +220,7 @@ TEST_CASE("retention: policy from the config, boundaries, and how it is describe
   CHECK(retention_reason(RetentionPolicy{}, kNow, 0, UINT64_MAX) == RetentionReason::kKeep);
 }
 
-TEST_CASE("retention: by age, oldest first; one exactly max_age old is kept") {
+TEST_CASE("retention: by age, oldest first - one exactly max_age old is kept") {
   Store s;
   ExchangeRow a = s.add(kNow - 40 * kUsPerDay, 1000, 500);
   ExchangeRow b = s.add(kNow - 31 * kUsPerDay, 2000, std::nullopt);  // no response file
