@@ -69,11 +69,19 @@ awaitable<bool> read_request_head(const SessionDeps& deps, const ServerConfig& s
 
 }  // namespace
 
-std::string plain_response(int status, const std::string& reason) {
+std::string plain_response(int status, const std::string& reason,
+                           const std::vector<Header>& extra_headers) {
+  ResponseHead head;
+  head.status = status;
+  head.reason = std::string(reason_phrase(status));
   const std::string body = reason + "\n";
-  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) +
-         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  head.headers = {{"Content-Type", "text/plain; charset=utf-8"},
+                  {"Content-Length", std::to_string(body.size())},
+                  {"Connection", "close"}};
+  head.headers.insert(head.headers.end(), extra_headers.begin(), extra_headers.end());
+  std::string out;
+  append_response_head(&out, head);
+  return out + body;
 }
 
 awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket socket) {

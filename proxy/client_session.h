@@ -4,7 +4,11 @@
 // here (400, 414, 431, 408) and the connection closed.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "common/config.h"
+#include "common/http_message.h"
 #include "proxy/asio_base.h"
 #include "proxy/console_log.h"
 #include "proxy/event_loop.h"
@@ -22,7 +26,8 @@ struct SessionDeps {
 // generation (configuration) current on the loop when its head is complete.
 awaitable<void> serve_client(SessionDeps deps, EventLoop& loop, tcp::socket socket);
 
-// A complete "Connection: close" answer with a one-line text body.
-std::string plain_response(int status, const std::string& reason);
+// A complete "Connection: close" answer with a one-line text body (and `extra_headers`).
+std::string plain_response(int status, const std::string& reason,
+                           const std::vector<Header>& extra_headers = {});
 
 }  // namespace lp

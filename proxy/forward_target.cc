@@ -1,63 +1,50 @@
 #include "proxy/forward_target.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
 
 #include "common/ascii.h"
+#include "common/host_pattern.h"
 
 namespace lp {
 namespace {
-
-constexpr size_t kMaxHostChars = 253;
 
 bool fail(std::string* error, std::string message) {
   *error = std::move(message);
   return false;
 }
 
-// Splits "host:port" / "[v6]:port" / "host" into host (brackets removed, lower case) and
-// port text (empty when absent).
+// Splits "host:port" / "[v6]:port" / "host" into host (normalize_host: lower case, brackets
+// removed) and port text (empty when absent). The host must be one a certificate can name
+// (is_valid_host), since an intercepted CONNECT gets a leaf for it.
 bool split_authority(std::string_view a, std::string* host, std::string_view* port,
                      std::string* error) {
   if (a.empty()) return fail(error, "empty host");
-  if (a.find('@') != std::string_view::npos)
+  if (a.find('@') != std::string_view::npos) {
     return fail(error, "userinfo (a name before @) is not allowed");
+  }
+  std::string_view name = a;
   if (a.front() == '[') {
     const size_t close = a.find(']');
     if (close == std::string_view::npos) return fail(error, "unterminated IPv6 literal");
-    const std::string literal(a.substr(1, close - 1));
-    in6_addr addr;
-    if (inet_pton(AF_INET6, literal.c_str(), &addr) != 1) {
-      return fail(error, "malformed IPv6 literal");
-    }
-    *host = ascii_lowered(literal);
-    std::string_view rest = a.substr(close + 1);
+    name = a.substr(0, close + 1);
+    const std::string_view rest = a.substr(close + 1);
     if (!rest.empty() && rest.front() != ':') return fail(error, "junk after the IPv6 literal");
-    *port = rest.empty() ? rest : rest.substr(1);
+    if (!rest.empty()) *port = rest.substr(1);
     if (!rest.empty() && port->empty()) return fail(error, "empty port");
-    return true;
-  }
-  const size_t colon = a.rfind(':');
-  std::string_view name = colon == std::string_view::npos ? a : a.substr(0, colon);
-  if (colon != std::string_view::npos) {
+  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    name = a.substr(0, colon);
     *port = a.substr(colon + 1);
     if (port->empty()) return fail(error, "empty port");
   }
   if (name.empty()) return fail(error, "empty host");
-  if (name.size() > kMaxHostChars) {
-    return fail(error, "host longer than " + std::to_string(kMaxHostChars) + " characters");
+  const bool bracketed = name.front() == '[';
+  if (bracketed ? !is_ip_literal(name) : !is_valid_host(name)) {
+    return fail(error, bracketed ? "malformed IPv6 literal"
+                                 : "host is not a DNS name (labels of letters, digits, '-' or "
+                                   "'_', at most 253 characters) or an IP address");
   }
-  const bool valid = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (ascii_lower(c) >= 'a' && ascii_lower(c) <= 'z') || c == '-' ||
-           c == '.' || c == '_';
-  });
-  if (!valid) return fail(error, "host has characters a host name cannot have");
-  if (name.front() == '.' || name.find("..") != std::string_view::npos) {
-    return fail(error, "host has an empty label");
-  }
-  *host = ascii_lowered(name);
+  *host = normalize_host(name);
   return true;
 }
 

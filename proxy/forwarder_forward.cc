@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/ids.h"
+#include "proxy/client_session.h"
 #include "proxy/forwarder.h"
 #include "proxy/forwarder_exchange.h"
 #include "proxy/redaction.h"
@@ -14,20 +15,6 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 
 constexpr size_t kTunnelReadSize = 64 * 1024;
-
-std::string proxy_answer(int status, const std::string& text, const std::vector<Header>& extra) {
-  ResponseHead head;
-  head.status = status;
-  head.reason = std::string(reason_phrase(status));
-  const std::string body = text + "\n";
-  head.headers = {{"Content-Type", "text/plain; charset=utf-8"},
-                  {"Content-Length", std::to_string(body.size())},
-                  {"Connection", "close"}};
-  head.headers.insert(head.headers.end(), extra.begin(), extra.end());
-  std::string out;
-  append_response_head(&out, head);
-  return out + body;
-}
 
 // Copies one direction of a tunnel until EOF, an error or (reads only) `read_silence` without a
 // byte; counts the bytes. The bytes are copied out of the reader's buffer before the write,
@@ -132,7 +119,7 @@ awaitable<bool> Forwarder::refuse_proxy_request(ClientConnection& client, const 
   // The target is echoed masked: an absolute URL may carry ?key=... .
   console_.line("[proxy] " + client.peer_ip() + ": " + std::to_string(status) + " " + head.method +
                 " " + redact_query(head.target) + ": " + reason);
-  co_await client.write_all(proxy_answer(status, reason, extra_headers),
+  co_await client.write_all(plain_response(status, reason, extra_headers),
                             deadline_after(std::chrono::seconds(1)));
   co_return false;
 }
@@ -215,8 +202,9 @@ awaitable<Forwarder::ProxyRequestResult> Forwarder::tunnel(ClientConnection& cli
     ex.summary.outcome = Outcome::kUpstreamError;
     ex.summary.error = error;
     ex.summary.status = 502;
-    co_await client.write_all(proxy_answer(502, "CONNECT " + target.authority() + ": " + error, {}),
-                              deadline_after(std::chrono::seconds(1)));
+    co_await client.write_all(
+        plain_response(502, "CONNECT " + target.authority() + ": " + error, {}),
+        deadline_after(std::chrono::seconds(1)));
     ex.client_close = true;
     finish(ex);
     co_return result;

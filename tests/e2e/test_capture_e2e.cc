@@ -155,6 +155,39 @@ std::map<std::string, std::vector<json>> by_path(const std::vector<json>& rows) 
   return out;
 }
 
+// Whether calls /mock/echo?tag=TAG-0 .. TAG-(n-1), made one after another on one connection,
+// were each captured exactly once, complete, and ingested in call order (a later call's capture
+// cannot have been applied by an earlier batch unless batches were applied out of order).
+// Reports the first three problems; counts truncated captures apart.
+struct OnceInOrder {
+  int truncated = 0;
+  int wrong = 0;  // missing, doubled, not complete, or out of order
+};
+OnceInOrder check_once_in_order(const std::vector<json>& rows, const std::string& tag, int n) {
+  auto paths = by_path(rows);
+  OnceInOrder r;
+  std::string last_ingested;
+  for (int k = 0; k < n; ++k) {
+    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
+    if (paths[p].size() != 1) {
+      if (++r.wrong <= 3) CHECK_MESSAGE(false, p << " captured " << paths[p].size() << " times");
+      continue;
+    }
+    const json& row = paths[p][0];
+    if (row["outcome"] == "truncated") ++r.truncated;
+    if (row["outcome"] != "complete" && ++r.wrong <= 3) {
+      CHECK_MESSAGE(row["outcome"] == "complete", row.dump());
+    }
+    const std::string ingested = row.value("ingested_at", "");
+    if (ingested < last_ingested && ++r.wrong <= 3) {
+      CHECK_MESSAGE(ingested >= last_ingested,
+                    p << " ingested at " << ingested << ", before " << last_ingested);
+    }
+    last_ingested = std::max(last_ingested, ingested);
+  }
+  return r;
+}
+
 std::string describe_rows(const std::vector<json>& rows, size_t max = 10) {
   std::string s = std::to_string(rows.size()) + " rows";
   for (size_t i = 0; i < rows.size() && i < max; ++i) {
@@ -855,34 +888,11 @@ TEST_CASE(
   MESSAGE("all " << rows.size() << " captures listed " << ms_since(t_cont) << " ms after SIGCONT");
   REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
                                                        << proxy.process().output_tail());
-  auto paths = by_path(rows);
-  CHECK(paths.size() == static_cast<size_t>(n));
-  int truncated = 0, wrong = 0;
-  std::string last_ingested;
-  for (int k = 0; k < n; ++k) {
-    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
-    if (paths[p].size() != 1) {
-      CHECK_MESSAGE(paths[p].size() == 1, p << " captured " << paths[p].size() << " times");
-      ++wrong;
-      continue;
-    }
-    const json& row = paths[p][0];
-    if (row["outcome"] == "truncated") ++truncated;
-    if (row["outcome"] != "complete" && ++wrong <= 3) {
-      CHECK_MESSAGE(row["outcome"] == "complete", row.dump());
-    }
-    // One connection, one call after another: a later call's capture cannot have been
-    // applied by an earlier batch unless batches were applied out of order.
-    const std::string ingested = row.value("ingested_at", "");
-    if (ingested < last_ingested && ++wrong <= 3) {
-      CHECK_MESSAGE(ingested >= last_ingested,
-                    p << " ingested at " << ingested << ", before " << last_ingested);
-    }
-    last_ingested = std::max(last_ingested, ingested);
-  }
-  MESSAGE(truncated << " of " << n << " exchanges truncated");
-  CHECK(truncated == 0);
-  CHECK(wrong == 0);
+  CHECK(rows.size() == static_cast<size_t>(n));
+  const OnceInOrder seen = check_once_in_order(rows, tag, n);
+  MESSAGE(seen.truncated << " of " << n << " exchanges truncated");
+  CHECK(seen.truncated == 0);
+  CHECK(seen.wrong == 0);
   CHECK_FALSE(proxy.process().find_line(std::regex(R"(\[capture\] WARNING)"), 0ms).has_value());
   // Frames applied out of order would be skipped (unknown exchange); a re-sent batch counts
   // as duplicate and is not applied twice.
@@ -964,27 +974,10 @@ TEST_CASE(
       60000ms, 200ms);
   REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
                                                        << proxy.process().output_tail());
-  auto paths = by_path(rows);
   CHECK(rows.size() == static_cast<size_t>(n));
-  int wrong = 0;
-  std::string last_ingested;
-  for (int k = 0; k < n; ++k) {
-    const std::string p = "/mock/echo?tag=" + tag + "-" + std::to_string(k);
-    if (paths[p].size() != 1 || paths[p][0]["outcome"] != "complete") {
-      if (++wrong <= 3) {
-        CHECK_MESSAGE(false, p << " captured " << paths[p].size()
-                               << " times: " << (paths[p].empty() ? "" : paths[p][0].dump()));
-      }
-      continue;
-    }
-    const std::string ingested = paths[p][0].value("ingested_at", "");
-    if (ingested < last_ingested && ++wrong <= 3) {
-      CHECK_MESSAGE(ingested >= last_ingested,
-                    p << " ingested at " << ingested << ", before " << last_ingested);
-    }
-    last_ingested = std::max(last_ingested, ingested);
-  }
-  CHECK(wrong == 0);
+  const OnceInOrder seen = check_once_in_order(rows, tag, n);
+  CHECK(seen.truncated == 0);
+  CHECK(seen.wrong == 0);
   const std::string metrics = api.get_raw("/metrics");
   CHECK_MESSAGE(metrics.find("\nlog_server_frames_skipped_total 0\n") != std::string::npos,
                 metrics);
