@@ -112,6 +112,9 @@ Forwarder::Forwarder(const Config& config, ExchangeObserverFactory* capture,
     }
     routes_.push_back({&r, it->second});
     route_counters_.push_back(metrics_.route(r.name));
+    // The first route (in file order) to an origin itself serves forward-proxy requests to it.
+    if (r.destination.path == "/")
+      route_by_origin_.emplace(r.destination.origin(), routes_.size() - 1);
   }
   if (config.forward_proxy.enabled) setup_forward_proxy();
 }
@@ -142,13 +145,7 @@ awaitable<bool> Forwarder::serve(ClientConnection& client, const RequestHead& he
 awaitable<bool> Forwarder::serve_request(ClientConnection& client, const RequestHead& head,
                                          UpstreamPool& pool, const ForwardTarget* target) {
   Exchange ex(client, head, pool);
-  ex.in_flight.hold(&metrics_.exchanges_in_flight);
-  ex.summary.timings.start = Clock::now();
-  ex.info.id = new_uuid();
-  ex.info.started = ex.summary.timings.start;
-  ex.info.started_at = std::chrono::system_clock::now();
-  ex.info.proxy_path = head.target;
-  ex.info.client_ip = client.peer_ip();
+  start_exchange(ex);
   ex.client_close = stopping_ || head.minor_version == 0 ||
                     headers_have_token(head.headers, "Connection", "close");
   RouteMatch match;
@@ -208,6 +205,16 @@ awaitable<bool> Forwarder::serve_request(ClientConnection& client, const Request
   // The proxy's own answers mask query credentials always: the body is captured and stored.
   co_return co_await respond_locally(
       ex, 404, "No route found for " + head.method + " " + redact_query(head.target) + "\n");
+}
+
+void Forwarder::start_exchange(Exchange& ex) const {
+  ex.in_flight.hold(&metrics_.exchanges_in_flight);
+  ex.summary.timings.start = Clock::now();
+  ex.info.id = new_uuid();
+  ex.info.started = ex.summary.timings.start;
+  ex.info.started_at = std::chrono::system_clock::now();
+  ex.info.proxy_path = ex.head.target;
+  ex.info.client_ip = ex.client.peer_ip();
 }
 
 RouteMatch Forwarder::route(Exchange& ex) const {

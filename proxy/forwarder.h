@@ -86,6 +86,8 @@ class Forwarder {
   // forward-proxy request, routed by its destination rather than the route patterns.
   awaitable<bool> serve_request(ClientConnection& client, const RequestHead& head,
                                 UpstreamPool& pool, const ForwardTarget* target);
+  // The exchange's id, clocks, in-flight gauge and client facts, at its start.
+  void start_exchange(Exchange& ex) const;
   RouteMatch route(Exchange& ex) const;
   void route_forward(Exchange& ex, const ForwardTarget& target);
   void begin_exchange(Exchange& ex, const RouteConfig* route_config) const;
@@ -139,6 +141,9 @@ class Forwarder {
   std::vector<std::unique_ptr<TlsClientContext>> tls_contexts_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<Route> routes_;  // parallel to config_.routes
+  // Origin ("https://host[:port]") -> index in routes_ of the first route whose destination is
+  // that origin with no path: the route a forward-proxy request to that origin uses.
+  std::map<std::string, size_t> route_by_origin_;
   ProxyMetrics& metrics_;
   std::vector<RouteRequestCounters*> route_counters_;  // parallel to routes_
   RouteRequestCounters* no_route_counters_;

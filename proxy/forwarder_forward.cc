@@ -3,7 +3,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <filesystem>
 
-#include "common/ids.h"
 #include "proxy/client_session.h"
 #include "proxy/forwarder.h"
 #include "proxy/forwarder_exchange.h"
@@ -175,13 +174,8 @@ awaitable<Forwarder::ProxyRequestResult> Forwarder::tunnel(ClientConnection& cli
                                                            UpstreamPool& pool) {
   ProxyRequestResult result;
   Exchange ex(client, head, pool);  // the pool stays unused: a tunnel's connection is its own
-  ex.in_flight.hold(&metrics_.exchanges_in_flight);
-  ex.summary.timings.start = Clock::now();
-  ex.info.id = new_uuid();
-  ex.info.started = ex.summary.timings.start;
-  ex.info.started_at = std::chrono::system_clock::now();
+  start_exchange(ex);
   ex.info.proxy_path = target.authority();
-  ex.info.client_ip = client.peer_ip();
   ex.info.route = "tunnel";
   ex.info.destination = target.authority();
   ex.counters = tunnel_counters_;
@@ -266,9 +260,8 @@ std::pair<const Forwarder::Route*, RouteRequestCounters*> Forwarder::forward_rou
     const ForwardTarget& target) {
   const std::string origin = target.origin();
   // A configured route to this very origin lends its trust, headers, logging and name.
-  for (size_t i = 0; i < routes_.size(); ++i) {
-    const Url& d = routes_[i].config->destination;
-    if (d.path == "/" && d.origin() == origin) return {&routes_[i], route_counters_[i]};
+  if (auto r = route_by_origin_.find(origin); r != route_by_origin_.end()) {
+    return {&routes_[r->second], route_counters_[r->second]};
   }
   std::lock_guard<std::mutex> lock(forward_mu_);
   auto it = forward_routes_.find(origin);
