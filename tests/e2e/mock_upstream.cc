@@ -260,6 +260,16 @@ struct Stats {
 
 Stats g_stats;
 std::atomic<int64_t> g_released_us{0};  // when /release was called (mono_us), 0 = not yet
+// Held streams sleep here until /release: thousands of them polling on timers would keep the
+// machine's run queue full and starve every other process a test runs beside them.
+std::mutex g_release_mu;
+std::condition_variable g_release_cv;
+
+// Waits until /release or `timeout`; true once released.
+bool wait_release(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(g_release_mu);
+  return g_release_cv.wait_for(lk, timeout, [] { return g_released_us.load() != 0; });
+}
 std::string g_gzip_plain;
 std::string g_gzip_body;
 std::string g_pattern;  // 64 KiB + 256 bytes of the /large pattern, starting at byte 0
@@ -422,6 +432,10 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
             st->gone_us = mono_us();
             return false;
           }
+          if (held) {  // a client that goes meanwhile is seen within the wait
+            wait_release(std::chrono::milliseconds(250));
+            continue;
+          }
           // Each check costs two syscalls; with many concurrent streams check less often.
           int active;
           {
@@ -429,7 +443,7 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
             active = g_stats.sse_active;
           }
           const int64_t interval_us = std::clamp<int64_t>(active * 20, 2000, 20000);
-          sleep_us(held ? interval_us : std::min(due - now, interval_us));
+          sleep_us(std::min(due - now, interval_us));
         }
         const int64_t t = mono_us();
         std::string event =
@@ -1336,8 +1350,12 @@ void dispatch(const httplib::Request& req, httplib::Response& res,
     } else if (path == "/stats") {
       set_json(res, g_stats.to_json());
     } else if (path == "/release") {
-      int64_t expected = 0;
-      g_released_us.compare_exchange_strong(expected, mono_us());
+      {
+        std::lock_guard<std::mutex> lk(g_release_mu);
+        int64_t expected = 0;
+        g_released_us.compare_exchange_strong(expected, mono_us());
+      }
+      g_release_cv.notify_all();
       res.set_content("released", "text/plain");
     } else {
       res.status = 404;
