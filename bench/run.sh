@@ -345,9 +345,16 @@ measure() {
   out=$("$BIN/bench_load" --url "${URL[$target]}" $(watch_args "$target") --raw "$raw" \
     --tag scenario="$scen" --tag target="$target" --tag round="$round" \
     --tag raw="$raw" --tag load1="$(load1)" --tag busy_before="$SCEN_BUSY" "$@")
+  settle
+  if [[ $scen == S4-* && $target == proxy-on ]]; then
+    # The log server's peak from the window's start (bench_load reset it) until it had ingested
+    # the whole capture, spooled batches included: settle waited for that.
+    local hwm
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[logserver]}/status")
+    out=$("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); d["logserver_peak_after_mb"]=int(sys.argv[2])/1024; print(json.dumps(d))' "$out" "$hwm")
+  fi
   echo "$out" >>"$RESULTS"
   "$PY" "$BENCH/report.py" --line "$out" >&2
-  settle
 }
 
 # ---------------------------------------------------------------- profile mode

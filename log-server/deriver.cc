@@ -185,18 +185,27 @@ DeriveOutcome derive_exchange(const ExchangeRow& row, const BlobStore& store,
     out.error = "cannot read the request head of " + row.id;
     return out;
   }
+  const std::string method = method_of(row, *request_head);
+  // The request body is read whole for its JSON: only when it can be an LLM call (an upload of
+  // any size to another path costs nothing here).
   std::string request_body;
-  BodyReadResult request_read =
-      read_stored_body(store, row.request_file, row.request_head_size, row.request_file_size,
-                       content_codings(*request_head), max_decoded, [&](std::string_view piece) {
-                         request_body.append(piece);
-                         return true;
-                       });
-  if (request_read.status != reading::DecodeStatus::kOk) request_body.clear();
+  if (reading::may_be_llm_call(method, row.destination)) {
+    const std::vector<std::string> codings = content_codings(*request_head);
+    if (codings.empty() && row.request_file_size > row.request_head_size) {
+      request_body.reserve(static_cast<size_t>(std::min<int64_t>(
+          row.request_file_size - row.request_head_size, static_cast<int64_t>(max_decoded))));
+    }
+    BodyReadResult request_read =
+        read_stored_body(store, row.request_file, row.request_head_size, row.request_file_size,
+                         codings, max_decoded, [&](std::string_view piece) {
+                           request_body.append(piece);
+                           return true;
+                         });
+    if (request_read.status != reading::DecodeStatus::kOk) request_body = std::string();
+  }
 
   std::optional<StoredHead> response_head =
       read_stored_head(store, row.response_file, row.response_head_size);
-  const std::string method = method_of(row, *request_head);
   reading::LlmExchange x;
   x.method = method;
   x.destination = row.destination;

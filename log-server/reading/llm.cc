@@ -155,6 +155,15 @@ std::unique_ptr<Derivation> start_openai_family(std::string_view path, const Tar
 
 }  // namespace
 
+bool may_be_llm_call(std::string_view method, std::string_view destination) {
+  if (method != "POST") return false;
+  const std::string_view path = parse_destination(destination).path;
+  // The suffixes start_openai_family() dispatches on ("/completions" covers chat too).
+  return gemini_call(path).has_value() || path.ends_with("/completions") ||
+         path.ends_with("/embeddings") || path.ends_with("/responses") ||
+         path.ends_with("/messages");
+}
+
 std::unique_ptr<Derivation> start_derivation(const LlmExchange& exchange) {
   if (exchange.method != "POST") return nullptr;
   Target target = parse_destination(exchange.destination);

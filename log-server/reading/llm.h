@@ -91,6 +91,10 @@ class Derivation {
 // nullptr when it is not one. Never throws on hostile input.
 std::unique_ptr<Derivation> start_derivation(const LlmExchange& exchange);
 
+// False when start_derivation() returns nullptr whatever the body: not a POST, or a path no
+// API recognised here uses. Lets a caller skip reading (and holding) the request body.
+bool may_be_llm_call(std::string_view method, std::string_view destination);
+
 // Upper bound on what a Derivation keeps (assembled text, tool arguments): past it the
 // assembled answer stops growing and fields.error says so.
 inline constexpr size_t kMaxAssembledBytes = 64 * 1024 * 1024;

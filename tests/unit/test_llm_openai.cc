@@ -809,6 +809,8 @@ TEST_CASE("llm openai: start_derivation recognises OpenAI-shaped calls") {
         continue;
       }
       REQUIRE(d);
+      // The log server skips reading request bodies this says no to: never for a real call.
+      CHECK(lp::logsrv::reading::may_be_llm_call(row.method, row.url));
       LlmResult r = d->finish(false);
       CHECK(r.fields.provider == row.provider);
       CHECK(r.fields.api == row.api);
@@ -864,6 +866,8 @@ TEST_CASE("llm openai: start_derivation dispatches Anthropic and Gemini calls") 
         continue;
       }
       REQUIRE(d);
+      // The log server skips reading request bodies this says no to: never for a real call.
+      CHECK(lp::logsrv::reading::may_be_llm_call(row.method, row.url));
       LlmResult r = d->finish(false);
       CHECK(r.fields.provider == row.provider);
       CHECK(r.fields.api == row.api);
@@ -874,6 +878,29 @@ TEST_CASE("llm openai: start_derivation dispatches Anthropic and Gemini calls") 
         CHECK(!r.fields.model);
       }
     }
+  }
+}
+
+TEST_CASE("llm openai: may_be_llm_call rules out what no API here uses") {
+  const struct {
+    const char* method;
+    const char* url;
+    bool may;
+  } rows[] = {
+      {"POST", "https://api.openai.com/v1/chat/completions", true},
+      {"POST", "https://api.anthropic.com/v1/messages", true},
+      {"POST", "http://h/v1beta/models/g:streamGenerateContent?alt=sse", true},
+      {"GET", "https://api.openai.com/v1/chat/completions", false},
+      {"PUT", "https://api.openai.com/v1/responses", false},
+      {"POST", "http://127.0.0.1:9/upload", false},
+      {"POST", "https://api.openai.com/v1/files", false},
+      {"POST", "http://localhost:11434/api/chat", false},
+      {"POST", "https://api.openai.com/v1/chat/completions/x", false},
+      {"POST", "", false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.url);
+    CHECK(lp::logsrv::reading::may_be_llm_call(row.method, row.url) == row.may);
   }
 }
 
