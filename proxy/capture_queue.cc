@@ -20,7 +20,7 @@ bool CaptureQueue::push(std::string&& frame, bool force) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t cost = cost_of(frame);
-    if (!force && bytes_ + cost > max_bytes_) return false;
+    if (bytes_ + cost > (force ? forced_max_bytes_ : max_bytes_)) return false;
     bytes_ += cost;
     frames_.push_back(std::move(frame));
     if (bytes_ >= wake_at_bytes_) {

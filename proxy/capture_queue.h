@@ -2,7 +2,9 @@
 // shipper thread. push() never blocks and never touches the disk: when the queue holds
 // max_bytes (counted as the memory the queued strings hold, capacity included) it refuses the
 // frame and the producer marks its exchange truncated. End frames are admitted past the bound
-// (they are small, and they are how the log server learns an exchange was truncated). Before
+// (they are small, and they are how the log server learns an exchange was truncated), into a
+// reserve as large as max_bytes (at least 4 MiB, some 10,000 records): past that they are
+// refused too, so a long episode of truncation cannot grow the queue without limit. Before
 // that, at high_water bytes, the shipper is woken to move the oldest frames to the spool
 // (wait()), so the bound is reached only when the spool cannot take them either. A push wakes
 // the shipper only when it waits for a first frame, for enough bytes to fill a batch, or for
@@ -12,6 +14,7 @@
 // wake() from any thread (the shipper's sender); close() and bytes() from anywhere.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,8 +32,8 @@ class CaptureQueue {
   CaptureQueue(size_t max_bytes, size_t high_water)
       : max_bytes_(max_bytes), high_water_(high_water) {}
 
-  // False (frame dropped) when full, unless `force`; `frames` (one or more encoded frames) is
-  // moved from only when admitted.
+  // False (frame dropped) when full, unless `force` and the reserve has room; `frames` (one or
+  // more encoded frames) is moved from only when admitted.
   bool push(std::string&& frames, bool force = false);
   // Waits until at least one frame is queued or `deadline`, then keeps collecting until
   // `out` holds max_bytes or `batch_age` has passed. A wake() ends either wait early. Returns
@@ -58,6 +61,7 @@ class CaptureQueue {
   size_t wait_until(std::chrono::steady_clock::time_point deadline, size_t n);
 
   const size_t max_bytes_;
+  const size_t forced_max_bytes_ = max_bytes_ + std::max(max_bytes_, size_t{4} << 20);
   const size_t high_water_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -187,7 +187,7 @@ class CaptureObserver : public ExchangeObserver {
     // queue, so the log server records the exchange as truncated rather than not at all.
     buf_.resize(begin_bytes_);
     append_end(s);
-    push(/*force=*/true);
+    if (!push(/*force=*/true)) tee_.counters_.unrecorded.fetch_add(1, std::memory_order_relaxed);
   }
 
  private:

@@ -17,6 +17,9 @@ namespace lp {
 struct CaptureCounters {
   std::atomic<uint64_t> exchanges{0};
   std::atomic<uint64_t> truncated{0};
+  // Truncated exchanges whose end frame found the queue's reserve full too: the log server
+  // never hears of them (counted here and on the console, never silent).
+  std::atomic<uint64_t> unrecorded{0};
 };
 
 class CaptureTee : public ExchangeObserverFactory {

@@ -91,6 +91,10 @@ std::string render_metrics(const lp::ProxyMetrics& metrics, const lp::ProxyServe
   out.counter("logging_proxy_truncated_exchanges_total",
               "Captured exchanges cut short because the capture queue and the spool were full.",
               load(cc.truncated));
+  out.counter("logging_proxy_unrecorded_exchanges_total",
+              "Truncated exchanges the log server never hears of: their end frame found the "
+              "capture queue's reserve full too.",
+              load(cc.unrecorded));
   out.gauge("logging_proxy_capture_queue_bytes", "Capture frames waiting in memory, in bytes.",
             static_cast<int64_t>(queue.bytes()));
   const lp::ShipperCounters& sc = shipper.counters();

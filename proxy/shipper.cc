@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <list>
+#include <utility>
 
 #include "common/capture_wire.h"
 #include "common/ids.h"
@@ -191,6 +192,15 @@ Shipper::SendResult Shipper::send(httplib::Client& client, const std::string& ba
   return SendResult::kFailed;
 }
 
+std::string Shipper::unrecorded_text() {
+  const uint64_t unrecorded = capture_.unrecorded.load(std::memory_order_relaxed);
+  const uint64_t n = unrecorded - std::exchange(unrecorded_reported_, unrecorded);
+  if (n == 0) return "";
+  return "; " + std::to_string(n) +
+         " of them not recorded at all (the queue's reserve for truncation records was full "
+         "too)";
+}
+
 void Shipper::warn_truncations() {
   uint64_t truncated = capture_.truncated.load(std::memory_order_relaxed);
   if (truncated == truncations_reported_) return;
@@ -210,7 +220,7 @@ void Shipper::warn_truncations() {
                              : "capture queue full while the spool was full, disabled or "
                                "unwritable (raise logging.spool_max_bytes, or bring the log "
                                "server back)") +
-                "; clients are unaffected");
+                unrecorded_text() + "; clients are unaffected");
   truncations_reported_ = truncated;
   last_truncation_warning_ = now;
 }

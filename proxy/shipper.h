@@ -108,6 +108,7 @@ class Shipper {
   SendResult send(httplib::Client& client, const std::string& batch,
                   std::optional<uint64_t> after);  // a sender thread
   void warn_truncations();
+  std::string unrecorded_text();  // the unrecorded exchanges since the last warning, worded
 
   const Config& config_;
   CaptureQueue& queue_;
@@ -136,6 +137,7 @@ class Shipper {
   std::array<Sender, kMaxBatchesInFlight> senders_;
   bool sender_exit_ = false;
   uint64_t truncations_reported_ = 0;
+  uint64_t unrecorded_reported_ = 0;
   std::chrono::steady_clock::time_point last_truncation_warning_;
   std::thread thread_;
 };

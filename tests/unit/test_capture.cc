@@ -138,6 +138,29 @@ TEST_CASE("CaptureQueue refuses frames beyond its bound except forced ones") {
   CHECK(q.push("again"));
 }
 
+TEST_CASE("CaptureQueue admits forced frames into a bounded reserve only") {
+  // 8 MiB: the reserve is as large (8 MiB).
+  const size_t max = size_t{8} << 20;
+  CaptureQueue q(max);
+  const std::string piece(1024, 'x');  // capacity > size is counted: use what push() costs
+  size_t admitted = 0;
+  while (q.push(std::string(piece))) ++admitted;
+  const size_t full = q.bytes();
+  CHECK(full <= max);
+  CHECK(full + 2 * piece.capacity() > max);
+  size_t forced = 0;
+  while (q.push(std::string(piece), /*force=*/true)) ++forced;
+  CHECK(forced > 0);
+  CHECK(q.bytes() > max);
+  CHECK(q.bytes() <= 2 * max);
+  CHECK(q.bytes() + 2 * piece.capacity() > 2 * max);
+  CHECK_FALSE(q.push(std::string(piece), /*force=*/true));
+  // A small queue still has 4 MiB of reserve.
+  CaptureQueue small(10);
+  CHECK(small.push(std::string((size_t{4} << 20) - 64 * 1024, 'e'), /*force=*/true));
+  CHECK_FALSE(small.push(std::string(128 * 1024, 'e'), /*force=*/true));
+}
+
 TEST_CASE("CaptureQueue counts the memory a frame holds, not only its length") {
   CaptureQueue q(1000);
   std::string roomy = "0123456789abcdefghij";  // 20 bytes in a heap buffer of 2000
