@@ -24,6 +24,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "bin"))
 ap.add_argument("--duration", type=int, default=60)
 ap.add_argument("-c", "--connections", type=int, default=64)
+ap.add_argument("--batch-bytes", default="", help="logging.batch_bytes for the proxy (e.g. 4MiB)")
 a = ap.parse_args()
 BIN = os.path.abspath(a.bin)
 tmp = tempfile.mkdtemp(prefix="lp-once.")
@@ -76,7 +77,8 @@ try:
     with open(os.path.join(tmp, "proxy.yaml"), "w") as f:
         f.write(f'server:\n  host: "127.0.0.1"\n  port: 0\n  admin_port: 0\n'
                 f'logging:\n  console: false\n  server_url: "{ls}"\n  spool_dir: "{tmp}/spool"\n'
-                f'routes:\n  bench:\n    pattern: "/"\n    destination: "{up}/"\n')
+                + (f'  batch_bytes: {a.batch_bytes}\n' if a.batch_bytes else '')
+                + f'routes:\n  bench:\n    pattern: "/"\n    destination: "{up}/"\n')
     proxy, purl, pout = start("proxy", [f"{BIN}/logging-proxy", "--config", f"{tmp}/proxy.yaml"])
     admin = admin_port(pout)
 
@@ -96,6 +98,14 @@ try:
     r = json.loads(load.stdout.read())
 
     # Drained: no exchange in flight, nothing queued, nothing spooled, no batch in flight.
+    load_end = time.time()
+
+    def cpu_s(pid):
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    ls_cpu_at_end = cpu_s(lsp.pid)
+    spooled_at_end = metric(admin, "logging_proxy_spool_bytes")
     deadline = time.time() + 300
     while time.time() < deadline:
         busy = (metric(admin, "logging_proxy_exchanges_in_flight")
@@ -105,6 +115,8 @@ try:
         if busy == 0:
             break
         time.sleep(0.5)
+    drain_s = time.time() - load_end
+    drain_cpu = (cpu_s(lsp.pid) - ls_cpu_at_end) / max(drain_s, 0.1) * 100
     counted = metric(admin, "logging_proxy_exchanges_total")
     truncated = metric(admin, "logging_proxy_truncated_exchanges_total")
     overflowed = metric(admin, "logging_proxy_batches_overflowed_total")
@@ -121,7 +133,8 @@ try:
           f"the log server holds {rows[0]} rows ({rows[1]} distinct ids), {rows[2]} complete, "
           f"{rows[3]} truncated; proxy peak RSS {r['procs']['proxy']['hwm_kb'] / 1024:.1f} MB, CPU "
           f"{r['procs']['proxy']['cpu_pct']:.0f} %, log server CPU {r['procs']['logserver']['cpu_pct']:.0f} % "
-          f"(of one core, during the load). "
+          f"(of one core, during the load); the {spooled_at_end / 2**20:.0f} MiB spooled at the end "
+          f"drained in {drain_s:.1f} s ({spooled_at_end / 2**20 / max(drain_s, 0.1):.1f} MiB/s, log server CPU {drain_cpu:.0f} %). "
           + ("OK: every exchange once, complete." if ok else "FAILED."))
     sys.exit(0 if ok else 1)
 finally:
