@@ -203,7 +203,11 @@ class BrotliStage : public Stage {
 };
 
 // Frames without a content size and concatenated (and skippable) frames are all handled by
-// the streaming API; ZSTD_decompressStream returns 0 exactly when a frame is complete.
+// the streaming API; ZSTD_decompressStream returns 0 exactly when a frame is complete, and
+// stops there, so each frame's magic number is seen before it is decoded. Only RFC 8878 frames
+// and skippable frames are accepted: libzstd also decodes the legacy v0.x formats, which are not
+// the zstd content coding, and whose decoders give output that depends on how a corrupt body is
+// split into pieces.
 class ZstdStage : public Stage {
  public:
   ZstdStage(std::string name, Failure* failure)
@@ -214,22 +218,61 @@ class ZstdStage : public Stage {
 
   bool feed(std::string_view in, const Next& next) override {
     if (d_ == nullptr) return out_of_memory();
+    while (!in.empty() || pending_output_) {
+      if (magic_.size() < kMagicSize && !in.empty()) {  // a frame starts: its magic first
+        const size_t take = std::min(kMagicSize - magic_.size(), in.size());
+        magic_.append(in.substr(0, take));
+        in.remove_prefix(take);
+        if (magic_.size() < kMagicSize) return true;
+        if (!known_magic()) return corrupt("not a zstd frame (unknown magic number)");
+        const std::string magic = magic_;  // decompress() clears magic_ at a frame's end
+        size_t used = 0;
+        if (!decompress(magic, &used, next)) return false;
+        continue;
+      }
+      size_t used = 0;
+      if (!decompress(in, &used, next)) return false;
+      in.remove_prefix(used);
+    }
+    return true;
+  }
+
+  bool finish() override {
+    if (!magic_.empty() && magic_.size() < kMagicSize) return corrupt("truncated stream");
+    return !frame_open_ || corrupt("truncated stream");
+  }
+
+ private:
+  static constexpr size_t kMagicSize = 4;
+
+  bool known_magic() const {
+    uint32_t m = 0;
+    for (size_t i = kMagicSize; i-- > 0;) m = (m << 8) | static_cast<unsigned char>(magic_[i]);
+    return m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
+  }
+
+  // Decodes from `in` until it is used up or the frame ends (then the next bytes are a new
+  // frame's magic); *used says how much of `in` was taken.
+  bool decompress(std::string_view in, size_t* used, const Next& next) {
     ZSTD_inBuffer src{in.data(), in.size(), 0};
-    while (src.pos < src.size || pending_output_) {
+    do {
       ZSTD_outBuffer dst{buf_.get(), kDecodeChunk, 0};
       const size_t r = ZSTD_decompressStream(d_, &dst, &src);
       if (!emit(dst.pos, next)) return false;
       if (ZSTD_isError(r)) return corrupt(ZSTD_getErrorName(r));
       frame_open_ = r != 0;
       pending_output_ = dst.pos == dst.size;  // a full buffer may leave output inside zstd
-    }
+      if (!frame_open_ && !pending_output_) {
+        magic_.clear();  // the frame ended: what follows starts another
+        break;
+      }
+    } while (src.pos < src.size || pending_output_);
+    *used = src.pos;
     return true;
   }
 
-  bool finish() override { return !frame_open_ || corrupt("truncated stream"); }
-
- private:
   ZSTD_DCtx* d_;
+  std::string magic_;  // the current frame's first bytes, until kMagicSize are known
   bool frame_open_ = false;
   bool pending_output_ = false;
 };

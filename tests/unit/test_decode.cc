@@ -226,6 +226,20 @@ TEST_CASE("decode: concatenated gzip members and zstd frames") {
   }
 }
 
+TEST_CASE("decode: zstd skippable frames, and frame boundaries anywhere in the pieces") {
+  const std::string a = sample_text(500, 3), b = sample_text(2000, 4);
+  // A skippable frame: magic 0x184D2A53, little-endian size 3, three bytes of user data.
+  const std::string skippable = std::string("\x53\x2a\x4d\x18\x03\x00\x00\x00", 8) + "abc";
+  const std::string body = skippable + zstd_encode(a) + zstd_encode_unsized(b);
+  for (size_t i = 0; i <= body.size(); ++i) {
+    CAPTURE(i);
+    const Decoded d = decode_pieces(
+        {"zstd"}, {std::string_view(body).substr(0, i), std::string_view(body).substr(i)});
+    REQUIRE(d.ok);
+    REQUIRE(d.out == a + b);
+  }
+}
+
 TEST_CASE("decode: zstd frames without a content size") {
   const std::string plain = sample_text(300 * 1024, 5);
   const std::string body = zstd_encode_unsized(plain);
@@ -286,6 +300,16 @@ TEST_CASE("decode: corrupt input and trailing garbage") {
       {"data after the brotli stream", {"br"}, encode({"br"}, plain) + "x", "br: "},
       {"corrupt zstd header", {"zstd"}, flipped_zstd, "zstd: "},
       {"not zstd at all", {"zstd"}, "definitely not a zstd frame", "zstd: "},
+      // libzstd would decode the legacy v0.5 format; it is not the zstd content coding.
+      {"a legacy zstd v0.5 frame",
+       {"zstd"},
+       std::string("\x25\xb5\x2f\xfd\x04\x6b\x95\x3a\x03\x00", 10),
+       "zstd: not a zstd frame"},
+      {"a second frame with an unknown magic",
+       {"zstd"},
+       encode({"zstd"}, plain) + std::string("\x25\xb5\x2f\xfd\x04\x6b", 6),
+       "zstd: not a zstd frame"},
+      {"a truncated magic after a frame", {"zstd"}, encode({"zstd"}, plain) + "\x28\xb5", "zstd: "},
       {"data after the zstd frame", {"zstd"}, encode({"zstd"}, plain) + "junk", "zstd: "},
       {"inner gzip corrupt under br", {"gzip", "br"}, br_encode("not gzip inside"), "gzip: "},
   };
