@@ -28,6 +28,9 @@ constexpr size_t kMaxSpoolCut = size_t{4} << 20;
 constexpr size_t kMinSpoolCut = size_t{16} << 10;
 // The batch preamble (proxy id, seq) on top of the frames.
 constexpr uint64_t kBatchOverhead = 1024;
+// Spooled batches are read back whole to be sent; past the first, more go out together only
+// while they hold at most this much in all.
+constexpr uint64_t kMaxSpoolBytesInFlight = 2 * kMaxSpoolCut;
 
 }  // namespace
 
@@ -257,8 +260,15 @@ void Shipper::run() {
   enum class Source { kMemory, kSpool };
   struct InFlight {
     Source source;
-    Held held;  // for kSpool, a copy of the spool's front (its slot and seq unused)
+    Held held;  // for kSpool, a copy of a spooled batch and its seq (slot unused)
     size_t sender = 0;
+    uint64_t spool_id = 0;    // kSpool: the batch's id in the spool
+    std::string batch_proxy;  // kSpool: the proxy_id it was cut by (this or an earlier run)
+
+    static InFlight memory(Held held) { return {Source::kMemory, std::move(held), 0, 0, {}}; }
+    static InFlight spooled(Spool::Stored b) {
+      return {Source::kSpool, Held{std::move(b.bytes), b.seq, 0}, 0, b.id, std::move(b.proxy_id)};
+    }
   };
   // In send order; a list, so that a batch a sender reads stays where it is while others end.
   std::list<InFlight> in_flight;
@@ -269,6 +279,9 @@ void Shipper::run() {
   std::deque<Held> oldest;
   std::optional<Held> refused;
   bool failing = false;  // the last send failed: keep the backoff, spool what is cut
+  // The spooled batch after which the next one is of another proxy run, so it is not sent
+  // before this one is acknowledged (a kAfterHeader names a batch of the same proxy_id).
+  std::optional<uint64_t> pipeline_stop;
   auto next_attempt = SteadyClock::now();
   auto backoff = std::chrono::duration_cast<SteadyClock::duration>(kMinBackoff);
   auto past_stop_deadline = [&] {
@@ -292,7 +305,7 @@ void Shipper::run() {
       failing = true;
       next_attempt = SteadyClock::now() + backoff;
       backoff = std::min<SteadyClock::duration>(backoff * 2, kMaxBackoff);
-      if (f.source == Source::kSpool) return;  // still the spool's front
+      if (f.source == Source::kSpool) return;  // still in the spool
       if (spool_.append_at(f.held.slot, f.held.seq, proxy_id_, f.held.batch)) {
         counters_.batches_spooled.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -305,7 +318,32 @@ void Shipper::run() {
     }
     failing = false;
     backoff = kMinBackoff;
-    if (f.source == Source::kSpool) spool_.pop_front();
+    if (f.source == Source::kSpool) spool_.remove(f.spool_id);
+  };
+  // The spooled batch after the last one in flight, when it may go out now: the log server
+  // applies it only after that one (kAfterHeader), so spooled batches stream to it without
+  // waiting each for the one before. Never after a failure (then the oldest goes alone).
+  auto next_spooled = [&]() -> std::optional<InFlight> {
+    const size_t max_in_flight = ordered_.load() ? kMaxBatchesInFlight : 1;
+    if (in_flight.empty() || in_flight.size() >= max_in_flight || failing || !oldest.empty()) {
+      return std::nullopt;
+    }
+    uint64_t bytes = 0;
+    for (const InFlight& f : in_flight) {
+      if (f.source != Source::kSpool) return std::nullopt;
+      bytes += f.held.batch.size();
+    }
+    const InFlight& last = in_flight.back();
+    if (pipeline_stop == last.spool_id) return std::nullopt;
+    const uint64_t size = spool_.next_size(last.spool_id);
+    if (size == 0 || bytes + size > kMaxSpoolBytesInFlight) return std::nullopt;
+    std::optional<Spool::Stored> b = spool_.next(last.spool_id);
+    if (!b) return std::nullopt;
+    if (b->proxy_id != last.batch_proxy) {
+      pipeline_stop = last.spool_id;
+      return std::nullopt;
+    }
+    return InFlight::spooled(std::move(*b));
   };
   std::string cut;
   while (true) {
@@ -319,21 +357,28 @@ void Shipper::run() {
     }
     counters_.batches_in_flight.store(in_flight.size(), std::memory_order_relaxed);
     const auto now = SteadyClock::now();
-    // Oldest first, one at a time: held failed batches, the spool, a batch the spool refused.
+    // Oldest first: held failed batches, the spool, a batch the spool refused; one at a time
+    // but for spooled batches (next_spooled).
     if (in_flight.empty() && now >= next_attempt && !past_stop_deadline()) {
       std::optional<InFlight> next;
       if (!oldest.empty()) {
-        next = InFlight{Source::kMemory, std::move(oldest.front())};
+        next = InFlight::memory(std::move(oldest.front()));
         oldest.pop_front();
-      } else if (std::optional<std::string> b = spool_.front()) {
-        next = InFlight{Source::kSpool, Held{std::move(*b), 0, 0}};
+      } else if (std::optional<Spool::Stored> b = spool_.front()) {
+        next = InFlight::spooled(std::move(*b));
       } else if (refused) {
-        next = InFlight{Source::kMemory, std::move(*refused)};
+        next = InFlight::memory(std::move(*refused));
         next->held.slot = spool_.reserve();
         refused.reset();
       }
       if (next) {
         start_send(std::move(*next), std::nullopt);
+        continue;
+      }
+    } else if (now >= next_attempt && !past_stop_deadline()) {
+      if (std::optional<InFlight> next = next_spooled()) {
+        const uint64_t after = in_flight.back().held.seq;
+        start_send(std::move(*next), after);
         continue;
       }
     }
@@ -383,7 +428,7 @@ void Shipper::run() {
       if (n == 0) continue;
       std::optional<uint64_t> after;
       if (!in_flight.empty()) after = in_flight.back().held.seq;
-      start_send(InFlight{Source::kMemory, Held{std::move(cut), seq_, spool_.reserve()}}, after);
+      start_send(InFlight::memory(Held{std::move(cut), seq_, spool_.reserve()}), after);
       continue;
     }
     // The queue's frames cannot go to the log server now: the link is failing, older batches

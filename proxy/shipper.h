@@ -14,9 +14,11 @@
 // instead of letting the queue fill. When the log server is down or refusing, batches go to
 // the spool too. Order of age, oldest first: failed batches kept in memory (only when the
 // spool refused them), the spool, a batch the spool refused, the queue; those older than the
-// queue are sent one at a time, alone, so the log server applies every batch in seq order,
-// each once. When the spool is full too, frames stay in the queue, it fills, and new
-// exchanges are marked truncated: the client path never waits on any of this.
+// queue are sent alone, but for spooled batches of one proxy run, which stream out up to
+// kMaxBatchesInFlight at a time, each naming the one before it; the log server applies every
+// batch in seq order, each once. A spooled batch leaves the spool only once acknowledged. When the
+// spool is full too, frames stay in the queue, it fills, and new exchanges are marked truncated:
+// the client path never waits on any of this.
 #pragma once
 
 #include <array>

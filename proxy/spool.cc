@@ -259,44 +259,71 @@ bool Spool::append_at(uint64_t slot, uint64_t seq, const std::string& proxy_id,
     ::unlink(path.c_str());
     return false;
   }
-  auto at = std::upper_bound(files_.begin(), files_.end(), slot,
-                             [](uint64_t c, const Entry& e) { return c < e.counter; });
-  files_.insert(at, Entry{slot, std::move(name), batch.size()});
+  files_.insert(find_after(slot), Entry{slot, std::move(name), batch.size()});
   bytes_ += batch.size();
   return true;
 }
 
-std::optional<std::string> Spool::front() {
+namespace {
+// The first entry of `files` (sorted by counter) whose counter is above `id`.
+template <class Files>
+auto first_after(Files& files, uint64_t id) {
+  return std::upper_bound(files.begin(), files.end(), id,
+                          [](uint64_t c, const auto& e) { return c < e.counter; });
+}
+}  // namespace
+
+Spool::Files::iterator Spool::find_after(uint64_t id) {
+  return first_after(files_, id);
+}
+
+std::optional<Spool::Stored> Spool::next(uint64_t id) {
+  return read_from(find_after(id));
+}
+
+uint64_t Spool::next_size(uint64_t id) const {
+  auto it = first_after(files_, id);
+  return it == files_.end() ? 0 : it->size;
+}
+
+std::optional<Spool::Stored> Spool::read_from(Files::iterator it) {
   error_.clear();
-  while (!files_.empty()) {
-    const Entry& e = files_.front();
-    std::string path = dir_ + "/" + e.name;
-    std::string data;
+  while (it != files_.end()) {
+    std::string path = dir_ + "/" + it->name;
+    Stored stored;
     std::string why;
-    if (read_file(path, &data, &why)) {
+    if (read_file(path, &stored.bytes, &why)) {
+      // The views are not kept: the check is what matters (a file changed on disk is
+      // skipped here rather than refused by the log server forever).
       std::string decode_error;
-      if (wire::decode_batch(data, &decode_error)) return data;
+      if (auto batch = wire::decode_batch_views(stored.bytes, &decode_error)) {
+        stored.id = it->counter;
+        stored.proxy_id = std::move(batch->proxy_id);
+        stored.seq = batch->seq;
+        return stored;
+      }
       why = "not a capture batch (" + decode_error + ")";
     }
     if (!error_.empty()) error_ += "; ";
     error_ += "spool skipped " + path + ": " + why;
     ::unlink(path.c_str());
-    bytes_ -= std::min(bytes_, e.size);
-    files_.pop_front();
+    bytes_ -= std::min(bytes_, it->size);
+    it = files_.erase(it);
   }
   return std::nullopt;
 }
 
-void Spool::pop_front() {
-  if (files_.empty()) return;
-  const Entry& e = files_.front();
-  std::string path = dir_ + "/" + e.name;
+void Spool::remove(uint64_t id) {
+  auto it = std::lower_bound(files_.begin(), files_.end(), id,
+                             [](const Entry& e, uint64_t c) { return e.counter < c; });
+  if (it == files_.end() || it->counter != id) return;
+  std::string path = dir_ + "/" + it->name;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     // Left behind, it would be re-sent after a restart; the log server applies it once.
     error_ = "spool cannot remove " + path + ": " + errno_text(errno);
   }
-  bytes_ -= std::min(bytes_, e.size);
-  files_.pop_front();
+  bytes_ -= std::min(bytes_, it->size);
+  files_.erase(it);
 }
 
 }  // namespace lp

@@ -40,11 +40,29 @@ class Spool {
   uint64_t room() const { return max_bytes_ > bytes_ ? max_bytes_ - bytes_ : 0; }
   // Whether a batch of `n` bytes would fit under max_bytes.
   bool has_room(uint64_t n) const { return n <= max_bytes_ && bytes_ + n <= max_bytes_; }
+  // A stored batch as read back: `id` names it to next() and remove(); proxy_id and seq are
+  // its preamble's.
+  struct Stored {
+    uint64_t id = 0;
+    std::string bytes;
+    std::string proxy_id;
+    uint64_t seq = 0;
+  };
   // The oldest batch, or nullopt when empty. A file that cannot be read or does not decode
   // as a capture batch is skipped (and removed), with error() set.
-  std::optional<std::string> front();
-  // Removes the oldest batch (after the log server acknowledged it).
-  void pop_front();
+  std::optional<Stored> front() { return read_from(files_.begin()); }
+  // The oldest batch stored after the one `id` names (which may be removed meanwhile), or
+  // nullopt when there is none; skips unreadable files as front() does. With front(), lets the
+  // caller have several batches in flight, oldest first.
+  std::optional<Stored> next(uint64_t id);
+  // The size of the batch next(id) would return first, or 0 if none: read before deciding to.
+  uint64_t next_size(uint64_t id) const;
+  // Removes a batch (after the log server acknowledged it); no-op for an id not stored.
+  void remove(uint64_t id);
+  // Removes the oldest batch.
+  void pop_front() {
+    if (!files_.empty()) remove(files_.front().counter);
+  }
 
   bool empty() const { return files_.empty(); }
   size_t count() const { return files_.size(); }
@@ -57,10 +75,14 @@ class Spool {
     std::string name;
     uint64_t size;
   };
+  using Files = std::deque<Entry>;  // sorted by counter
+  std::optional<Stored> read_from(Files::iterator it);
+  Files::iterator find_after(uint64_t id);
+
   std::string dir_;
   int lock_fd_ = -1;
   uint64_t max_bytes_;
-  std::deque<Entry> files_;  // oldest first
+  Files files_;  // oldest first
   uint64_t bytes_ = 0;
   uint64_t next_counter_ = 1;
   std::string error_;

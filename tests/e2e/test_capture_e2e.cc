@@ -52,6 +52,7 @@ struct ProxyCfg {
   std::string server_url;
   std::string spool_dir;
   std::string logging_extra;  // more `logging:` keys
+  std::string batch_interval = "50ms";
 };
 
 // `server_extra`: more `server:` keys.
@@ -61,7 +62,8 @@ std::string proxy_yaml(const ProxyCfg& c, const std::string& server_extra = "") 
   y += "server: {host: \"127.0.0.1\", port: 0, upstream_timeout: \"10s\"" +
        (server_extra.empty() ? "" : ", " + server_extra) + "}\n";
   y += "logging: {console: true, server_url: \"" + c.server_url +
-       "\", default: true, spool_dir: \"" + c.spool_dir + "\", batch_interval: 50ms" +
+       "\", default: true, spool_dir: \"" + c.spool_dir +
+       "\", batch_interval: " + c.batch_interval +
        (c.logging_extra.empty() ? "" : ", " + c.logging_extra) + "}\n";
   y += "routes:\n";
   y += "  mock: {pattern: \"/mock/\", destination: \"" + mock + "\"}\n";
@@ -911,81 +913,155 @@ double proxy_metric(int admin_port, const std::string& name) {
   return std::regex_search(r.body, m, line) ? std::stod(m[1]) : -1;
 }
 
-TEST_CASE(
-    "capture: several batches in flight, the log server killed under them: every exchange once, "
-    "in order") {
+// A log server and a proxy (with its admin listener) in front of the mock, for the tests of
+// batches in flight: numbered 1 KiB calls on one connection, the log server killed and
+// restarted on its port, then every call checked captured once, in order.
+struct InFlightRig {
   TempDir dir;
   MockUpstream mock;
   const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
-  auto ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
-  const int ls_port = ls->port();
-  // Small batches, so that a burst fills several at once.
-  write_file(dir.file("proxy.yaml"),
-             proxy_yaml({mock.http_port(), ls->url(), spool, "batch_bytes: 16KiB"},
-                        "admin_host: \"127.0.0.1\", admin_port: 0"));
-  ProxyProc proxy(dir.file("proxy.yaml"));
-  const int port = proxy.port();
-  const int admin = std::stoi(
-      proxy.process().wait_for_line(std::regex(R"(admin on http://[^ ]+:(\d+))"), 10000ms)[1]);
-  const std::string tag = run_tag("inflight");
-  const std::string body(1024, 'f');
-  RawConn conn(port);
-  int n = 0;
-  auto call = [&] {
+  std::unique_ptr<LogServerProc> ls;
+  int ls_port = 0;
+  std::unique_ptr<ProxyProc> proxy;
+  int port = 0, admin = 0;
+  std::string tag;
+  const std::string body = std::string(1024, 'f');
+  std::unique_ptr<RawConn> conn;
+  int n = 0;  // calls made
+
+  InFlightRig(const std::string& tag_prefix, const ProxyCfg& extra) : tag(run_tag(tag_prefix)) {
+    write_file(dir.file("log-server.yaml"), log_server_yaml(data));
+    ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"));
+    ls_port = ls->port();
+    ProxyCfg cfg = extra;
+    cfg.mock_port = mock.http_port();
+    cfg.server_url = ls->url();
+    cfg.spool_dir = spool;
+    write_file(dir.file("proxy.yaml"), proxy_yaml(cfg, "admin_host: \"127.0.0.1\", admin_port: 0"));
+    proxy = std::make_unique<ProxyProc>(dir.file("proxy.yaml"));
+    port = proxy->port();
+    admin = std::stoi(
+        proxy->process().wait_for_line(std::regex(R"(admin on http://[^ ]+:(\d+))"), 10000ms)[1]);
+    conn = std::make_unique<RawConn>(port);
+  }
+
+  void call() {
     const std::string path = "/mock/echo?tag=" + tag + "-" + std::to_string(n++);
-    auto r = conn.exchange(make_request("POST", path, port, {}, body), "POST");
+    auto r = conn->exchange(make_request("POST", path, port, {}, body), "POST");
     REQUIRE_MESSAGE(r, "no response to " << path);
     CHECK(r->status() == 200);
-  };
+  }
+  double sent() { return proxy_metric(admin, "logging_proxy_batches_sent_total"); }
   // Warm-up: the log server's first answer says it applies batches in order.
-  for (int k = 0; k < 20; ++k) call();
-  REQUIRE(await_cond([&] { return proxy_metric(admin, "logging_proxy_batches_sent_total") >= 1; },
-                     10000ms));
+  void warm_up() {
+    for (int k = 0; k < 20; ++k) call();
+    REQUIRE(await_cond([&] { return sent() >= 1; }, 10000ms));
+  }
+  void kill_log_server() {
+    REQUIRE(ls->process().send_signal(SIGKILL));
+    ls.reset();
+  }
+  void restart_log_server(const std::string& name) {
+    write_file(dir.file("log-server.yaml"), log_server_yaml(data, ls_port));
+    ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"), name);
+    REQUIRE(ls->port() == ls_port);
+  }
+  // Every call captured once, complete, in call order; the spool empty in the end.
+  std::string check_all_once_in_order() {
+    Api api(ls->port());
+    auto [rows, arrived] = await_rows(
+        api, "q=" + tag,
+        [&](const std::vector<json>& rs) {
+          return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
+        },
+        60000ms, 200ms);
+    REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n
+                                                         << "\nproxy:\n"
+                                                         << proxy->process().output_tail());
+    CHECK(rows.size() == static_cast<size_t>(n));
+    const OnceInOrder seen = check_once_in_order(rows, tag, n);
+    CHECK(seen.truncated == 0);
+    CHECK(seen.wrong == 0);
+    const std::string metrics = api.get_raw("/metrics");
+    CHECK_MESSAGE(metrics.find("\nlog_server_frames_skipped_total 0\n") != std::string::npos,
+                  metrics);
+    CHECK(await_cond([&] { return count_spooled_batches(spool) == 0; }, 30000ms));
+    return metrics;
+  }
+};
 
+TEST_CASE(
+    "capture: several batches in flight, the log server killed under them: every exchange once, "
+    "in order") {
+  // Small batches, so that a burst fills several at once.
+  InFlightRig rig("inflight", {0, "", "", "batch_bytes: 16KiB"});
+  rig.warm_up();
   double in_flight = 0;
   {
-    ContinueOnExit cont{ls->process().pid()};
-    REQUIRE(ls->process().send_signal(SIGSTOP));
+    ContinueOnExit cont{rig.ls->process().pid()};
+    REQUIRE(rig.ls->process().send_signal(SIGSTOP));
     // A stopped log server answers nothing: batches pile up on the connections, up to one each.
     const auto deadline = Clock::now() + 20s;
-    while (in_flight < 3 && n < 3000 && Clock::now() < deadline) {
-      for (int k = 0; k < 20; ++k) call();
-      in_flight = proxy_metric(admin, "logging_proxy_batches_in_flight");
+    while (in_flight < 3 && rig.n < 3000 && Clock::now() < deadline) {
+      for (int k = 0; k < 20; ++k) rig.call();
+      in_flight = proxy_metric(rig.admin, "logging_proxy_batches_in_flight");
     }
-    MESSAGE(in_flight << " batches in flight after " << n << " calls");
+    MESSAGE(in_flight << " batches in flight after " << rig.n << " calls");
     REQUIRE(in_flight == 3);
     // Killed with them in flight; the calls go on meanwhile.
-    REQUIRE(ls->process().send_signal(SIGKILL));
+    REQUIRE(rig.ls->process().send_signal(SIGKILL));
   }
-  ls.reset();
-  for (int k = 0; k < 200; ++k) call();
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data, ls_port));
-  ls = std::make_unique<LogServerProc>(dir.file("log-server.yaml"), "log-server-2");
-  REQUIRE(ls->port() == ls_port);
-  for (int k = 0; k < 300; ++k) call();
-
-  Api api(ls->port());
-  auto [rows, arrived] = await_rows(
-      api, "q=" + tag,
-      [&](const std::vector<json>& rs) {
-        return rs.size() >= static_cast<size_t>(n) && all_finished(rs);
-      },
-      60000ms, 200ms);
-  REQUIRE_MESSAGE(arrived, "captures did not arrive: " << rows.size() << " of " << n << "\nproxy:\n"
-                                                       << proxy.process().output_tail());
-  CHECK(rows.size() == static_cast<size_t>(n));
-  const OnceInOrder seen = check_once_in_order(rows, tag, n);
-  CHECK(seen.truncated == 0);
-  CHECK(seen.wrong == 0);
-  const std::string metrics = api.get_raw("/metrics");
-  CHECK_MESSAGE(metrics.find("\nlog_server_frames_skipped_total 0\n") != std::string::npos,
-                metrics);
-  CHECK(await_cond([&] { return count_spooled_batches(spool) == 0; }, 30000ms));
+  rig.ls.reset();  // reaped only now: ContinueOnExit signalled a pid still ours
+  for (int k = 0; k < 200; ++k) rig.call();
+  rig.restart_log_server("log-server-2");
+  for (int k = 0; k < 300; ++k) rig.call();
+  const std::string metrics = rig.check_all_once_in_order();
   std::smatch waited;
   std::regex_search(metrics, waited, std::regex(R"(\nlog_server_batches_waited_total (\d+))"));
-  MESSAGE(n << " calls, all captured once; after the restart " << waited[1]
-            << " batches arrived before the one they follow and waited");
+  MESSAGE(rig.n << " calls, all captured once; after the restart " << waited[1]
+                << " batches arrived before the one they follow and waited");
+}
+
+TEST_CASE(
+    "capture: spooled batches drain several at a time, the log server killed under them: every "
+    "exchange once, in order") {
+  // A batch cut every 5 ms while the log server is down: many small spooled batches.
+  InFlightRig rig("spooldrain", {0, "", "", "", "5ms"});
+  rig.warm_up();
+  // Down: every batch goes to the spool.
+  rig.kill_log_server();
+  const auto fill_deadline = Clock::now() + 20s;
+  while (count_spooled_batches(rig.spool) < 100 && rig.n < 5000 && Clock::now() < fill_deadline) {
+    for (int k = 0; k < 20; ++k) rig.call();
+  }
+  const size_t spooled = count_spooled_batches(rig.spool);
+  MESSAGE(spooled << " spooled batches after " << rig.n << " calls");
+  REQUIRE(spooled >= 20);
+
+  // Back, and stopped as soon as it has acknowledged one spooled batch: those sent next wait
+  // on their connections, and only a shipper that streams the spool has several out.
+  const double sent_before = rig.sent();
+  rig.restart_log_server("log-server-2");
+  {
+    ContinueOnExit cont{rig.ls->process().pid()};
+    REQUIRE(await_cond([&] { return rig.sent() > sent_before; }, 20000ms, 1ms));
+    REQUIRE(rig.ls->process().send_signal(SIGSTOP));
+    const size_t left = count_spooled_batches(rig.spool);
+    double in_flight = 0;
+    REQUIRE(await_cond(
+        [&] {
+          in_flight = proxy_metric(rig.admin, "logging_proxy_batches_in_flight");
+          return in_flight == 3;
+        },
+        10000ms));
+    MESSAGE(in_flight << " spooled batches in flight, " << left << " in the spool");
+    REQUIRE(rig.ls->process().send_signal(SIGKILL));
+  }
+  rig.ls.reset();
+  for (int k = 0; k < 100; ++k) rig.call();
+  rig.restart_log_server("log-server-3");
+  for (int k = 0; k < 100; ++k) rig.call();
+  rig.check_all_once_in_order();
 }
 
 TEST_CASE(

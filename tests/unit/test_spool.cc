@@ -78,7 +78,7 @@ void write_file(const std::string& path, const std::string& content) {
 std::vector<std::string> drain(lp::Spool& spool) {
   std::vector<std::string> out;
   while (auto b = spool.front()) {
-    out.push_back(*b);
+    out.push_back(b->bytes);
     spool.pop_front();
   }
   return out;
@@ -117,8 +117,8 @@ TEST_CASE("append, front and pop_front keep order, count and bytes") {
     CAPTURE(i);
     auto front = spool.front();
     REQUIRE(front.has_value());
-    CHECK(*front == batches[i]);
-    CHECK(*spool.front() == batches[i]);  // front() does not consume
+    CHECK(front->bytes == batches[i]);
+    CHECK(spool.front()->bytes == batches[i]);  // front() does not consume
     spool.pop_front();
     total -= batches[i].size();
     CHECK(spool.count() == batches.size() - i - 1);
@@ -136,7 +136,7 @@ TEST_CASE("binary batch content survives the spool byte for byte") {
   std::string payload("\0\xff\r\n\x00\x80", 6);
   std::string batch = make_batch("p", 1, payload);
   REQUIRE(spool.append(1, "p", batch));
-  CHECK(*spool.front() == batch);
+  CHECK(spool.front()->bytes == batch);
 }
 
 TEST_CASE("a batch that would exceed max_bytes is refused and nothing is written") {
@@ -203,7 +203,7 @@ TEST_CASE("a restart resumes the same batches in order, and new ones come after"
     CHECK(spool.count() == 2);
     CHECK(spool.bytes() == old6.size() + old7.size());
     REQUIRE(spool.front().has_value());
-    CHECK(*spool.front() == old6);
+    CHECK(spool.front()->bytes == old6);
     REQUIRE(spool.append(1, "aa-new", new1));
     REQUIRE(spool.append(2, "aa-new", new2));
   }
@@ -300,7 +300,7 @@ TEST_CASE("a corrupt, vanished or unreadable file is skipped, removed and report
     write_file(tmp.sub(files[0]), a.substr(0, a.size() - 1));  // cut short
     auto front = spool.front();
     REQUIRE(front.has_value());
-    CHECK(*front == b);
+    CHECK(front->bytes == b);
     CHECK(spool.error().find("skipped") != std::string::npos);
     CHECK(spool.error().find(files[0]) != std::string::npos);
     CHECK(spool.error().find("truncated") != std::string::npos);
@@ -313,20 +313,20 @@ TEST_CASE("a corrupt, vanished or unreadable file is skipped, removed and report
     fs::remove(tmp.sub(files[1]));  // vanished behind the spool's back
     auto front = spool.front();
     REQUIRE(front.has_value());
-    CHECK(*front == c);
+    CHECK(front->bytes == c);
     CHECK(spool.error().find(files[0]) != std::string::npos);
     CHECK(spool.error().find(files[1]) != std::string::npos);
     CHECK(spool.count() == 2);
     CHECK(spool.bytes() == c.size() + d.size());
     // The next successful call clears the report.
     spool.pop_front();
-    CHECK(*spool.front() == d);
+    CHECK(spool.front()->bytes == d);
     CHECK(spool.error().empty());
   }
   SUBCASE("a directory in place of the file") {
     fs::remove(tmp.sub(files[0]));
     fs::create_directory(tmp.sub(files[0]));
-    CHECK(*spool.front() == b);
+    CHECK(spool.front()->bytes == b);
     CHECK(spool.error().find("not a regular file") != std::string::npos);
   }
   SUBCASE("every file bad") {
@@ -339,7 +339,7 @@ TEST_CASE("a corrupt, vanished or unreadable file is skipped, removed and report
   SUBCASE("unreadable file (permissions; meaningless as root)") {
     if (::geteuid() == 0) return;
     fs::permissions(tmp.sub(files[0]), fs::perms::none);
-    CHECK(*spool.front() == b);
+    CHECK(spool.front()->bytes == b);
     CHECK(spool.error().find(files[0]) != std::string::npos);
   }
 }
@@ -351,7 +351,7 @@ TEST_CASE("a corrupt file found at startup is skipped when its turn comes") {
   write_file(tmp.sub("00000000000000000002-00000000000000000002-p.batch"), good);
   lp::Spool spool(tmp.path, 1 << 20);
   CHECK(spool.count() == 2);
-  CHECK(*spool.front() == good);
+  CHECK(spool.front()->bytes == good);
   CHECK(spool.error().find("bad magic") != std::string::npos);
   CHECK(spool.count() == 1);
   CHECK(spool.bytes() == good.size());
@@ -434,7 +434,7 @@ TEST_CASE("a proxy_id with path characters stays inside the directory") {
     CHECK(list_dir(tmp.path) == std::vector<std::string>{"spool"});
   }
   lp::Spool reopened(dir, 1 << 20);
-  CHECK(*reopened.front() == batch);
+  CHECK(reopened.front()->bytes == batch);
 }
 
 TEST_CASE("a reserved slot orders a batch before those appended after the reservation") {
@@ -475,8 +475,9 @@ TEST_CASE("a reserved slot orders a batch before those appended after the reserv
       auto b = spool.front();
       REQUIRE(b.has_value());
       std::string err;
-      auto d = lp::wire::decode_batch(*b, &err);
+      auto d = lp::wire::decode_batch(b->bytes, &err);
       REQUIRE(d.has_value());
+      CHECK(b->seq == d->seq);  // what the spool read from the preamble
       if (!order.empty()) order += " ";
       order += std::to_string(d->seq);
       spool.pop_front();
@@ -497,7 +498,69 @@ TEST_CASE("a batch filed at a reserved slot keeps its place across a restart") {
   }
   lp::Spool again(tmp.path, 1 << 20);
   REQUIRE(again.count() == 2);
-  CHECK(*again.front() == make_batch("p", 1, "older"));
+  CHECK(again.front()->bytes == make_batch("p", 1, "older"));
   again.pop_front();
-  CHECK(*again.front() == make_batch("p", 2, "newer"));
+  CHECK(again.front()->bytes == make_batch("p", 2, "newer"));
+}
+
+TEST_CASE("next and remove hand out several batches in order and take acks in any order") {
+  TempDir tmp;
+  lp::Spool spool(tmp.sub("spool"), 1 << 20);
+  std::vector<std::string> batches;
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    batches.push_back(make_batch(seq <= 3 ? "proxy-a" : "proxy-b", seq, std::to_string(seq)));
+    REQUIRE(spool.append(seq, seq <= 3 ? "proxy-a" : "proxy-b", batches.back()));
+  }
+  // Three in flight, oldest first, each named by the one before it.
+  auto first = spool.front();
+  REQUIRE(first.has_value());
+  CHECK(first->proxy_id == "proxy-a");
+  CHECK(first->seq == 1);
+  CHECK(spool.next_size(first->id) == batches[1].size());
+  auto second = spool.next(first->id);
+  REQUIRE(second.has_value());
+  CHECK(second->bytes == batches[1]);
+  auto third = spool.next(second->id);
+  REQUIRE(third.has_value());
+  CHECK(third->seq == 3);
+  auto fourth = spool.next(third->id);
+  REQUIRE(fourth.has_value());
+  CHECK(fourth->proxy_id == "proxy-b");
+  CHECK_FALSE(spool.next(fourth->id).has_value());
+  CHECK(spool.next_size(fourth->id) == 0);
+
+  // Acknowledged out of order: the second first; the first stays the front.
+  spool.remove(second->id);
+  CHECK(spool.count() == 3);
+  CHECK(spool.front()->bytes == batches[0]);
+  CHECK(spool.next(first->id)->bytes == batches[2]);   // skips the removed one
+  CHECK(spool.next(second->id)->bytes == batches[2]);  // a removed id still orders
+  spool.remove(second->id);                            // twice: no-op
+  spool.remove(12345);                                 // never stored: no-op
+  CHECK(spool.count() == 3);
+  spool.remove(first->id);
+  spool.remove(fourth->id);
+  spool.remove(third->id);
+  CHECK(spool.empty());
+  CHECK(spool.bytes() == 0);
+  CHECK(batch_files(tmp.sub("spool")).empty());
+}
+
+TEST_CASE("next skips and removes a batch file that no longer decodes") {
+  TempDir tmp;
+  lp::Spool spool(tmp.sub("spool"), 1 << 20);
+  REQUIRE(spool.append(1, "p", make_batch("p", 1, "one")));
+  REQUIRE(spool.append(2, "p", make_batch("p", 2, "two")));
+  REQUIRE(spool.append(3, "p", make_batch("p", 3, "three")));
+  auto files = batch_files(tmp.sub("spool"));
+  REQUIRE(files.size() == 3);
+  write_file(tmp.sub("spool") + "/" + files[1], "not a batch");
+  auto first = spool.front();
+  REQUIRE(first.has_value());
+  auto next = spool.next(first->id);
+  REQUIRE(next.has_value());
+  CHECK(next->seq == 3);
+  CHECK(spool.error().find("not a capture batch") != std::string::npos);
+  CHECK(spool.count() == 2);
+  CHECK(batch_files(tmp.sub("spool")).size() == 2);
 }
