@@ -97,7 +97,7 @@ fi
 
 # ---------------------------------------------------------------- processes
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-TMP=$(mktemp -d /tmp/lp-bench.XXXXXX)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lp-bench.XXXXXX")
 RAW="$TMP/raw"; mkdir -p "$RAW"
 RESULTS="$TMP/results.jsonl"; : >"$RESULTS"
 declare -A PID URL
