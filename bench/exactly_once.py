@@ -127,6 +127,13 @@ try:
     overflowed = metric(admin, "logging_proxy_batches_overflowed_total")
     proxy.send_signal(signal.SIGTERM)
     proxy.wait(30)
+    ls_text = urllib.request.urlopen(f"{ls}/metrics", timeout=5).read().decode()
+
+    def ls_metric(name):
+        m = re.search(rf"^{name} ([0-9.e+]+)$", ls_text, re.M)
+        return float(m.group(1)) if m else None
+    applied = ls_metric("log_server_batches_applied_total")
+    commits = ls_metric("log_server_ingest_commits_total")
 
     db = sqlite3.connect(f"file:{tmp}/logs/index.sqlite?mode=ro", uri=True)
     rows = db.execute("SELECT COUNT(*), COUNT(DISTINCT id), "
@@ -139,7 +146,9 @@ try:
           f"{rows[3]} truncated; proxy peak RSS {r['procs']['proxy']['hwm_kb'] / 1024:.1f} MB, CPU "
           f"{r['procs']['proxy']['cpu_pct']:.0f} %, log server CPU {r['procs']['logserver']['cpu_pct']:.0f} % "
           f"(of one core, during the load); the {spooled_at_end / 2**20:.0f} MiB spooled at the end "
-          f"drained in {drain_s:.1f} s ({spooled_at_end / 2**20 / max(drain_s, 0.1):.1f} MiB/s, log server CPU {drain_cpu:.0f} %). "
+          f"drained in {drain_s:.1f} s ({spooled_at_end / 2**20 / max(drain_s, 0.1):.1f} MiB/s, log server CPU {drain_cpu:.0f} %)"
+          + (f"; {applied:.0f} batches applied in {commits:.0f} transactions" if commits else "")
+          + ". "
           + ("OK: every exchange once, complete." if ok else "FAILED."))
     sys.exit(0 if ok else 1)
 finally:

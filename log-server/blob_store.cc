@@ -368,22 +368,34 @@ void BatchFiles::flush() {
   }
 }
 
-void BatchFiles::sync() {
-  flush();
-  if (open_.size() > kSyncfsThreshold) {
+void BatchFiles::sync_all(const std::vector<BatchFiles*>& batches) {
+  size_t files = 0;
+  for (BatchFiles* b : batches) {
+    b->flush();
+    files += b->open_.size();
+  }
+  if (files > kSyncfsThreshold) {
     // One call flushes the whole file system, which costs less than hundreds of
     // fdatasync()s; it reports writeback errors since Linux 5.8.
-    if (::syncfs(open_.begin()->second.fd) != 0) fail("syncfs", store_.root());
+    for (BatchFiles* b : batches) {
+      if (b->open_.empty()) continue;
+      if (::syncfs(b->open_.begin()->second.fd) != 0) fail("syncfs", b->store_.root());
+      break;
+    }
   } else {
-    for (auto& [relative, f] : open_) {
-      if (::fdatasync(f.fd) != 0) fail("fdatasync", store_.path(relative));
+    for (BatchFiles* b : batches) {
+      for (auto& [relative, f] : b->open_) {
+        if (::fdatasync(f.fd) != 0) fail("fdatasync", b->store_.path(relative));
+      }
     }
   }
-  for (const std::string& dir : dirty_dirs_) {
-    if (::fsync(dir_fds_.at(dir)) != 0) fail("fsync", store_.path(dir));
+  for (BatchFiles* b : batches) {
+    for (const std::string& dir : b->dirty_dirs_) {
+      if (::fsync(b->dir_fds_.at(dir)) != 0) fail("fsync", b->store_.path(dir));
+    }
+    // Files in a directory created in this batch: the directory's own entry, too.
+    if (b->root_dirty_) fsync_path(b->store_.root());
   }
-  // Files in a directory created in this batch: the directory's own entry, too.
-  if (root_dirty_) fsync_path(store_.root());
 }
 
 }  // namespace lp::logsrv

@@ -108,9 +108,15 @@ class BatchFiles {
   // Appends `data` (see above for how long it must stay valid); returns the file's new size.
   // `acked_size` matters on first use only. Throws DiskError.
   int64_t append(const std::string& relative, int64_t acked_size, std::string_view data);
+  // Writes the gathered pieces of the file they belong to (not synced): another BatchFiles
+  // may then open the same file. Throws DiskError.
+  void flush();
   // Writes what is gathered, fdatasyncs every touched file (or one syncfs when many), then
   // fsyncs the directories that gained entries. Throws DiskError.
-  void sync();
+  void sync() { sync_all({this}); }
+  // The same for the files of several batches applied in one transaction: one syncfs (or
+  // the fdatasyncs) for all of them. Throws DiskError.
+  static void sync_all(const std::vector<BatchFiles*>& batches);
 
   size_t files() const { return open_.size(); }
   uint64_t bytes_written() const { return bytes_written_; }
@@ -127,8 +133,6 @@ class BatchFiles {
   // The day directory's descriptor (created when needed): files are opened relative to it,
   // and it is what sync() fsyncs when it gained entries.
   int dir_fd(const std::string& relative_dir);
-  // Writes the gathered pieces of the file they belong to. Throws DiskError.
-  void flush();
 
   const BlobStore& store_;
   std::unordered_map<std::string, OpenFile> open_;

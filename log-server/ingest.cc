@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <memory>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -120,7 +123,8 @@ class BatchApplier {
     ++applied;
   }
 
-  // Rows, the ledger entry, then the file sync; the caller commits.
+  // Rows, the ledger entry, and the batch's bytes written out (not synced: the caller syncs
+  // files(), with those of the other batches of its transaction, then commits).
   void finish(uint64_t seq) {
     for (auto& [_, e] : entries_) {
       if (e.is_new) {
@@ -134,8 +138,9 @@ class BatchApplier {
       if (e.announced && collect_rows_) announced_.push_back(std::move(e.row));
     }
     writer_.mark_batch_applied(proxy_id_, seq, now_);
-    files_.sync();
+    files_.flush();
   }
+  BatchFiles& files() { return files_; }
 
   // Exchanges this batch left ended (for the deriver, after COMMIT).
   std::vector<std::string> ended_;
@@ -263,62 +268,185 @@ std::vector<wire::FrameView> views_of(const std::vector<wire::Frame>& frames,
 }  // namespace
 
 IngestResult Ingestor::apply(const wire::DecodedBatch& batch, std::optional<uint64_t> after) {
+  Request me{&batch, after, std::chrono::steady_clock::now() + order_wait_, {}};
   std::unique_lock lock(mu_);
-  IngestResult result;
-  bool in_transaction = false;
+  queue_.push_back(&me);
+  while (!me.done) {
+    const bool expired = std::chrono::steady_clock::now() >= me.deadline;
+    if (!leading_) {
+      lead(lock);
+      if (me.done) break;
+      // Still queued after the leader's last pass: it follows a batch not applied yet.
+      if (std::chrono::steady_clock::now() >= me.deadline) {
+        queue_.erase(std::find(queue_.begin(), queue_.end(), &me));
+        metrics_.batches_out_of_order.fetch_add(1, std::memory_order_relaxed);
+        me.result.status = IngestResult::Status::kOutOfOrder;
+        me.result.error = "batch " + std::to_string(batch.seq) + " follows batch " +
+                          std::to_string(after.value_or(0)) + ", which was not applied within " +
+                          std::to_string(order_wait_.count()) + " ms";
+        break;
+      }
+      done_cv_.wait_until(lock, me.deadline);
+    } else if (!expired) {
+      done_cv_.wait_until(lock, me.deadline);
+    } else {
+      done_cv_.wait(lock);  // the leader wakes expired requests when it leaves
+    }
+  }
+  return me.result;
+}
+
+void Ingestor::lead(std::unique_lock<std::mutex>& lock) {
+  leading_ = true;
+  while (true) {
+    const std::vector<Request*> queued = queue_;
+    lock.unlock();
+    std::vector<std::optional<IngestResult>> results = apply_group(queued);
+    lock.lock();
+    size_t decided = 0;
+    for (size_t i = 0; i < queued.size(); ++i) {
+      if (!results[i]) continue;
+      queued[i]->result = std::move(*results[i]);
+      queued[i]->done = true;
+      queue_.erase(std::find(queue_.begin(), queue_.end(), queued[i]));
+      ++decided;
+    }
+    if (decided > 0) done_cv_.notify_all();
+    // Another pass when this one changed something (a batch waiting for one just applied may
+    // go now) or batches arrived meanwhile; otherwise every queued batch waits for another.
+    const bool arrived = queue_.size() > queued.size() - decided;
+    if (decided == 0 && !arrived) break;
+  }
+  leading_ = false;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::any_of(queue_.begin(), queue_.end(),
+                  [&](const Request* r) { return r->deadline <= now; }))
+    done_cv_.notify_all();
+}
+
+std::vector<std::optional<IngestResult>> Ingestor::apply_group(
+    const std::vector<Request*>& queued) {
+  std::vector<std::optional<IngestResult>> out(queued.size());
+  std::vector<size_t> members;  // indexes into queued, in the order they are applied
   try {
-    if (writer_.batch_applied(batch.proxy_id, batch.seq)) {
-      metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
-      result.status = IngestResult::Status::kDuplicate;
-      return result;
-    }
-    if (after && *after != batch.seq && !writer_.batch_applied(batch.proxy_id, *after)) {
-      // The batch it follows is on another connection, not applied yet (or lost: then the
-      // proxy re-sends this one after it, without `after`).
-      metrics_.batches_waited.fetch_add(1, std::memory_order_relaxed);
-      const auto deadline = std::chrono::steady_clock::now() + order_wait_;
-      while (!writer_.batch_applied(batch.proxy_id, *after)) {
-        if (applied_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
-            !writer_.batch_applied(batch.proxy_id, *after)) {
-          metrics_.batches_out_of_order.fetch_add(1, std::memory_order_relaxed);
-          result.status = IngestResult::Status::kOutOfOrder;
-          result.error = "batch " + std::to_string(batch.seq) + " follows batch " +
-                         std::to_string(*after) + ", which was not applied within " +
-                         std::to_string(order_wait_.count()) + " ms";
-          return result;
+    // (proxy_id, seq) of the batches this group applies before the one being looked at.
+    std::set<std::pair<std::string_view, uint64_t>> in_group;
+    auto applied = [&](const wire::DecodedBatch& b, uint64_t seq) {
+      return in_group.count({b.proxy_id, seq}) > 0 || writer_.batch_applied(b.proxy_id, seq);
+    };
+    // Passes in arrival order until none joins: a batch whose predecessor arrived after it
+    // joins behind it.
+    for (bool joined = true; joined && members.size() < kMaxGroup;) {
+      joined = false;
+      for (size_t i = 0; i < queued.size() && members.size() < kMaxGroup; ++i) {
+        if (out[i] || std::find(members.begin(), members.end(), i) != members.end()) continue;
+        Request& r = *queued[i];
+        const wire::DecodedBatch& b = *r.batch;
+        if (applied(b, b.seq)) {
+          metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
+          out[i] = IngestResult{IngestResult::Status::kDuplicate, 0, 0, {}};
+          continue;
         }
-      }
-      // Another connection may have carried this very batch meanwhile.
-      if (writer_.batch_applied(batch.proxy_id, batch.seq)) {
-        metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
-        result.status = IngestResult::Status::kDuplicate;
-        return result;
+        if (r.after && *r.after != b.seq && !applied(b, *r.after)) {
+          // The batch it follows is on another connection, not applied yet (or lost: then
+          // the proxy re-sends this one after it, without `after`).
+          if (!r.waited) {
+            r.waited = true;
+            metrics_.batches_waited.fetch_add(1, std::memory_order_relaxed);
+          }
+          continue;
+        }
+        members.push_back(i);
+        in_group.insert({b.proxy_id, b.seq});
+        joined = true;
       }
     }
+  } catch (const std::exception& e) {
+    // The look-ups failed (the index is unreadable): nothing is applied; all are answered.
+    for (size_t i = 0; i < queued.size(); ++i) {
+      if (!out[i])
+        out[i] = IngestResult{IngestResult::Status::kUnavailable, 0, 0,
+                              std::string("index: ") + e.what()};
+    }
+    metrics_.count_error(IngestErrorKind::kDatabase);
+    return out;
+  }
+  if (members.empty()) return out;
+  std::vector<Request*> group;
+  group.reserve(members.size());
+  for (size_t i : members) group.push_back(queued[i]);
+  std::vector<IngestResult> results;
+  commit_group(group, &results);
+  for (size_t k = 0; k < members.size(); ++k) out[members[k]] = std::move(results[k]);
+  return out;
+}
+
+void Ingestor::commit_group(const std::vector<Request*>& members,
+                            std::vector<IngestResult>* results) {
+  results->assign(members.size(), IngestResult{});
+  std::vector<std::unique_ptr<BatchApplier>> appliers;
+  bool in_transaction = false;
+  auto fail_all = [&](IngestResult::Status status, const std::string& error) {
+    if (in_transaction) writer_.rollback();
+    for (IngestResult& r : *results) {
+      r.status = status;
+      r.error = error;
+    }
+  };
+  try {
     writer_.begin();
     in_transaction = true;
-    BatchApplier applier(writer_, store_, batch.proxy_id);
-    applier.collect_rows_ = static_cast<bool>(rows_listener_);
-    std::vector<std::string> storage;
-    std::vector<wire::FrameView> converted;
-    if (!batch.frames.empty()) converted = views_of(batch.frames, &storage);
-    const std::vector<wire::FrameView>& frames = batch.frames.empty() ? batch.views : converted;
-    for (const wire::FrameView& f : frames) applier.apply(f);
-    applier.finish(batch.seq);
+    std::vector<BatchFiles*> files;
+    for (Request* r : members) {
+      const wire::DecodedBatch& batch = *r->batch;
+      appliers.push_back(std::make_unique<BatchApplier>(writer_, store_, batch.proxy_id));
+      BatchApplier& applier = *appliers.back();
+      applier.collect_rows_ = static_cast<bool>(rows_listener_);
+      std::vector<std::string> storage;
+      std::vector<wire::FrameView> converted;
+      if (!batch.frames.empty()) converted = views_of(batch.frames, &storage);
+      const std::vector<wire::FrameView>& frames = batch.frames.empty() ? batch.views : converted;
+      for (const wire::FrameView& f : frames) applier.apply(f);
+      applier.finish(batch.seq);
+      files.push_back(&applier.files());
+    }
+    BatchFiles::sync_all(files);
     writer_.commit();
     in_transaction = false;
-    applied_cv_.notify_all();
-    // Rows first: the live feed shows an exchange ended before its derived fields can follow.
-    // The batch is committed whatever happens here: a lost feed event (bad_alloc) must not
-    // turn it into a failure the proxy would re-send.
+  } catch (const DiskError& e) {
+    fail_all(e.disk_full() ? IngestResult::Status::kDiskFull : IngestResult::Status::kUnavailable,
+             e.what());
+    metrics_.count_error(e.disk_full() ? IngestErrorKind::kDiskFull : IngestErrorKind::kIo);
+    return;
+  } catch (const SqliteError& e) {
+    const bool full = e.code() == SQLITE_FULL;
+    fail_all(full ? IngestResult::Status::kDiskFull : IngestResult::Status::kUnavailable,
+             std::string("index: ") + e.what());
+    metrics_.count_error(full ? IngestErrorKind::kDiskFull : IngestErrorKind::kDatabase);
+    return;
+  } catch (const std::exception& e) {
+    fail_all(IngestResult::Status::kUnavailable, e.what());
+    metrics_.count_error(IngestErrorKind::kIo);
+    return;
+  }
+  // Committed, batch by batch in order. Rows first: the live feed shows an exchange ended
+  // before its derived fields can follow. A lost feed event (bad_alloc) must not turn a
+  // committed batch into a failure the proxy would re-send.
+  for (size_t k = 0; k < appliers.size(); ++k) {
+    BatchApplier& applier = *appliers[k];
     if (rows_listener_ && !applier.announced_.empty()) {
       try {
         rows_listener_(applier.announced_);
       } catch (const std::exception&) {
       }
     }
-    if (ended_listener_ && !applier.ended_.empty()) ended_listener_(applier.ended_);
-
+    if (ended_listener_ && !applier.ended_.empty()) {
+      try {
+        ended_listener_(applier.ended_);
+      } catch (const std::exception&) {
+      }
+    }
+    IngestResult& result = (*results)[k];
     result.frames = applier.applied;
     result.skipped = applier.unknown + applier.invalid;
     metrics_.batches_applied.fetch_add(1, std::memory_order_relaxed);
@@ -328,26 +456,8 @@ IngestResult Ingestor::apply(const wire::DecodedBatch& batch, std::optional<uint
     metrics_.frames_skipped.fetch_add(result.skipped, std::memory_order_relaxed);
     if (applier.unknown) metrics_.count_error(IngestErrorKind::kUnknownExchange, applier.unknown);
     if (applier.invalid) metrics_.count_error(IngestErrorKind::kInvalidFrame, applier.invalid);
-    return result;
-  } catch (const DiskError& e) {
-    if (in_transaction) writer_.rollback();
-    result.status =
-        e.disk_full() ? IngestResult::Status::kDiskFull : IngestResult::Status::kUnavailable;
-    result.error = e.what();
-    metrics_.count_error(e.disk_full() ? IngestErrorKind::kDiskFull : IngestErrorKind::kIo);
-  } catch (const SqliteError& e) {
-    if (in_transaction) writer_.rollback();
-    bool full = e.code() == SQLITE_FULL;
-    result.status = full ? IngestResult::Status::kDiskFull : IngestResult::Status::kUnavailable;
-    result.error = std::string("index: ") + e.what();
-    metrics_.count_error(full ? IngestErrorKind::kDiskFull : IngestErrorKind::kDatabase);
-  } catch (const std::exception& e) {
-    if (in_transaction) writer_.rollback();
-    result.status = IngestResult::Status::kUnavailable;
-    result.error = e.what();
-    metrics_.count_error(IngestErrorKind::kIo);
   }
-  return result;
+  metrics_.groups_committed.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace lp::logsrv

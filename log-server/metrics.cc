@@ -38,6 +38,10 @@ std::string Metrics::render() const {
          "Head and body bytes appended to exchange files.", load(bytes_ingested));
   metric("log_server_batches_applied_total", "counter", "Capture batches applied.",
          load(batches_applied));
+  metric("log_server_ingest_commits_total", "counter",
+         "Transactions that applied capture batches: batches that arrive together share one "
+         "(and one sync).",
+         load(groups_committed));
   metric("log_server_batches_duplicate_total", "counter",
          "Capture batches received again after being applied (ignored).", load(batches_duplicate));
   metric("log_server_batches_waited_total", "counter",

@@ -27,6 +27,7 @@ class Metrics {
   std::atomic<uint64_t> exchanges_ingested{0};  // begin frames stored
   std::atomic<uint64_t> bytes_ingested{0};      // head and body bytes appended to files
   std::atomic<uint64_t> batches_applied{0};
+  std::atomic<uint64_t> groups_committed{0};  // transactions applying batches (group commit)
   std::atomic<uint64_t> batches_duplicate{0};
   std::atomic<uint64_t> batches_waited{0};        // arrived before the batch they follow
   std::atomic<uint64_t> batches_out_of_order{0};  // ... which did not come in time (409)

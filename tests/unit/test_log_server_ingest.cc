@@ -149,6 +149,13 @@ struct Store {
   bool exists(const std::string& relative) {
     return std::filesystem::exists(data + "/" + relative);
   }
+  // Whether `n` batches have been found waiting for the batch they follow, within 10 s.
+  bool waiting(uint64_t n) {
+    for (int i = 0; i < 2000 && metrics.batches_waited.load() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polls a condition
+    }
+    return metrics.batches_waited.load() == n;
+  }
 };
 
 }  // namespace
@@ -247,10 +254,7 @@ TEST_CASE("ingest: a batch that arrives before the one it follows waits for it")
   Batch second = Batch("p1", 2).request_body(kId, "def").end(kId);
   IngestResult later;
   std::thread t([&] { later = s.ingestor.apply(second.decoded(), 1); });
-  for (int i = 0; i < 2000 && s.metrics.batches_waited.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polls a condition
-  }
-  CHECK(s.metrics.batches_waited == 1);
+  CHECK(s.waiting(1));
   s.apply_ok(first);
   t.join();
   INFO(later.error);
@@ -264,6 +268,62 @@ TEST_CASE("ingest: a batch that arrives before the one it follows waits for it")
   CHECK(s.ingestor.apply(Batch("p1", 4).decoded(), 3).status == IngestResult::Status::kApplied);
   CHECK(s.ingestor.apply(second.decoded(), 1).status == IngestResult::Status::kDuplicate);
   CHECK(s.metrics.batches_waited == 1);
+}
+
+TEST_CASE("ingest: batches waiting together are applied in one transaction, in seq order") {
+  Store s;
+  // Each batch continues the exchange the one before it begins; they arrive 3, 2, 2 again
+  // (the same batch on another connection), and 1 last.
+  Batch first = Batch("p1", 1).begin(kId).request_head(kId).request_body(kId, "abc");
+  Batch second = Batch("p1", 2).request_body(kId, "def").response_head(kId);
+  Batch third = Batch("p1", 3).response_body(kId, "r1").end(kId);
+  IngestResult r3, r2, r2_again;
+  std::thread t3([&] { r3 = s.ingestor.apply(third.decoded(), 2); });
+  REQUIRE(s.waiting(1));
+  std::thread t2([&] { r2 = s.ingestor.apply(second.decoded(), 1); });
+  REQUIRE(s.waiting(2));
+  std::thread t2_again([&] { r2_again = s.ingestor.apply(second.decoded(), 1); });
+  REQUIRE(s.waiting(3));
+  s.apply_ok(first);
+  t3.join();
+  t2.join();
+  t2_again.join();
+  CHECK(r2.status == IngestResult::Status::kApplied);
+  CHECK(r3.status == IngestResult::Status::kApplied);
+  CHECK(r2_again.status == IngestResult::Status::kDuplicate);
+  CHECK(r2.skipped + r3.skipped == 0);
+  CHECK(s.metrics.batches_applied == 3);
+  CHECK(s.metrics.batches_duplicate == 1);
+  CHECK(s.metrics.groups_committed == 1);  // one transaction, one sync
+  CHECK(s.file(kRequestFile) == kRequestHead + "abcdef");
+  CHECK(s.file(kResponseFile) == kResponseHead + "r1");
+  CHECK(s.row().outcome == "complete");
+  for (uint64_t seq : {1, 2, 3}) CHECK(s.ingestor.writer().batch_applied("p1", seq));
+}
+
+TEST_CASE("ingest: a group that fails fails each of its batches, and each applies once later") {
+  Store s;
+  Batch first = Batch("p1", 1).begin(kId).request_head(kId).request_body(kId, "abc");
+  Batch second = Batch("p1", 2).request_body(kId, "def").end(kId);
+  IngestResult r2;
+  std::thread t2([&] { r2 = s.ingestor.apply(second.decoded(), 1); });
+  REQUIRE(s.waiting(1));
+  // The day directory is a file: creating the exchange's file fails, the group rolls back.
+  std::filesystem::create_directories(s.data);
+  append_file(s.data + "/2025-09-13", "not a directory");
+  IngestResult r1 = s.ingestor.apply(first.decoded());
+  t2.join();
+  CHECK(r1.status == IngestResult::Status::kUnavailable);
+  CHECK(r2.status == IngestResult::Status::kUnavailable);
+  CHECK(r1.error == r2.error);
+  CHECK_FALSE(s.ingestor.writer().batch_applied("p1", 1));
+  CHECK_FALSE(s.ingestor.writer().batch_applied("p1", 2));
+  CHECK(s.metrics.batches_applied == 0);
+  std::filesystem::remove(s.data + "/2025-09-13");
+  s.apply_ok(first);
+  s.apply_ok(second);
+  CHECK(s.file(kRequestFile) == kRequestHead + "abcdef");
+  CHECK(s.row().outcome == "complete");
 }
 
 TEST_CASE("ingest: a batch whose predecessor does not come in time is refused, nothing applied") {
