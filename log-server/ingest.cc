@@ -331,8 +331,8 @@ std::vector<std::optional<IngestResult>> Ingestor::apply_group(
   try {
     // (proxy_id, seq) of the batches this group applies before the one being looked at.
     std::set<std::pair<std::string_view, uint64_t>> in_group;
-    auto applied = [&](const wire::DecodedBatch& b, uint64_t seq) {
-      return in_group.count({b.proxy_id, seq}) > 0 || writer_.batch_applied(b.proxy_id, seq);
+    auto in_this_group = [&](const wire::DecodedBatch& b, uint64_t seq) {
+      return in_group.count({b.proxy_id, seq}) > 0;
     };
     // Passes in arrival order until none joins: a batch whose predecessor arrived after it
     // joins behind it.
@@ -342,12 +342,15 @@ std::vector<std::optional<IngestResult>> Ingestor::apply_group(
         if (out[i] || std::find(members.begin(), members.end(), i) != members.end()) continue;
         Request& r = *queued[i];
         const wire::DecodedBatch& b = *r.batch;
-        if (applied(b, b.seq)) {
+        // A copy of a member waits for the group's outcome: if it fails, the copy applies.
+        if (in_this_group(b, b.seq)) continue;
+        if (writer_.batch_applied(b.proxy_id, b.seq)) {
           metrics_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
           out[i] = IngestResult{IngestResult::Status::kDuplicate, 0, 0, {}};
           continue;
         }
-        if (r.after && *r.after != b.seq && !applied(b, *r.after)) {
+        if (r.after && *r.after != b.seq && !in_this_group(b, *r.after) &&
+            !writer_.batch_applied(b.proxy_id, *r.after)) {
           // The batch it follows is on another connection, not applied yet (or lost: then
           // the proxy re-sends this one after it, without `after`).
           if (!r.waited) {
