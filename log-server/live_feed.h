@@ -1,7 +1,7 @@
 // The live feed behind GET /live (DESIGN.md §7 "Live feed and web UI"): exchanges as they
 // begin, end and get their LLM fields, fanned out to Server-Sent-Events subscribers.
 //
-// Threads. publish() runs on the ingest thread (after COMMIT, with the ingest mutex held) and
+// Threads. publish() runs on the thread leading ingest (after COMMIT, one call at a time) and
 // on the deriver thread (after its COMMIT). It must never wait on a subscriber: it formats each
 // row once, then appends a shared pointer to the queue of every subscriber whose filters match
 // (O(subscribers x rows), under one short mutex). Each subscriber's queue is drained by the HTTP
