@@ -1,7 +1,6 @@
 // The write side of the index, used by one thread at a time (the one leading ingest, see
-// ingest.h): transactions,
-// the batch ledger, exchange rows in and out, and the startup recovery queries. Statements
-// are prepared once and reused. Nothing here touches files.
+// ingest.h): transactions, the batch ledger, exchange rows in and out, and the startup
+// recovery queries. Statements are prepared once and reused. Nothing here touches files.
 #pragma once
 
 #include <cstdint>
