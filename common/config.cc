@@ -434,25 +434,27 @@ void parse_retention(const Context& ctx, const YAML::Node& node, RetentionConfig
 }
 
 void parse_log_server(const Context& ctx, const YAML::Node& node, LogServerConfig& out) {
-  for_each_entry(ctx, node, "in log_server",
-                 {"host", "port", "data_dir", "auth_token", "max_decoded_bytes", "retention"},
-                 [&](const Entry& e) {
-                   const std::string label = "log_server." + e.key;
-                   if (e.key == "max_decoded_bytes") {
-                     out.max_decoded_bytes =
-                         get_byte_size(ctx, e, label, 1024, SIZE_MAX, "1KiB or more");
-                   } else if (e.key == "retention") {
-                     parse_retention(ctx, e.value, out.retention);
-                   } else if (e.key == "auth_token") {
-                     out.auth_token = get_string(ctx, e, label);
-                   } else if (e.key == "host") {
-                     out.host = get_string(ctx, e, label);
-                   } else if (e.key == "port") {
-                     out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
-                   } else if (e.key == "data_dir") {
-                     out.data_dir = get_string(ctx, e, label);
-                   }
-                 });
+  for_each_entry(
+      ctx, node, "in log_server",
+      {"host", "port", "data_dir", "auth_token", "max_decoded_bytes", "nice", "retention"},
+      [&](const Entry& e) {
+        const std::string label = "log_server." + e.key;
+        if (e.key == "max_decoded_bytes") {
+          out.max_decoded_bytes = get_byte_size(ctx, e, label, 1024, SIZE_MAX, "1KiB or more");
+        } else if (e.key == "nice") {
+          out.nice = static_cast<int>(get_int(ctx, e, label, 0, 19));
+        } else if (e.key == "retention") {
+          parse_retention(ctx, e.value, out.retention);
+        } else if (e.key == "auth_token") {
+          out.auth_token = get_string(ctx, e, label);
+        } else if (e.key == "host") {
+          out.host = get_string(ctx, e, label);
+        } else if (e.key == "port") {
+          out.port = static_cast<int>(get_int(ctx, e, label, 0, 65535));
+        } else if (e.key == "data_dir") {
+          out.data_dir = get_string(ctx, e, label);
+        }
+      });
 }
 
 bool is_lower_hex_sha256(std::string_view s) {

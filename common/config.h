@@ -125,6 +125,9 @@ struct LogServerConfig {
   std::string auth_token;
   // Bound on a decoded body (GET .../body, deriving LLM fields): past it, 413 / not derived.
   uint64_t max_decoded_bytes = 256ULL * 1024 * 1024;
+  // The nice value (0-19) the server runs at, so that on a host it shares with the proxy the
+  // client path gets the CPU first; 0 leaves the priority it was started with.
+  int nice = 10;
   RetentionConfig retention;
 };
 

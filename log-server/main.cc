@@ -19,6 +19,7 @@
 #include "log-server/api.h"
 #include "log-server/auth.h"
 #include "log-server/blob_store.h"
+#include "log-server/cpu_priority.h"
 #include "log-server/data_dir_lock.h"
 #include "log-server/deriver.h"
 #include "log-server/index_reader.h"
@@ -106,6 +107,21 @@ void describe(const lp::Config& config, std::ostream& out) {
   }
   out << " (checked at start and every minute)\n";
   out << "decoded bodies: at most " << ls.max_decoded_bytes << " bytes\n";
+  out << "cpu priority: ";
+  if (ls.nice == 0) {
+    out << "as started (log_server.nice 0)\n";
+  } else {
+    out << "nice " << ls.nice << " or nicer, so the proxy's traffic gets the CPU first\n";
+  }
+}
+
+// Applies log_server.nice to this process; a failure only costs latency, so it is a warning.
+void lower_cpu_priority(const lp::LogServerConfig& ls, const char* who) {
+  const lp::logsrv::CpuPriority p = lp::logsrv::lower_cpu_priority(ls.nice);
+  if (!p.error.empty()) {
+    std::cerr << "WARNING: " << who << ": log_server.nice " << ls.nice << " not applied ("
+              << p.error << "); running at nice " << p.nice << "\n";
+  }
 }
 
 // `log-server reindex`: every row derived again, oldest first, with a progress line. Each row
@@ -114,6 +130,7 @@ void describe(const lp::Config& config, std::ostream& out) {
 int reindex(const lp::Config& config) {
   using namespace lp::logsrv;
   const auto& ls = config.log_server;
+  lower_cpu_priority(ls, "log-server reindex");
   std::unique_ptr<BlobStore> store;
   std::unique_ptr<Database> db;
   try {
@@ -260,6 +277,8 @@ int main(int argc, char** argv) {
   }
 
   lp::TerminationSignals signals;  // before any thread starts
+  // Before the workers start: each inherits it.
+  lower_cpu_priority(ls, "log-server");
 
   using namespace lp::logsrv;
   std::unique_ptr<BlobStore> store;

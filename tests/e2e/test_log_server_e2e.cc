@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <httplib.h>
@@ -340,6 +342,7 @@ TEST_CASE("log-server: command line") {
   std::string check = run({"--config", "ok.yaml", "--check"}, 0);
   CHECK(check.find("ok.yaml: OK") != std::string::npos);
   CHECK(check.find("http://localhost:8099") != std::string::npos);
+  CHECK(check.find("cpu priority: nice 10 or nicer") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.file("store")));  // --check creates nothing
   // Listening beyond loopback without a token warns (shown by --check, so nothing listens on
   // 0.0.0.0 here); with a token, or on loopback, it does not.
@@ -374,6 +377,60 @@ TEST_CASE("log-server: command line") {
     CAPTURE(e.path().string());
     CHECK((std::filesystem::status(e.path()).permissions() & std::filesystem::perms(077)) ==
           std::filesystem::perms::none);
+  }
+}
+
+// The nice value of each thread of `pid` (field 19 of /proc/PID/task/TID/stat).
+std::vector<int> thread_nice_values(pid_t pid) {
+  std::vector<int> out;
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (stat.empty()) continue;                                   // the thread ended
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // from field 3, the state
+    std::string f;
+    for (int i = 3; i <= 19 && fields >> f; ++i) {
+    }
+    out.push_back(std::stoi(f));
+  }
+  return out;
+}
+
+TEST_CASE("log-server: runs at log_server.nice on every thread - a nicer start is kept") {
+  errno = 0;
+  const int ours = getpriority(PRIO_PROCESS, 0);  // a test run under nice raises every floor
+  REQUIRE(errno == 0);
+  struct Row {
+    std::string yaml;
+    bool wrap_in_nice_15;
+    int want;
+  };
+  const Row rows[] = {
+      {"", false, std::max(ours, 10)},  // the default
+      {"  nice: 7\n", false, std::max(ours, 7)},
+      {"  nice: 0\n", false, ours},               // left as started
+      {"  nice: 7\n", true, std::max(ours, 15)},  // never raised back: that needs privileges
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.yaml);
+    CAPTURE(row.wrap_in_nice_15);
+    TempDir dir;
+    write_file(dir.file("c.yaml"),
+               "log_server:\n  host: 127.0.0.1\n  port: 0\n  data_dir: data\n" + row.yaml);
+    const std::string exe = bin_dir() + "/log-server";
+    std::vector<std::string> args{"--config", "c.yaml"};
+    if (row.wrap_in_nice_15) args.insert(args.begin(), {"-n", "15", exe});
+    ChildProcess p(row.wrap_in_nice_15 ? "/usr/bin/nice" : exe, args,
+                   ChildOptions{{{"LOG_SERVER_TOKEN", ""}}, dir.path(), ""});
+    auto m = p.wait_for_line(std::regex(R"(log-server listening on http://127\.0\.0\.1:(\d+))"),
+                             10000ms);
+    httplib::Client c("127.0.0.1", std::stoi(m[1]));
+    REQUIRE(c.Get("/healthz"));  // served by a worker thread, started after the nice was set
+    const std::vector<int> nice = thread_nice_values(p.pid());
+    CHECK(nice.size() > 4);  // main, signals, deriver, retention, the API's workers
+    for (int n : nice) CHECK(n == row.want);
+    CHECK(p.terminate(10000ms));
   }
 }
 

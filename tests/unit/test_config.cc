@@ -192,16 +192,19 @@ TEST_CASE("capture keys: defaults and explicit values") {
   CHECK(c.log_server.auth_token == "s3cret");
 }
 
-TEST_CASE("reading keys: max_decoded_bytes and retention") {
+TEST_CASE("reading keys: max_decoded_bytes, nice and retention") {
   lp::Config d = lp::parse_config("", "config.yaml");
   CHECK(d.log_server.max_decoded_bytes == 256ULL * 1024 * 1024);
+  CHECK(d.log_server.nice == 10);
   CHECK_FALSE(d.log_server.retention.max_age.has_value());
   CHECK_FALSE(d.log_server.retention.max_bytes.has_value());
   lp::Config c = lp::parse_config(
-      "log_server:\n  max_decoded_bytes: 1MiB\n  retention:\n    max_age: 30d\n"
+      "log_server:\n  max_decoded_bytes: 1MiB\n  nice: 0\n  retention:\n    max_age: 30d\n"
       "    max_bytes: 50GiB\n",
       "config.yaml");
   CHECK(c.log_server.max_decoded_bytes == 1024 * 1024);
+  CHECK(c.log_server.nice == 0);
+  CHECK(lp::parse_config("log_server:\n  nice: 19\n", "config.yaml").log_server.nice == 19);
   CHECK(c.log_server.retention.max_age == std::chrono::hours(24 * 30));
   CHECK(c.log_server.retention.max_bytes == 50ULL * 1024 * 1024 * 1024);
 }
@@ -473,6 +476,10 @@ TEST_CASE("invalid configs fail with FILE:LINE: [route 'NAME': ]PROBLEM") {
        "config.yaml:3: unknown key 'max_files' in log_server.retention"},
       {"log_server:\n  max_decoded_bytes: 100\n",
        "config.yaml:2: log_server.max_decoded_bytes: 100 is out of range (1KiB or more)"},
+      {"log_server:\n  nice: 20\n", "config.yaml:2: log_server.nice: 20 is out of range (0-19)"},
+      {"log_server:\n  nice: -5\n", "config.yaml:2: log_server.nice: -5 is out of range (0-19)"},
+      {"log_server:\n  nice: low\n",
+       "config.yaml:2: log_server.nice: expected an integer, got \"low\""},
       // log_server
       {"log_server:\n  port: 65536\n",
        "config.yaml:2: log_server.port: 65536 is out of range (0-65535)"},
