@@ -320,12 +320,46 @@ def bench_ingest_1k(args):
                   "%.0f exchanges per CPU-second"
                   % (", ".join("%.2f (%.2f+%.2f)" % t for t in threads[:3]),
                      args.exchanges / threads[0][0] if threads and threads[0][0] else 0))
+            sizes = blob_sizes(os.path.join(ls.dir, "data"))
         finally:
             if perf and perf.poll() is None:
                 perf.kill()
                 perf.wait()
             ls.cleanup()
+        # The peer: the same files created and synced by a program that does nothing else.
+        time.sleep(6)
+        floor = file_floor(args, per_batch, sizes)
+        row["floor"] = floor
+        print("           file floor (bench_file_floor, same files, one syncfs per batch): "
+              "%.0f exchanges/s, %.1f us CPU each; /ingest = %.2fx the floor"
+              % (floor["per_s"], floor["cpu_us_per_exchange"], row["per_s"] / floor["per_s"]))
     return rows
+
+
+def blob_sizes(data_dir):
+    """The mean size of the request and of the response files under data_dir's day dirs."""
+    total = {"request": [0, 0], "response": [0, 0]}
+    for day in os.listdir(data_dir):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            continue
+        for name in os.listdir(os.path.join(data_dir, day)):
+            kind = "request" if name.endswith("_request.bin") else "response"
+            total[kind][0] += os.path.getsize(os.path.join(data_dir, day, name))
+            total[kind][1] += 1
+    return [total[k][0] // max(total[k][1], 1) for k in ("request", "response")]
+
+
+def file_floor(args, per_batch, sizes):
+    exe = args.file_floor or os.path.join(os.path.dirname(os.path.abspath(args.log_server)),
+                                          "bench_file_floor")
+    d = tempfile.mkdtemp(prefix="filefloor-")
+    try:
+        out = subprocess.run([exe, os.path.join(d, "data"), str(args.exchanges), str(per_batch),
+                              str(sizes[0]), str(sizes[1])],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def fill_index(ls, n):
@@ -495,6 +529,8 @@ def main():
     p.add_argument("--ui-runs", type=int, default=7)
     p.add_argument("--only", choices=["ingest", "ingest-1k", "stats", "export", "ui"])
     p.add_argument("--perf-out", help="ingest-1k: perf.data path for the last round")
+    p.add_argument("--file-floor", help="ingest-1k: bench_file_floor (default: beside "
+                   "--log-server)")
     p.add_argument("--no-rollup-wait", action="store_true",
                    help="stats: query at once, before the hourly rollups are built")
     args = p.parse_args()
