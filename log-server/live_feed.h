@@ -17,12 +17,14 @@
 // API's worker pool can be sized to never be starved by feeds (ApiServer).
 //
 // Resume. Recent events are kept in a ring (at most ring_events events and buffer_bytes of
-// text, so a replay always fits a fresh queue). Event ids are a sequence that starts at the
+// text, an unformatted event counted by an estimate; a replay that would not fit a fresh queue
+// is not resumed). Event ids are a sequence that starts at the
 // wall-clock µs of construction, so ids of an earlier run are older than every id of this one.
 // subscribe() with a Last-Event-ID still in the ring replays the matching events after it;
 // otherwise the stream starts live (resumed=false) and the client should re-list /requests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -46,7 +48,8 @@ namespace lp::logsrv {
 // case-sensitive substring of proxy_path. Pure.
 bool matches(const ListQuery& q, const ExchangeRow& row);
 
-// One formatted event: "id: SEQ\nevent: exchange\ndata: {summary_json}\n\n".
+// One event: "id: SEQ\nevent: exchange\ndata: {summary_json}\n\n". In the ring `text` may be
+// empty, formatted only when a resume replays it; every event a subscriber gets is formatted.
 struct LiveEvent {
   uint64_t seq = 0;
   ExchangeRow row;  // what the filters look at (llm_json and timings_json dropped)
@@ -122,7 +125,13 @@ class LiveFeed {
  private:
   friend class LiveSubscription;
   void unsubscribe(LiveSubscription* sub);
-  std::shared_ptr<const LiveEvent> make_event(const ExchangeRow& row, const std::string& data);
+  // A new event for `row` (seq assigned); `data`, the row's summary JSON, may be empty: then
+  // the event is unformatted (empty text) until format().
+  std::shared_ptr<LiveEvent> make_event(const ExchangeRow& row, std::string data);
+  static void format(LiveEvent* event);
+  static void frame(LiveEvent* event, const std::string& data);
+  // What an event counts against the ring's byte bound.
+  static size_t ring_cost(const LiveEvent& event);
   void deliver(LiveSubscription* sub, const std::shared_ptr<const LiveEvent>& event);
   void remember(std::shared_ptr<const LiveEvent> event);
 
@@ -130,6 +139,7 @@ class LiveFeed {
   const Options options_;
   mutable std::mutex mu_;
   std::vector<LiveSubscription*> subs_;  // every live subscription (dropped ones too)
+  std::atomic<size_t> subscribed_{0};    // subs_.size(), read by publish() before the mutex
   std::deque<std::shared_ptr<const LiveEvent>> ring_;
   size_t ring_bytes_ = 0;
   uint64_t next_seq_;

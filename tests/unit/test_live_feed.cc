@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "log-server/exchange_json.h"
 #include "log-server/list_query.h"
 #include "log-server/live_feed.h"
 #include "log-server/metrics.h"
@@ -259,4 +260,60 @@ TEST_CASE("live: Last-Event-ID resumes from the ring, else starts live") {
   REQUIRE(fresh);
   CHECK(fresh->resumed());
   CHECK(drain(*fresh).empty());  // no Last-Event-ID: live only
+}
+
+TEST_CASE(
+    "live: rows published while nobody listens are replayed exactly as a listener gets them") {
+  Metrics metrics;
+  LiveFeed feed(metrics);
+  auto first = feed.subscribe({});
+  REQUIRE(first);
+  feed.publish({row("r1")});
+  const uint64_t id1 = std::stoull(drain(*first).substr(4));
+  first.reset();  // nobody listens: r2 and r3 wait in the ring unformatted
+  const std::vector<ExchangeRow> rows = {row("r2", "anthropic"), row("r3")};
+  feed.publish(rows);
+  auto resumed = feed.subscribe({}, id1);
+  REQUIRE(resumed);
+  CHECK(resumed->resumed());
+  std::string want;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    want += "id: " + std::to_string(id1 + 1 + i) +
+            "\nevent: exchange\ndata: " + dump_json(summary_json(rows[i])) + "\n\n";
+  }
+  CHECK(drain(*resumed) == want);
+  // A second resume gets the same text (the ring kept the formatted events), and a listener
+  // present at publish time gets the same format.
+  auto again = feed.subscribe({}, id1);
+  REQUIRE(again);
+  CHECK(drain(*again) == want);
+  feed.publish({row("r4")});
+  const std::string live = drain(*again);
+  CHECK(live == "id: " + std::to_string(id1 + 3) +
+                    "\nevent: exchange\ndata: " + dump_json(summary_json(row("r4"))) + "\n\n");
+}
+
+TEST_CASE("live: the ring's byte bound holds for rows nobody has formatted yet") {
+  Metrics metrics;
+  LiveFeed::Options options;
+  options.ring_events = 1000;
+  options.buffer_bytes = 4 * 1024;  // a handful of ~700-byte events
+  LiveFeed feed(metrics, options);
+  auto first = feed.subscribe({});
+  REQUIRE(first);
+  feed.publish({row("r0")});
+  const uint64_t id0 = std::stoull(drain(*first).substr(4));
+  first.reset();
+  std::vector<ExchangeRow> rows;
+  for (int i = 1; i <= 50; ++i) rows.push_back(row("r" + std::to_string(i)));
+  feed.publish(rows);
+  auto too_old = feed.subscribe({}, id0);  // r1 left the ring long ago
+  REQUIRE(too_old);
+  CHECK_FALSE(too_old->resumed());
+  auto recent = feed.subscribe({}, id0 + 48);  // r49 and r50 are still there
+  REQUIRE(recent);
+  CHECK(recent->resumed());
+  const std::string text = drain(*recent);
+  CHECK(exchange_ids(text) == std::vector<std::string>{"r49", "r50"});
+  CHECK(text.size() <= options.buffer_bytes);
 }
