@@ -271,7 +271,10 @@ TEST_CASE(
   feed.publish({row("r1")});
   const uint64_t id1 = std::stoull(drain(*first).substr(4));
   first.reset();  // nobody listens: r2 and r3 wait in the ring unformatted
-  const std::vector<ExchangeRow> rows = {row("r2", "anthropic"), row("r3")};
+  std::vector<ExchangeRow> rows = {row("r2", "anthropic"), row("r3")};
+  // The ring drops these two columns; a summary that used them would now differ.
+  rows[0].llm_json = R"({"model":"claude"})";
+  rows[0].timings_json = R"({"total_us":1200})";
   feed.publish(rows);
   auto resumed = feed.subscribe({}, id1);
   REQUIRE(resumed);
