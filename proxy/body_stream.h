@@ -24,6 +24,11 @@ class BodyReader {
   bool done() const { return done_; }
   // Whether bytes received earlier are waiting to be decoded (no read needed).
   bool has_buffered() const { return !leftover_.empty(); }
+  // Whether the rest of a Content-Length body is buffered: consume_buffered() then ends it
+  // with no read (a small request usually arrives whole with its head).
+  bool buffered_to_end() const {
+    return !done_ && framing_.kind == BodyFraming::Kind::kLength && leftover_.size() >= remaining_;
+  }
   // Performs at most one read (none while leftover bytes remain) and passes the decoded
   // bytes to sink(std::string_view), possibly in several pieces. kEof before the framing's
   // end is reported as kError ("... ended early"), except for kUntilClose bodies, where EOF

@@ -13,6 +13,18 @@ namespace {
 // Response head bytes read per wait; a head is small and the rest is the body's.
 constexpr size_t kHeadReadSize = 16 * 1024;
 
+// Each decoded piece of the request body goes to the capture (when there is one), then framed
+// onto `*out`.
+struct RequestBodySink {
+  ExchangeObserver* observer;
+  const BodyEncoder& encoder;
+  std::string* out;
+  void operator()(std::string_view piece) const {
+    if (observer) observer->on_request_body(piece);
+    encoder.append(out, piece);
+  }
+};
+
 }  // namespace
 
 awaitable<bool> Forwarder::forward(Exchange& ex) {
@@ -79,9 +91,21 @@ awaitable<Forwarder::Step> Forwarder::open_upstream(Exchange& ex, int attempt) {
 
 awaitable<Forwarder::Step> Forwarder::send_request(Exchange& ex, const std::string& head_bytes) {
   const ServerConfig& sc = config_.server;
-  const IoResult w = co_await ex.conn->write_all(head_bytes, deadline_after(sc.upstream_timeout));
+  // A body that came whole with the head goes out in the same write: one send, not two.
+  if (!ex.whole_body && !ex.continue_pending && ex.request_body->buffered_to_end()) {
+    std::string framed;
+    const BodyEncoder encoder(ex.request_framing);
+    const IoResult r =
+        ex.request_body->consume_buffered(RequestBodySink{ex.observer.get(), encoder, &framed});
+    if (!r.ok() || !ex.request_body->done()) std::abort();  // buffered_to_end() promised it
+    encoder.finish(&framed);
+    ex.whole_body = std::move(framed);
+  }
+  const std::string joined = ex.whole_body ? head_bytes + *ex.whole_body : std::string();
+  const IoResult w = co_await ex.conn->write_all(ex.whole_body ? joined : head_bytes,
+                                                 deadline_after(sc.upstream_timeout));
   if (!w.ok()) {
-    if (ex.may_retry && (ex.retryable || ex.request_body->decoded_bytes() == 0)) {
+    if (ex.may_retry && (ex.retryable || ex.whole_body || ex.request_body->decoded_bytes() == 0)) {
       co_return Step::kRetry;
     }
     co_await upstream_failed(ex, 502, "sending the request upstream: " + w.error);
@@ -106,10 +130,7 @@ awaitable<Forwarder::Step> Forwarder::send_request_body(Exchange& ex) {
   BodyReader& body = *ex.request_body;
   const BodyEncoder encoder(ex.request_framing);
   std::string out;
-  auto sink = [&](std::string_view piece) {
-    if (ex.observer) ex.observer->on_request_body(piece);
-    encoder.append(&out, piece);
-  };
+  const RequestBodySink sink{ex.observer.get(), encoder, &out};
   while (!body.done()) {
     out.clear();
     const IoResult r =

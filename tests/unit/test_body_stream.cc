@@ -158,6 +158,35 @@ TEST_CASE("BodyReader: Content-Length body from the leftover only") {
   CHECK(r.take_leftover() == "GET / HTTP/1.1\r\n");
 }
 
+TEST_CASE("BodyReader: buffered_to_end says when the leftover holds the rest of the body") {
+  struct Row {
+    BodyFraming framing;
+    std::string leftover;
+    bool want;
+  };
+  const Row rows[] = {
+      {framing(Kind::kLength, 5), "hello", true},
+      {framing(Kind::kLength, 5), "helloGET / HTTP/1.1\r\n", true},  // a pipelined request after
+      {framing(Kind::kLength, 5), "hell", false},
+      {framing(Kind::kLength, 5), "", false},
+      {framing(Kind::kLength, 0), "", false},  // done already: nothing to send
+      {framing(Kind::kNone), "GET / HTTP/1.1\r\n", false},
+      {framing(Kind::kChunked), "5\r\nhello\r\n0\r\n\r\n", false},  // only lengths count
+      {framing(Kind::kUntilClose), "hello", false},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.leftover);
+    BodyReader r(row.framing, row.leftover);
+    CHECK(r.buffered_to_end() == row.want);
+    if (!row.want) continue;
+    std::string body;
+    CHECK(r.consume_buffered([&](std::string_view piece) { body += piece; }).ok());
+    CHECK(r.done());  // with no read, as the forwarder relies on
+    CHECK(body == "hello");
+    CHECK_FALSE(r.buffered_to_end());
+  }
+}
+
 TEST_CASE("BodyReader: Content-Length body split between leftover and socket") {
   Pair p;
   p.write("lo wor");
