@@ -7,6 +7,38 @@
 
 namespace lp::logsrv {
 
+namespace {
+
+void frame(LiveEvent* event, const std::string& data) {
+  event->text.reserve(data.size() + 48);
+  event->text += "id: ";
+  event->text += std::to_string(event->seq);
+  event->text += "\nevent: exchange\ndata: ";
+  event->text += data;
+  event->text += "\n\n";
+}
+
+void format(LiveEvent* event) {
+  frame(event, dump_json(summary_json(event->row)));
+}
+
+// An unformatted event counts as its row's strings plus the summary's fixed part (its keys
+// and numbers, ~600 bytes), so the ring's byte bound holds before anything is formatted.
+size_t ring_cost(const LiveEvent& event) {
+  if (!event.text.empty()) return event.text.size();
+  const ExchangeRow& r = event.row;
+  size_t n = 640 + r.id.size() + r.short_id.size() + r.started_at.size() + r.route.size() +
+             r.method.size() + r.proxy_path.size() + r.destination.size() + r.client_ip.size() +
+             r.outcome.size() + r.request_file.size() + r.proxy_id.size() + r.ingested_at.size();
+  for (const auto* o : {&r.replay_of, &r.error, &r.request_content_type, &r.response_content_type,
+                        &r.response_content_encoding, &r.response_file, &r.provider, &r.model}) {
+    if (*o) n += (*o)->size();
+  }
+  return n;
+}
+
+}  // namespace
+
 bool matches(const ListQuery& q, const ExchangeRow& row) {
   if (q.route && row.route != *q.route) return false;
   if (q.method && row.method != *q.method) return false;
@@ -96,34 +128,6 @@ std::shared_ptr<LiveEvent> LiveFeed::make_event(const ExchangeRow& row, std::str
   event->seq = next_seq_++;
   if (!data.empty()) frame(event.get(), data);
   return event;
-}
-
-void LiveFeed::format(LiveEvent* event) {
-  frame(event, dump_json(summary_json(event->row)));
-}
-
-void LiveFeed::frame(LiveEvent* event, const std::string& data) {
-  event->text.reserve(data.size() + 48);
-  event->text += "id: ";
-  event->text += std::to_string(event->seq);
-  event->text += "\nevent: exchange\ndata: ";
-  event->text += data;
-  event->text += "\n\n";
-}
-
-// An unformatted event counts as its row's strings plus the summary's fixed part (its keys
-// and numbers, ~600 bytes), so the ring's byte bound holds before anything is formatted.
-size_t LiveFeed::ring_cost(const LiveEvent& event) {
-  if (!event.text.empty()) return event.text.size();
-  const ExchangeRow& r = event.row;
-  size_t n = 640 + r.id.size() + r.short_id.size() + r.started_at.size() + r.route.size() +
-             r.method.size() + r.proxy_path.size() + r.destination.size() + r.client_ip.size() +
-             r.outcome.size() + r.request_file.size() + r.proxy_id.size() + r.ingested_at.size();
-  for (const auto* o : {&r.replay_of, &r.error, &r.request_content_type, &r.response_content_type,
-                        &r.response_content_encoding, &r.response_file, &r.provider, &r.model}) {
-    if (*o) n += (*o)->size();
-  }
-  return n;
 }
 
 // Called with mu_ held. Never waits: a full queue drops the subscriber instead.

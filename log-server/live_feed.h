@@ -126,12 +126,8 @@ class LiveFeed {
   friend class LiveSubscription;
   void unsubscribe(LiveSubscription* sub);
   // A new event for `row` (seq assigned); `data`, the row's summary JSON, may be empty: then
-  // the event is unformatted (empty text) until format().
+  // the event is unformatted (empty text) until it is needed.
   std::shared_ptr<LiveEvent> make_event(const ExchangeRow& row, std::string data);
-  static void format(LiveEvent* event);
-  static void frame(LiveEvent* event, const std::string& data);
-  // What an event counts against the ring's byte bound.
-  static size_t ring_cost(const LiveEvent& event);
   void deliver(LiveSubscription* sub, const std::shared_ptr<const LiveEvent>& event);
   void remember(std::shared_ptr<const LiveEvent> event);
 
