@@ -116,7 +116,7 @@ void describe(const lp::Config& config, std::ostream& out) {
 }
 
 // Applies log_server.nice to this process; a failure only costs latency, so it is a warning.
-void lower_cpu_priority(const lp::LogServerConfig& ls, const char* who) {
+void apply_nice(const lp::LogServerConfig& ls, const char* who) {
   const lp::logsrv::CpuPriority p = lp::logsrv::lower_cpu_priority(ls.nice);
   if (!p.error.empty()) {
     std::cerr << "WARNING: " << who << ": log_server.nice " << ls.nice << " not applied ("
@@ -130,7 +130,7 @@ void lower_cpu_priority(const lp::LogServerConfig& ls, const char* who) {
 int reindex(const lp::Config& config) {
   using namespace lp::logsrv;
   const auto& ls = config.log_server;
-  lower_cpu_priority(ls, "log-server reindex");
+  apply_nice(ls, "log-server reindex");
   std::unique_ptr<BlobStore> store;
   std::unique_ptr<Database> db;
   try {
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
 
   lp::TerminationSignals signals;  // before any thread starts
   // Before the workers start: each inherits it.
-  lower_cpu_priority(ls, "log-server");
+  apply_nice(ls, "log-server");
 
   using namespace lp::logsrv;
   std::unique_ptr<BlobStore> store;
