@@ -58,9 +58,9 @@ struct Forwarder::Exchange {
   BodyFraming request_framing;
   std::unique_ptr<BodyReader> request_body;
   bool continue_pending = false;  // the client awaits "100 Continue" before sending its body
-  // The whole body, framed for upstream, when it arrived with the head: it goes out in the
-  // head's write, and is kept so a retry on a fresh connection sends it again.
-  std::optional<std::string> whole_body;
+  // The whole upstream request (head and framed body) when the body arrived with the head: it
+  // goes out in one write, and is kept so a retry on a fresh connection sends it again.
+  std::optional<std::string> whole_request;
   bool request_head_reported = false;
   bool client_close = false;  // close the client connection after this exchange
   bool body_failed = false;   // reading the request body failed: there is nothing to drain

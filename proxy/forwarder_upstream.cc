@@ -92,20 +92,20 @@ awaitable<Forwarder::Step> Forwarder::open_upstream(Exchange& ex, int attempt) {
 awaitable<Forwarder::Step> Forwarder::send_request(Exchange& ex, const std::string& head_bytes) {
   const ServerConfig& sc = config_.server;
   // A body that came whole with the head goes out in the same write: one send, not two.
-  if (!ex.whole_body && !ex.continue_pending && ex.request_body->buffered_to_end()) {
-    std::string framed;
+  if (!ex.whole_request && !ex.continue_pending && ex.request_body->buffered_to_end()) {
+    std::string request = head_bytes;
     const BodyEncoder encoder(ex.request_framing);
     const IoResult r =
-        ex.request_body->consume_buffered(RequestBodySink{ex.observer.get(), encoder, &framed});
+        ex.request_body->consume_buffered(RequestBodySink{ex.observer.get(), encoder, &request});
     if (!r.ok() || !ex.request_body->done()) std::abort();  // buffered_to_end() promised it
-    encoder.finish(&framed);
-    ex.whole_body = std::move(framed);
+    encoder.finish(&request);
+    ex.whole_request = std::move(request);
   }
-  const std::string joined = ex.whole_body ? head_bytes + *ex.whole_body : std::string();
-  const IoResult w = co_await ex.conn->write_all(ex.whole_body ? joined : head_bytes,
+  const IoResult w = co_await ex.conn->write_all(ex.whole_request ? *ex.whole_request : head_bytes,
                                                  deadline_after(sc.upstream_timeout));
   if (!w.ok()) {
-    if (ex.may_retry && (ex.retryable || ex.whole_body || ex.request_body->decoded_bytes() == 0)) {
+    if (ex.may_retry &&
+        (ex.retryable || ex.whole_request || ex.request_body->decoded_bytes() == 0)) {
       co_return Step::kRetry;
     }
     co_await upstream_failed(ex, 502, "sending the request upstream: " + w.error);
