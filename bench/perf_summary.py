@@ -26,7 +26,9 @@ def samples(stream):
                 yield cur
             cur = None
             continue
-        if not line.startswith(("\t", " ")):
+        # A sample's first line is "tid period" (perf right-aligns the tid, so it may start
+        # with spaces); its callchain lines start with a tab.
+        if not line.startswith("\t"):
             parts = line.split()
             cur = {"tid": parts[0], "period": int(parts[1]) if len(parts) > 1 else 1, "stack": []}
             continue
