@@ -1,6 +1,7 @@
 #include "proxy/capture_queue.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace lp {
 namespace {
@@ -35,38 +36,54 @@ bool CaptureQueue::push(std::string&& frame, bool force) {
 size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
                                std::chrono::steady_clock::time_point first_frame_deadline,
                                std::chrono::steady_clock::duration batch_age) {
-  std::unique_lock<std::mutex> lock(mu_);
-  wake_at_bytes_ = 1;
-  const bool any = cv_.wait_until(lock, first_frame_deadline,
-                                  [&] { return closed_ || woken_ || !frames_.empty(); });
-  wake_at_bytes_ = kNoWaiter;
-  if (!any || frames_.empty()) {
-    woken_ = false;
-    return 0;
-  }
-  // A batch closes when full or when its first frame is batch_age old: a quiet proxy still
-  // ships each exchange within batch_age.
-  auto batch_deadline = std::chrono::steady_clock::now() + batch_age;
-  out->reserve(out->size() + std::min(std::max(bytes_, size_t{64} << 10), max_bytes));
-  size_t moved = 0;
-  while (true) {
-    while (!frames_.empty() && (moved == 0 || out->size() + frames_.front().size() <= max_bytes)) {
-      std::string& f = frames_.front();
-      bytes_ -= cost_of(f);
-      out->append(f);
-      frames_.pop_front();
-      ++moved;
-    }
-    if (closed_ || woken_ || out->size() >= max_bytes || !frames_.empty()) break;
-    if (std::chrono::steady_clock::now() >= batch_deadline) break;
-    // Sleep until the batch could be filled or it is old enough, not once per push: producers
-    // wake this thread only when the queue holds `room` bytes.
-    const size_t room = max_bytes - out->size();
-    wake_at_bytes_ = room;
-    cv_.wait_until(lock, batch_deadline, [&] { return closed_ || woken_ || bytes_ >= room; });
+  // Frames are taken (moved, O(1) each) under the mutex and copied into `out` after it is
+  // released: producers push on client threads, and a copy of a whole batch (and the frees of
+  // its frames) under the mutex would hold each of them up for as long.
+  std::vector<std::string>& taken = taken_;
+  size_t taken_bytes = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_at_bytes_ = 1;
+    const bool any = cv_.wait_until(lock, first_frame_deadline,
+                                    [&] { return closed_ || woken_ || !frames_.empty(); });
     wake_at_bytes_ = kNoWaiter;
+    if (!any || frames_.empty()) {
+      woken_ = false;
+      return 0;
+    }
+    // A batch closes when full or when its first frame is batch_age old: a quiet proxy still
+    // ships each exchange within batch_age.
+    auto batch_deadline = std::chrono::steady_clock::now() + batch_age;
+    const size_t start = out->size();
+    while (true) {
+      while (!frames_.empty() &&
+             (taken.empty() || start + taken_bytes + frames_.front().size() <= max_bytes)) {
+        std::string& f = frames_.front();
+        bytes_ -= cost_of(f);
+        taken_bytes += f.size();
+        taken.push_back(std::move(f));
+        frames_.pop_front();
+      }
+      const size_t size = start + taken_bytes;
+      if (closed_ || woken_ || size >= max_bytes || !frames_.empty()) break;
+      if (std::chrono::steady_clock::now() >= batch_deadline) break;
+      // Sleep until the batch could be filled or it is old enough, not once per push:
+      // producers wake this thread only when the queue holds `room` bytes.
+      const size_t room = max_bytes - size;
+      wake_at_bytes_ = room;
+      cv_.wait_until(lock, batch_deadline, [&] { return closed_ || woken_ || bytes_ >= room; });
+      wake_at_bytes_ = kNoWaiter;
+    }
+    woken_ = false;
   }
-  woken_ = false;
+  out->reserve(out->size() + taken_bytes);
+  for (std::string& f : taken) {
+    out->append(f);
+    std::string().swap(f);  // freed as it is copied: the batch and its frames are not both held
+  }
+  const size_t moved = taken.size();
+  taken.clear();
+  if (taken.capacity() > 4096) std::vector<std::string>().swap(taken);  // a batch of tiny frames
   return moved;
 }
 

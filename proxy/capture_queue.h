@@ -21,6 +21,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace lp {
 
@@ -73,6 +74,7 @@ class CaptureQueue {
   size_t wake_at_bytes_ = kNoWaiter;
   bool woken_ = false;
   bool closed_ = false;
+  std::vector<std::string> taken_;  // pop_batch's frames between the mutex and the copy
 };
 
 }  // namespace lp
