@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/ab.sh: two logging-proxy binaries, A and B, against each other on S1 (1 KiB JSON POSTs,
 # keep-alive) with capture off, in interleaved rounds, so a change's cost (e.g. the metrics)
-# is a ratio measured in one run on one machine, not a comparison of two runs.
+# is a ratio measured in one run on one machine, not a comparison of two runs. --capture: with
+# capture on, each binary shipping to its own log server (that build's log-server binary).
 #
-#   bench/ab.sh A_BIN B_BIN [--rounds 5] [--seconds 5] [--bench-dir build-bench]
+#   bench/ab.sh A_BIN B_BIN [--rounds 5] [--seconds 5] [--bench-dir build-bench] [--capture]
 #
 # Needs bench_load and mock_upstream_fast (cmake -DLP_BUILD_BENCH=ON, in --bench-dir/bin).
 # Prints one line per round and target and, per concurrency, the median requests/s of each
@@ -17,8 +18,10 @@ shift 2
 ROUNDS=5
 SECONDS_PER_RUN=5
 BENCH_DIR=build-bench
+CAPTURE=false
 while [ $# -gt 0 ]; do
   case "$1" in
+    --capture) CAPTURE=true; shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --bench-dir) BENCH_DIR=$2; shift 2 ;;
@@ -52,9 +55,16 @@ start() {  # NAME OUT PROGRAM ARGS...
 start upstream "$TMP/up.out" "$BIN/mock_upstream_fast" --port 0
 UP=$STARTED_URL
 for t in A B; do
+  server_url="http://127.0.0.1:9"
+  if [ "$CAPTURE" = true ]; then
+    mkdir -p "$TMP/logs-$t"
+    printf 'log_server: {host: "127.0.0.1", port: 0, data_dir: "%s"}\n' "$TMP/logs-$t" >"$TMP/ls-$t.yaml"
+    start "log-server-$t" "$TMP/ls-$t.out" "$BIN/log-server" --config "$TMP/ls-$t.yaml"
+    server_url=$STARTED_URL
+  fi
   cat >"$TMP/$t.yaml" <<EOF
 server: {host: "127.0.0.1", port: 0}
-logging: {console: true, default: false, server_url: "http://127.0.0.1:9", spool_dir: "$TMP/spool-$t"}
+logging: {console: true, default: $CAPTURE, server_url: "$server_url", spool_dir: "$TMP/spool-$t"}
 routes:
   bench: {pattern: "/", destination: "$UP/"}
 EOF
