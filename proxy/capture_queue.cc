@@ -39,7 +39,7 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
   // Frames are taken (moved, O(1) each) under the mutex and copied into `out` after it is
   // released: producers push on client threads, and a copy of a whole batch (and the frees of
   // its frames) under the mutex would hold each of them up for as long.
-  std::vector<std::string>& taken = taken_;
+  std::vector<std::string> taken;
   size_t taken_bytes = 0;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -81,10 +81,7 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
     out->append(f);
     std::string().swap(f);  // freed as it is copied: the batch and its frames are not both held
   }
-  const size_t moved = taken.size();
-  taken.clear();
-  if (taken.capacity() > 4096) std::vector<std::string>().swap(taken);  // a batch of tiny frames
-  return moved;
+  return taken.size();
 }
 
 bool CaptureQueue::wait(std::chrono::steady_clock::time_point deadline, bool for_high_water) {

@@ -21,7 +21,6 @@
 #include <deque>
 #include <mutex>
 #include <string>
-#include <vector>
 
 namespace lp {
 
@@ -74,7 +73,6 @@ class CaptureQueue {
   size_t wake_at_bytes_ = kNoWaiter;
   bool woken_ = false;
   bool closed_ = false;
-  std::vector<std::string> taken_;  // pop_batch's frames between the mutex and the copy
 };
 
 }  // namespace lp
