@@ -80,12 +80,13 @@ def main():
         joined = " ".join(names)
         if "Shipper::run" in joined:
             thread_kind["shipper thread (batches -> log server)"] += w
+        elif "Shipper::sender_run" in joined:
+            thread_kind["sender threads (POST /ingest)"] += w
         elif "ConsoleLog::run" in joined:
             thread_kind["console thread (stdout lines)"] += w
-        elif "serve_connection" in joined or "Forwarder::" in joined:
-            thread_kind["connection threads (the exchanges)"] += w
         elif "ProxyServer::run" in joined:
-            thread_kind["accept thread"] += w
+            # The event loops accept, serve every exchange and run the capture tee.
+            thread_kind["event-loop threads (accept, exchanges, capture tee)"] += w
         else:
             thread_kind["other / unresolved stack"] += w
         for sym, k in st:
