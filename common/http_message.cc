@@ -187,6 +187,11 @@ std::optional<std::string> header_value(const HeaderList& headers, std::string_v
   return v ? std::optional<std::string>(*v) : std::nullopt;
 }
 
+bool is_event_stream(const HeaderList& headers) {
+  const std::string* type = find_header(headers, "Content-Type");
+  return type && ascii_istarts_with(*type, "text/event-stream");
+}
+
 bool has_token(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     size_t comma = value.find(',');

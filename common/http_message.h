@@ -25,6 +25,8 @@ using HeaderList = std::vector<Header>;
 const std::string* find_header(const HeaderList& headers, std::string_view name);
 // The first value of `name` as a copy, or nullopt.
 std::optional<std::string> header_value(const HeaderList& headers, std::string_view name);
+// Whether Content-Type says Server-Sent Events ("text/event-stream", any parameters).
+bool is_event_stream(const HeaderList& headers);
 // Whether a comma-separated header value contains `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token);
 // Whether any `name` header contains `token`.

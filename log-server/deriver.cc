@@ -25,16 +25,6 @@ constexpr auto kSweepInterval = std::chrono::seconds(5);
 constexpr auto kRollupBudget = std::chrono::milliseconds(200);
 constexpr auto kRollupPause = std::chrono::milliseconds(200);
 
-bool starts_with_icase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    char a = s[i];
-    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-    if (a != prefix[i]) return false;
-  }
-  return true;
-}
-
 // Calls `fn(piece, offset)` for the bytes [from, to) of a stored file, in pieces of at most
 // kReadPiece. False with *error set when the file cannot be read to `to`.
 template <class Fn>
@@ -147,7 +137,7 @@ std::optional<StoredHead> read_stored_head(const BlobStore& store,
 std::vector<std::string> content_codings(const StoredHead& head) {
   std::string joined;
   for (const auto& [name, value] : head.headers) {
-    if (name.size() == 16 && starts_with_icase(name, "content-encoding")) {
+    if (iequals(name, "content-encoding")) {
       if (!joined.empty()) joined += ", ";
       joined += value;
     }
@@ -220,8 +210,7 @@ DeriveOutcome derive_exchange(const ExchangeRow& row, const BlobStore& store,
 
   bool cut = row.outcome != "complete";
   if (response_head && row.response_file) {
-    const bool sse = starts_with_icase(
-        header_value(response_head->headers, "Content-Type").value_or(""), "text/event-stream");
+    const bool sse = is_event_stream(response_head->headers);
     ArrivalClock clock(parse_chunk_times(chunk_times));
     reading::BodyDecoder decoder(content_codings(*response_head), max_decoded);
     std::string error;
