@@ -112,6 +112,7 @@ class Forwarder {
                                        int status, const std::string& reason,
                                        std::vector<Header> extra_headers = {});
   awaitable<bool> forward(Exchange& ex);
+  awaitable<Step> exchange_heads(Exchange& ex);
   std::string upstream_request_head(Exchange& ex) const;
   awaitable<Step> open_upstream(Exchange& ex, int attempt);
   awaitable<Step> send_request(Exchange& ex, const std::string& head_bytes);

@@ -43,20 +43,20 @@ awaitable<bool> Forwarder::relay_response(Exchange& ex) {
     }
   }
   if (stopping_) ex.client_close = true;
-  ResponseHead downstream;
-  downstream.status = response.status;
-  downstream.reason = response.reason;
-  downstream.headers = downstream_response_headers(response.headers, client_framing);
-  if (ex.client_close) downstream.headers.push_back({"Connection", "close"});
+  std::string out;
+  {
+    // Scoped: the rewritten head is not held while the body is relayed.
+    ResponseHead downstream;
+    downstream.status = response.status;
+    downstream.reason = response.reason;
+    downstream.headers = downstream_response_headers(response.headers, client_framing);
+    if (ex.client_close) downstream.headers.push_back({"Connection", "close"});
+    append_response_head(&out, downstream);
+  }
   if (ex.observer) ex.observer->on_response_head(response);
   ex.summary.status = response.status;
-  if (const std::string* type = find_header(response.headers, "Content-Type");
-      type && ascii_istarts_with(*type, "text/event-stream")) {
-    ex.stream.hold(&metrics_.open_streams);
-  }
+  if (is_event_stream(response.headers)) ex.stream.hold(&metrics_.open_streams);
 
-  std::string out;
-  append_response_head(&out, downstream);
   BodyReader body(framing.framing, ex.upstream_buf.substr(ex.head_size));
   std::string().swap(ex.upstream_buf);
   const bool relayed =
@@ -125,7 +125,13 @@ awaitable<bool> Forwarder::relay_response_body(Exchange& ex, BodyReader& body,
         record_chunk_written(ex.summary.timings, out_since);
         out_since = Clock::time_point{};
       }
-      out.clear();
+      if (ex.stream.held()) {
+        // An event stream may sit idle for minutes between events: it holds no buffer while
+        // it waits (an allocation per event is nothing next to its pace).
+        std::string().swap(out);
+      } else {
+        out.clear();
+      }
     }
     if (body.done()) co_return true;
   }

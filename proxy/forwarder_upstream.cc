@@ -28,6 +28,14 @@ struct RequestBodySink {
 }  // namespace
 
 awaitable<bool> Forwarder::forward(Exchange& ex) {
+  const Step step = co_await exchange_heads(ex);
+  if (step == Step::kDone) co_return ex.keep_alive;
+  co_return co_await relay_response(ex);
+}
+
+// The request out and the response head in. Its frame holds the request's bytes for a retry;
+// it ends before the response body is relayed, so a long stream does not keep them.
+awaitable<Forwarder::Step> Forwarder::exchange_heads(Exchange& ex) {
   const std::string head_bytes = upstream_request_head(ex);
   // A request without a body, on a connection taken from the pool, may be retried once on
   // a fresh connection if the pooled one turns out to be closed before any response byte.
@@ -38,11 +46,12 @@ awaitable<bool> Forwarder::forward(Exchange& ex) {
     Step step = co_await open_upstream(ex, attempt);
     if (step == Step::kNext) step = co_await send_request(ex, head_bytes);
     if (step == Step::kNext) step = co_await await_response_head(ex);
-    if (step == Step::kDone) co_return ex.keep_alive;
-    if (step == Step::kNext) break;
+    if (step != Step::kRetry) {
+      ex.whole_request.reset();  // no attempt follows: a chat's prompt is not held for its answer
+      co_return step;
+    }
     ex.upstream_buf.clear();
   }
-  co_return co_await relay_response(ex);
 }
 
 std::string Forwarder::upstream_request_head(Exchange& ex) const {
