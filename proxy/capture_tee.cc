@@ -170,7 +170,13 @@ class CaptureObserver : public ExchangeObserver {
     append_captured_response_head(&buf_, head, redactor());
     wire::finish_data(&buf_, at, data_at);
     if (heads_bytes_ == at) heads_bytes_ = buf_.size();
-    maybe_flush(now);
+    if (is_event_stream(head.headers)) {
+      // A stream's start goes out now, not with its first event (which may be minutes
+      // away): the log server shows it begun, and the wait holds no buffer.
+      if (!push(/*force=*/false)) truncate();
+    } else {
+      maybe_flush(now);
+    }
   }
   void on_response_body(std::string_view bytes, Clock::time_point arrived) override {
     if (truncated_) return;

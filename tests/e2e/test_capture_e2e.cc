@@ -256,6 +256,24 @@ HttpResponse get_on(RawConn& conn, int port, const std::string& target, Ms timeo
   return *r;
 }
 
+std::string written(const std::string& path, const std::string& content) {
+  write_file(path, content);
+  return path;
+}
+
+// A mock upstream, a log server and a proxy that captures its routes to the mock, all with
+// default settings, in one temporary directory.
+struct CaptureStack {
+  TempDir dir;
+  MockUpstream mock;
+  const std::string data = dir.file("data"), spool = dir.file("spool");
+  LogServerProc ls{written(dir.file("log-server.yaml"), log_server_yaml(data))};
+  ProxyProc proxy{
+      written(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}))};
+  const int port = proxy.port();
+  Api api{ls.port()};
+};
+
 // Undoes a SIGSTOP whatever happens in the test.
 struct ContinueOnExit {
   pid_t pid;
@@ -265,15 +283,8 @@ struct ContinueOnExit {
 }  // namespace
 
 TEST_CASE("capture: plain and SSE and gzip exchanges arrive byte-exact in files and the API") {
-  TempDir dir;
-  MockUpstream mock;
-  const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
-  LogServerProc ls(dir.file("log-server.yaml"));
-  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
-  ProxyProc proxy(dir.file("proxy.yaml"));
-  const int port = proxy.port();
-  Api api(ls.port());
+  CaptureStack stack;
+  auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
 
   const std::string tag = run_tag("rt");
   struct Expect {
@@ -447,15 +458,8 @@ TEST_CASE("capture: plain and SSE and gzip exchanges arrive byte-exact in files 
 }
 
 TEST_CASE("capture: routes with logging false are not captured and unknown routes are (404)") {
-  TempDir dir;
-  MockUpstream mock;
-  const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
-  LogServerProc ls(dir.file("log-server.yaml"));
-  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
-  ProxyProc proxy(dir.file("proxy.yaml"));
-  const int port = proxy.port();
-  Api api(ls.port());
+  CaptureStack stack;
+  auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
   const std::string tag = run_tag("lf");
 
   const std::string quiet_path = "/quiet/echo?tag=" + tag + "-quiet";
@@ -767,14 +771,8 @@ TEST_CASE(
 }
 
 TEST_CASE("capture: a stopped (SIGSTOP) log server does not slow the proxy") {
-  TempDir dir;
-  MockUpstream mock;
-  const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
-  LogServerProc ls(dir.file("log-server.yaml"));
-  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
-  ProxyProc proxy(dir.file("proxy.yaml"));
-  const int port = proxy.port();
+  CaptureStack stack;
+  auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
   const std::string tag = run_tag("stop");
 
   RawConn conn(port);
@@ -806,7 +804,6 @@ TEST_CASE("capture: a stopped (SIGSTOP) log server does not slow the proxy") {
           << ") while the log server was stopped");
   CHECK(med_during < 5 * med_before + 5);
 
-  Api api(ls.port());
   const auto t_cont = Clock::now();
   auto [rows, arrived] = await_rows(
       api, "q=" + tag,
@@ -1387,15 +1384,8 @@ TEST_CASE("routes.NAME.headers: the proxy injects the provider key and the captu
 }
 
 TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chunk delays") {
-  TempDir dir;
-  MockUpstream mock;
-  const std::string data = dir.file("data"), spool = dir.file("spool");
-  write_file(dir.file("log-server.yaml"), log_server_yaml(data));
-  LogServerProc ls(dir.file("log-server.yaml"));
-  write_file(dir.file("proxy.yaml"), proxy_yaml({mock.http_port(), ls.url(), spool, ""}));
-  ProxyProc proxy(dir.file("proxy.yaml"));
-  const int port = proxy.port();
-  Api api(ls.port());
+  CaptureStack stack;
+  auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
   const std::string tag = run_tag("timing");
   const std::string key = "AIzaSy-0123456789abcdefWXYZ";  // a Gemini-style key in the query
 
@@ -1484,6 +1474,39 @@ TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chu
     }
   }
   CHECK(pooled >= 1);
+}
+
+TEST_CASE("capture: an event stream is on record with its status before its first event") {
+  CaptureStack stack;
+  auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
+  const std::string tag = run_tag("early");
+
+  // The first event is 60 s away; the head is sent at once. A user watching the log server
+  // sees the stream begun (200, in progress) while it waits, and the wait holds no capture
+  // buffer in the proxy.
+  RawConn conn(port);
+  REQUIRE(
+      conn.send_all(make_request("GET", "/mock/sse?n=1&ms=0&first_ms=60000&tag=" + tag, port, {})));
+  const std::optional<ResponseHead> head = conn.read_head(5000ms);
+  REQUIRE(head);
+  REQUIRE(head->status == 200);
+  auto [rows, seen] = await_rows(
+      api, "q=" + tag,
+      [](const std::vector<json>& r) {
+        return r.size() == 1 && r[0].value("status", 0) == 200 &&
+               r[0].value("outcome", "") == "in_progress";
+      },
+      10000ms);
+  CHECK_MESSAGE(seen, "no in-progress row with status 200: " << json(rows).dump());
+  conn.close();
+  // Hanging up ends the exchange: it is recorded once, as the client's abort.
+  auto [done, ended] = await_rows(
+      api, "q=" + tag,
+      [](const std::vector<json>& r) {
+        return r.size() == 1 && r[0].value("outcome", "") == "client_aborted";
+      },
+      10000ms);
+  CHECK_MESSAGE(ended, json(done).dump());
 }
 
 TEST_CASE("the proxy's own answers (301, 404, 502, 504) never put a query credential on disk") {
