@@ -246,7 +246,8 @@ def build(runs):
 
 
 def check_targets(agg):
-    """The issue-5 targets, evaluated for proxy-on (capture ON)."""
+    """The data plane's targets (README, "Performance"), for capture ON (proxy-on) unless a
+    row names proxy-off."""
     out = []
 
     def add(name, value, limit, met, note=""):
@@ -257,17 +258,22 @@ def check_targets(agg):
         return agg.get(scen, {}).get(t, {}).get(key)
 
     on = "proxy-on"
-    for c, lim in (("64", 0.5), ("1", 0.8)):
-        v = g(f"S1-c{c}", on, "rps_vs_nginx")
-        add(f"S1 c={c}: req/s vs nginx", v, f">= {lim}", None if v is None else v >= lim,
-            "median of per-round pairs")
+    for c, t, lim in (("64", on, 0.8), ("64", "proxy-off", 1.0), ("1", on, 0.95),
+                      ("1", "proxy-off", 0.95)):
+        v = g(f"S1-c{c}", t, "rps_vs_nginx")
+        if v is not None:
+            label = "" if t == on else " (capture OFF)"
+            add(f"S1 c={c}{label}: req/s vs nginx", v, f">= {lim}", v >= lim,
+                "median of per-round pairs")
+    rss = g("S1-c64", on, "peak_rss_mb")
+    if rss is not None:
+        add("S1 c=64: proxy peak RSS (MB)", rss, "<= 64", rss <= 64)
     a50, n50 = g("S2", on, "added_p50_us"), g("S2", "nginx", "added_p50_us")
     a99, n99 = g("S2", on, "added_p99_us"), g("S2", "nginx", "added_p99_us")
     if a50 is not None and n50 is not None:
-        add("S2: added p50 (us)", a50, f"<= 2 x nginx ({2 * n50:.0f}) and <= 150",
-            a50 <= 2 * max(n50, 0) and a50 <= 150)
+        add("S2: added p50 (us)", a50, f"<= nginx's ({n50:.0f})", a50 <= max(n50, 0))
     if a99 is not None and n99 is not None:
-        add("S2: added p99 (us)", a99, f"<= 2 x nginx ({2 * n99:.0f})", a99 <= 2 * max(n99, 0))
+        add("S2: added p99 (us)", a99, f"<= 2 x nginx's ({2 * n99:.0f})", a99 <= 2 * max(n99, 0))
     d50 = g("S3-one", on, "added_delay_p50_us")
     if d50 is not None:
         add("S3: added per-event delay median (us)", d50, "<= 500", d50 <= 500)
@@ -298,19 +304,17 @@ def check_targets(agg):
     if s6:
         add(f"S6: streams complete of {s6['streams']}", s6["complete"], f"== {s6['streams']}",
             s6["complete"] == s6["streams"])
-        d99 = s6.get("added_delay_p99_us")
+        d99 = s6["event_delay_us"].get("p99")
         if d99 is not None:
-            add("S6: added per-event delay p99 (us)", d99, "<= 50000", d99 <= 50000)
+            # Not minus direct: 8,000 streams straight on the one-threaded mock are late by
+            # themselves (its p99 can exceed the proxy's), which would make "added" negative.
+            add("S6: per-event delay p99 (us, absolute)", d99, "<= 50000", d99 <= 50000,
+                "absolute arrival - stamp, not minus direct: the conservative reading")
         add("S6: proxy peak RSS (MB)", s6["peak_rss_mb"], "<= 120", s6["peak_rss_mb"] <= 120)
         add("S6: proxy threads (max)", s6["threads_max"], "", None)
     get99 = (g("S6-get", on, "latency_us") or {}).get("p99")
     if get99 is not None:
         add("S6: a GET beside the streams, p99 (us)", get99, "<= 20000", get99 <= 20000)
-    for c in ("64", "1"):
-        v = g(f"S1-c{c}", on, "rps_vs_proxy-off")
-        if v is not None:
-            add(f"S1 c={c}: capture ON vs OFF req/s", v, ">= 0.90", v >= 0.9,
-                "median of per-round pairs")
     down, on2 = agg.get("S2", {}).get("proxy-down"), agg.get("S2", {}).get(on)
     if down and on2:
         d50 = down["latency_us"]["p50"] - on2["latency_us"]["p50"]
@@ -437,7 +441,7 @@ def markdown(agg, checks, meta):
                "CPU %", "POST MB/s", "x direct", "x nginx", "RSS before MB", "peak RSS MB",
                "CPU %"], rows)
     if checks:
-        L.append("**Issue-5 targets (capture ON = proxy-on)**")
+        L.append("**Targets (capture ON = proxy-on unless a row says OFF)**")
         L.append("")
         rows = []
         for c in checks:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The logging-proxy benchmark (issue 5): direct vs nginx vs logging-proxy (capture off, on,
+# The logging-proxy benchmark: direct vs nginx vs logging-proxy (capture off, on,
 # on with the log server down), scenarios S1-S6, interleaved, one table + one JSON file.
 # Run by hand, as root or with sudo available for apt-get; never part of the test suite.
 # Everything listens on 127.0.0.1 only; every load is bounded in count and time.
