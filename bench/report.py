@@ -304,12 +304,14 @@ def check_targets(agg):
     if s6:
         add(f"S6: streams complete of {s6['streams']}", s6["complete"], f"== {s6['streams']}",
             s6["complete"] == s6["streams"])
-        d99 = s6["event_delay_us"].get("p99")
+        d99 = s6.get("added_delay_p99_us")
         if d99 is not None:
-            # Not minus direct: 8,000 streams straight on the one-threaded mock are late by
-            # themselves (its p99 can exceed the proxy's), which would make "added" negative.
-            add("S6: per-event delay p99 (us, absolute)", d99, "<= 50000", d99 <= 50000,
-                "absolute arrival - stamp, not minus direct: the conservative reading")
+            # Minus direct's p99, as every "added" figure here. 8,000 streams straight on the
+            # one-threaded mock can be later than through the proxy, so it can be negative;
+            # the absolute p99 goes in the note.
+            add("S6: added per-event delay p99 (us)", d99, "<= 50000", d99 <= 50000,
+                f"absolute p99 {s6['event_delay_us'].get('p99', 0):,.0f} us (direct's own: "
+                f"{(g('S6', 'direct', 'event_delay_us') or {}).get('p99', 0):,.0f} us)")
         add("S6: proxy peak RSS (MB)", s6["peak_rss_mb"], "<= 120", s6["peak_rss_mb"] <= 120)
         add("S6: proxy threads (max)", s6["threads_max"], "", None)
     get99 = (g("S6-get", on, "latency_us") or {}).get("p99")
