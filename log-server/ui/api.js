@@ -154,49 +154,119 @@ export function downloadLink(path, filename, label) {
   return a;
 }
 
+// A catch-up stops after this many rows: the feed keeps the newest 5,000 (feed.js MAX_ROWS).
+const CATCH_UP_ROWS = 5000;
+const CATCH_UP_PAGE = 500;
+const MAX_OPEN = 10000;  // exchanges in progress remembered for a catch-up's horizon
+
 // Follows GET /live (text/event-stream, "event: exchange" with a /requests item as data)
 // through fetch, so the token header can be sent. onItem(item) per event; onState(state)
 // with 'live' | 'polling' | 'reconnecting'. When /live answers 404 (an older server), polls
-// /requests every 2 s instead, handing each item of the first page to onItem. Returns a stop
-// function.
+// /requests every 2 s instead, handing each item of the first page to onItem. After a
+// reconnect the server resumes from Last-Event-ID when it still can; when it cannot (the
+// events are gone from its ring, or it restarted), the exchanges of the gap are paged from
+// /requests back to what was seen before it, at most CATCH_UP_ROWS, and handed on, oldest
+// first, before the events that arrived meanwhile. Returns a stop function.
 export function follow(filters, onItem, onState) {
   const controller = new AbortController();
   let stopped = false;
   let pollTimer = null;
 
-  // One look at the newest page: the fallback's tick, and a catch-up after a reconnect.
-  const poll = async (again = true) => {
+  // The fallback's tick: one look at the newest page.
+  const poll = async () => {
     if (stopped) return;
     try {
       const page = await getJson(`/requests${query({ ...filters, limit: 100 })}`,
                                  { signal: controller.signal });
       for (const item of page.requests.slice().reverse()) onItem(item);
-      if (again) onState('polling');
+      onState('polling');
     } catch (err) {
       if (stopped) return;
-      if (again) onState('reconnecting');
+      onState('reconnecting');
     }
-    if (!stopped && again) pollTimer = setTimeout(poll, 2000);
+    if (!stopped) pollTimer = setTimeout(poll, 2000);
+  };
+
+  // What was handed on, to know where a catch-up can stop: the newest start seen, and the
+  // exchanges seen in progress (their end may fall in the gap). Bounded: the oldest open ones
+  // are forgotten past MAX_OPEN.
+  let newestSeen = '';
+  const open = new Map();  // id -> started_at
+  const handOn = (item) => {
+    if (item && typeof item.started_at === 'string') {
+      if (item.started_at > newestSeen) newestSeen = item.started_at;
+      open.delete(item.id);
+      if (item.outcome === 'in_progress') {
+        open.set(item.id, item.started_at);
+        if (open.size > MAX_OPEN) open.delete(open.keys().next().value);
+      }
+    }
+    onItem(item);
+  };
+  let held = null;  // while catching up: the stream's items, handed on after it
+  const deliver = (item) => (held ? held.push(item) : handOn(item));
+
+  // Pages /requests from the newest back until a page reaches the horizon (the newest start
+  // seen, or an older exchange then in progress) and hands the rows on, oldest first; then
+  // what the stream brought meanwhile, so an event newer than a page wins. A drop during it
+  // runs it once more. A failed page ends it early: the feed shows what it got.
+  let again = false;
+  const catchUp = async () => {
+    if (held) {
+      again = true;
+      return;
+    }
+    held = [];
+    do {
+      again = false;
+      let horizon = newestSeen;
+      for (const started of open.values()) if (started < horizon) horizon = started;
+      const pages = [];
+      try {
+        let cursor;
+        let rows = 0;
+        while (!stopped && rows < CATCH_UP_ROWS) {
+          const page = await getJson(
+            `/requests${query({ ...filters, limit: CATCH_UP_PAGE, cursor })}`,
+            { signal: controller.signal });
+          pages.push(page.requests);
+          rows += page.requests.length;
+          const oldest = page.requests[page.requests.length - 1];
+          if (!page.next_cursor || !oldest || !horizon || oldest.started_at <= horizon) break;
+          cursor = page.next_cursor;
+        }
+      } catch {
+        // shown as far as it got
+      }
+      if (stopped) return;
+      for (const page of pages.reverse()) for (const item of page.slice().reverse()) handOn(item);
+    } while (again);
+    const later = held;
+    held = null;
+    for (const item of later) handOn(item);
   };
 
   let lastId = '';
   let attempt = 0;
   const stream = async () => {
     while (!stopped) {
-      // After a drop, what happened meanwhile: the server resumes from Last-Event-ID when it
-      // still can; the newest page covers the rest.
-      if (attempt++ > 0) await poll(false);
+      const reconnect = attempt++ > 0;
+      const resumeFrom = lastId;
       try {
         const res = await request(`/live${query(filters)}`,
                                   { signal: controller.signal,
                                     headers: { Accept: 'text/event-stream',
-                                               ...(lastId ? { 'Last-Event-ID': lastId } : {}) } });
+                                               ...(resumeFrom ? { 'Last-Event-ID': resumeFrom } : {}) } });
         if (res.status === 404) {
           pollTimer = setTimeout(poll, 0);
           return;
         }
         if (!res.ok || !res.body) throw new Error(`live: ${res.status}`);
         onState('live');
+        // Without an id to resume from, the gap is unknown: catch up. With one, the server's
+        // first line says whether it resumed (": live") or not (": live; missed events ...").
+        let first = true;
+        if (reconnect && !resumeFrom) catchUp();
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = '';
         let event = '';
@@ -215,18 +285,23 @@ export function follow(filters, onItem, onState) {
             if (m[0] === '\r' && m.index === buf.length - 1) break;
             const line = buf.slice(pos, m.index);
             pos = m.index + m[0].length;
+            const firstLine = first;
+            first = false;
             if (line === '') {
               if (data.length && (event === '' || event === 'exchange')) {
+                let item;
                 try {
-                  onItem(JSON.parse(data.join('\n')));
+                  item = JSON.parse(data.join('\n'));
                 } catch {
                   // not JSON: skipped
                 }
+                if (item !== undefined) deliver(item);
               }
               event = '';
               data = [];
             } else if (line.startsWith(':')) {
               // comment / keep-alive
+              if (firstLine && reconnect && resumeFrom && line.includes('missed events')) catchUp();
             } else {
               const colon = line.indexOf(':');
               const field = colon < 0 ? line : line.slice(0, colon);

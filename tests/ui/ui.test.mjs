@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -159,12 +160,13 @@ async function ingest(server, exchanges) {
 // --- processes ---------------------------------------------------------------------------------
 
 class LogServer {
-  constructor(dir, name, token) {
+  // `port` 0 lets the system choose; a fixed one lets a test restart a server in its place.
+  constructor(dir, name, token, port = 0) {
     this.token = token;
     this.lines = [];
     const data = path.join(dir, name);
     const config = path.join(dir, `${name}.yaml`);
-    writeFileSync(config, ['log_server:', '  host: "127.0.0.1"', '  port: 0',
+    writeFileSync(config, ['log_server:', '  host: "127.0.0.1"', `  port: ${port}`,
                            `  data_dir: ${JSON.stringify(data)}`,
                            ...(token ? [`  auth_token: "${token}"`] : []), ''].join('\n'));
     const env = { ...process.env };
@@ -538,6 +540,62 @@ test('the virtualised feed pages older rows on scroll; live arrivals do not move
   await page.waitForFunction((id) => document.querySelector('#feed [role=row][data-id]')?.dataset.id === id,
                              next.id, { timeout: 10000 });
   assert.ok(await page.locator('#feed-new').isHidden());
+});
+
+// A port nobody listens on now (the system's choice), for a server restarted in its place.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+test('after the log server restarts, the feed shows every exchange of the gap, not only the newest page', async () => {
+  // Its own server (a fixed port kept across the restart) and its own page: the reconnects
+  // refused while the server is down are expected console errors there.
+  const port = await freePort();
+  let ls = new LogServer(dir, 'restarted', undefined, port);
+  await ls.ready;
+  const p = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  p.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  try {
+    const before = plainCall({ question: 'before the restart' });
+    await ingest(ls, [before]);
+    await p.goto(`${ls.url}/`);
+    await p.locator(`#feed [role=row][data-id="${before.id}"]`).waitFor({ timeout: 10000 });
+    const live = plainCall({ question: 'live before the restart' });
+    await ingest(ls, [live]);  // gives the page an event id to resume from
+    await p.locator(`#feed [role=row][data-id="${live.id}"]`).waitFor({ timeout: 10000 });
+
+    // The page cannot reconnect until the gap is filled: 300 exchanges the restarted server
+    // has no events for, three pages of the old catch-up's 100.
+    await p.route('**/live*', (route) => route.abort());
+    await ls.stop();
+    ls = new LogServer(dir, 'restarted', undefined, port);
+    await ls.ready;
+    const t0 = Date.now();
+    const gap = Array.from({ length: 300 }, (_, i) =>
+      plainCall({ question: `in the gap ${i}`, startedAt: new Date(t0 + i) }));
+    await ingest(ls, gap);
+    await p.unroute('**/live*');
+
+    const rows = () => p.evaluate(() => Number(document.querySelector('#feed').getAttribute('data-rows')));
+    await p.waitForFunction(() => Number(document.querySelector('#feed').getAttribute('data-rows')) >= 302,
+                            null, { timeout: 20000 }).catch(() => {});
+    assert.equal(await rows(), 302, 'every exchange of the gap is listed, and the two from before');
+    // And the feed is live again.
+    const after = plainCall({ question: 'after the catch-up' });
+    await ingest(ls, [after]);
+    await p.locator(`#feed [role=row][data-id="${after.id}"]`).waitFor({ timeout: 10000 });
+    await shot(p, 'feed-after-restart');
+  } finally {
+    await p.close();
+    await ls.stop();
+  }
 });
 
 test('stats: per-group bar charts and the group_by switcher', async () => {
