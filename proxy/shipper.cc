@@ -214,16 +214,16 @@ void Shipper::warn_truncations() {
   // With room left in a working spool, the queue filled because frames arrived faster than
   // the shipper could spool them (a body at memory speed: the disk, or on a busy host the
   // shipper's share of the CPU, is behind).
-  const bool disk_behind =
+  const bool spooling_behind =
       config_.logging.spool_max_bytes > 0 && !spool_full_told_ && spool_.room() >= kMinSpoolCut;
   console_.line("[capture] WARNING: " + std::to_string(truncated - truncations_reported_) +
                 " exchanges truncated: " +
-                (disk_behind ? "capture queue full while the spool was being written: captures "
-                               "arrived faster than they could be spooled (raise "
-                               "logging.queue_bytes to absorb such bursts)"
-                             : "capture queue full while the spool was full, disabled or "
-                               "unwritable (raise logging.spool_max_bytes, or bring the log "
-                               "server back)") +
+                (spooling_behind ? "capture queue full while the spool was being written: captures "
+                                   "arrived faster than they could be spooled (raise "
+                                   "logging.queue_bytes to absorb such bursts)"
+                                 : "capture queue full while the spool was full, disabled or "
+                                   "unwritable (raise logging.spool_max_bytes, or bring the log "
+                                   "server back)") +
                 unrecorded_text() + "; clients are unaffected");
   truncations_reported_ = truncated;
   last_truncation_warning_ = now;
