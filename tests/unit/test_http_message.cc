@@ -389,6 +389,25 @@ TEST_CASE("header helpers") {
   CHECK_FALSE(lp::headers_have_token(h, "X-A", "3"));
 }
 
+TEST_CASE("is_event_stream table") {
+  const std::vector<std::pair<HeaderList, bool>> rows = {
+      {{{"Content-Type", "text/event-stream"}}, true},
+      {{{"content-type", "Text/Event-Stream; charset=utf-8"}}, true},
+      {{{"X-A", "1"}, {"Content-Type", "text/event-stream;charset=utf-8"}}, true},
+      {{{"Content-Type", "application/json"}}, false},
+      {{{"Content-Type", "text/event"}}, false},
+      {{{"Content-Type", " text/event-stream"}}, false},  // values arrive trimmed
+      {{{"X-Content-Type", "text/event-stream"}}, false},
+      {{}, false},
+  };
+  for (const auto& [headers, expected] : rows) {
+    const std::string shown =
+        headers.empty() ? std::string("(none)") : headers.back().name + ": " + headers.back().value;
+    INFO(shown);
+    CHECK(lp::is_event_stream(headers) == expected);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // request_framing
 
