@@ -32,7 +32,6 @@ class GaugeHold {
   ~GaugeHold() {
     if (gauge_) gauge_->fetch_sub(1, std::memory_order_relaxed);
   }
-  bool held() const { return gauge_ != nullptr; }
   void hold(std::atomic<int64_t>* gauge) {
     if (gauge_) return;
     gauge_ = gauge;

@@ -12,6 +12,12 @@
 namespace lp {
 namespace {
 
+// A bulk body (pieces of up to 64 KiB) keeps its write buffer from one read to the next; a
+// body that comes in small pieces (SSE events, NDJSON lines, a slow upstream) gives it back
+// after each write, so a stream idle for minutes between pieces holds none. The allocation
+// per small piece is nothing next to the piece's own syscalls.
+constexpr size_t kKeptWriteBuffer = 16 * 1024;
+
 // Per-chunk timings: `since` is the arrival of the oldest body bytes just written.
 void record_chunk_written(ExchangeTimings& t, Clock::time_point since) {
   const Clock::time_point written = Clock::now();
@@ -125,12 +131,10 @@ awaitable<bool> Forwarder::relay_response_body(Exchange& ex, BodyReader& body,
         record_chunk_written(ex.summary.timings, out_since);
         out_since = Clock::time_point{};
       }
-      if (ex.stream.held()) {
-        // An event stream may sit idle for minutes between events: it holds no buffer while
-        // it waits (an allocation per event is nothing next to its pace).
-        std::string().swap(out);
-      } else {
+      if (out.capacity() > kKeptWriteBuffer) {
         out.clear();
+      } else {
+        std::string().swap(out);
       }
     }
     if (body.done()) co_return true;
