@@ -550,6 +550,8 @@ struct ApiServer::Impl {
     res.set_header("Cache-Control", "no-store");
     res.set_header("X-Accel-Buffering", "no");
     const auto keepalive = deps.live.options().keepalive;
+    // The web UI reads "missed events" in this first line as its cue to page /requests back
+    // over the gap (ui/api.js, follow()).
     std::string first =
         sub->resumed() ? ": live\n\n" : ": live; missed events, re-list /requests\n\n";
     res.set_chunked_content_provider(
