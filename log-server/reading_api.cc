@@ -6,6 +6,7 @@
 
 #include "log-server/deriver.h"
 #include "log-server/exchange_json.h"
+#include "log-server/reading/json_text.h"
 
 namespace lp::logsrv {
 
@@ -118,7 +119,7 @@ std::string har_time(const std::string& started_at) {
 ojson body_value(const DecodedBody& body) {
   if (body.problem) return ojson{{"error", *body.problem}};
   if (body.bytes.empty()) return nullptr;
-  auto parsed = ojson::parse(body.bytes, nullptr, /*allow_exceptions=*/false);
+  auto parsed = reading::parse_json_text(body.bytes);
   if (!parsed.is_discarded()) return parsed;
   if (is_valid_utf8(body.bytes)) return body.bytes;
   return ojson{{"base64", base64(body.bytes)}};

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "common/ascii.h"
+#include "log-server/reading/json_text.h"
 #include "log-server/reading/llm_internal.h"
 
 namespace lp::logsrv::reading {
@@ -167,7 +168,7 @@ bool may_be_llm_call(std::string_view method, std::string_view destination) {
 std::unique_ptr<Derivation> start_derivation(const LlmExchange& exchange) {
   if (exchange.method != "POST") return nullptr;
   Target target = parse_destination(exchange.destination);
-  json body = json::parse(exchange.request_body, nullptr, /*allow_exceptions=*/false);
+  json body = parse_json_text(exchange.request_body);
   // Every API recognised here takes a JSON object; anything else is not an LLM call we can read.
   if (!body.is_object()) return nullptr;
   bool event_stream = response_is_event_stream(exchange.response_headers);

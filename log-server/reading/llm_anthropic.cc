@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "log-server/reading/json_text.h"
 #include "log-server/reading/llm_internal.h"
 
 namespace lp::logsrv::reading::detail {
@@ -211,7 +212,7 @@ class AnthropicMessages final : public JsonDerivation {
         }
         continue;
       }
-      json input = json::parse(json_buffers_[i], nullptr, /*allow_exceptions=*/false);
+      json input = parse_json_text(json_buffers_[i]);
       if (input.is_discarded()) {
         // The SDK would throw here; the raw text stays in the stored body.
         set_error("tool input of content block " + std::to_string(i) + " is not valid JSON (" +

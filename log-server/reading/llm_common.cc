@@ -1,5 +1,7 @@
 #include "log-server/reading/llm_internal.h"
 
+#include "log-server/reading/json_text.h"
+
 namespace lp::logsrv::reading::detail {
 
 JsonDerivation::JsonDerivation(std::string provider, std::string api, bool stream) {
@@ -14,7 +16,7 @@ void JsonDerivation::on_event(const SseEvent& event, std::optional<int64_t> arri
   if (!fields_.first_event_ms && arrival_us) {
     fields_.first_event_ms = static_cast<double>(*arrival_us) / 1000.0;
   }
-  json data = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
+  json data = parse_json_text(event.data);
   if (data.is_discarded()) {
     on_other_event(event);
   } else {
@@ -24,7 +26,9 @@ void JsonDerivation::on_event(const SseEvent& event, std::optional<int64_t> arri
 
 void JsonDerivation::on_body(std::string_view body, std::optional<int64_t> arrival_us) {
   current_arrival_us_ = arrival_us;
-  json data = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  json data = parse_json_text(body);
+  // No API read here answers with a bare string, number or literal: such a body is no answer.
+  if (!data.is_object() && !data.is_array()) data = json(json::value_t::discarded);
   on_json_body(data);
 }
 

@@ -33,7 +33,7 @@ class JsonDerivation : public Derivation {
   virtual void on_json_event(std::string_view type, const json& data) = 0;
   // One event whose data is not JSON ("[DONE]", garbage): ignored unless overridden.
   virtual void on_other_event(const SseEvent&) {}
-  // The whole non-streamed body, parsed (is_discarded() when it is not JSON).
+  // The whole non-streamed body, parsed (is_discarded() when it is not a JSON object or array).
   virtual void on_json_body(const json& body) = 0;
   // Fill result.assembled and the remaining fields; `cut` as passed to finish().
   virtual void finish_into(LlmResult& result, bool cut) = 0;

@@ -360,6 +360,10 @@ TEST_CASE("reading: HAR export passes the validator - JSONL round-trips every re
   for (int i = 0; i < 7; ++i) xs.push_back(chat_stream(make_id(300 + i), "gpt-4o", i, 1));
   xs.push_back(json_answer(make_id(320), "gzip", gzip(R"({"z":1})")));
   xs.push_back(json_answer(make_id(321), "", std::string("\x89PNG\r\n\x1a\n\x00\xff", 10)));
+  // JSON followed by a NUL byte is not JSON (a parser that stops at the NUL would hide "tail").
+  const std::string nul_tailed("{\"z\":1}\0tail", 12);
+  xs.push_back(json_answer(make_id(322), "", R"({"z":2})"));
+  xs.back().request_body = nul_tailed;
   ingest(ls, xs, 1);
   for (const Exchange& x : xs) await_llm(ls, x.id);
 
@@ -402,6 +406,7 @@ TEST_CASE("reading: HAR export passes the validator - JSONL round-trips every re
       CHECK(rec["request_body"]["model"] == "gpt-4o");
       CHECK(rec["assembled"]["object"] == "chat.completion");
     }
+    if (id == make_id(322)) CHECK(rec["request_body"] == nul_tailed);
     ++n;
   }
   CHECK(n == xs.size());

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -878,6 +879,44 @@ TEST_CASE("llm openai: start_derivation dispatches Anthropic and Gemini calls") 
         CHECK(!r.fields.model);
       }
     }
+  }
+}
+
+TEST_CASE("llm: a body that is not a JSON object or array is no answer, for every API") {
+  using namespace std::string_literals;
+  const std::string chat = R"({"model":"m","messages":[]})";
+  const std::string claude = R"({"model":"c","max_tokens":1,"messages":[]})";
+  const std::string gemini = R"({"contents":[]})";
+  const std::string gemini_url = "https://generativelanguage.googleapis.com/v1beta/models/g:";
+  const std::pair<std::string, std::string> calls[] = {
+      {"https://api.openai.com/v1/chat/completions", chat},
+      {"https://api.openai.com/v1/completions", R"({"model":"m","prompt":"p"})"},
+      {"https://api.openai.com/v1/embeddings", R"({"model":"m","input":"x"})"},
+      {"https://api.openai.com/v1/responses", R"({"model":"m","input":"x"})"},
+      {"https://api.anthropic.com/v1/messages", claude},
+      {gemini_url + "generateContent", gemini},
+      {gemini_url + "streamGenerateContent", gemini},
+  };
+  // nlohmann's parser stops at a NUL byte: without the guard "9\0..." would read as 9 and
+  // "{...}\0..." as the object, hiding what follows.
+  const std::string bodies[] = {
+      "9",
+      R"("text")",
+      "true",
+      "null",
+      "9\0{\"candidates\":[]}"s,
+      "{\"id\":\"x\"}\0tail"s,
+      "[{\"candidates\":[]}]\0tail"s,
+  };
+  for (const auto& [url, request] : calls) {
+    for (const std::string& body : bodies) {
+      CAPTURE(url);
+      CAPTURE(body);
+      LlmResult r = run_body(url, request, body);
+      CHECK(r.assembled.is_null());
+    }
+    // A request body holding a NUL byte is not JSON, so no call is recognised.
+    CHECK(start(url, request + "\0"s, kJson) == nullptr);
   }
 }
 
