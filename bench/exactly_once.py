@@ -25,7 +25,7 @@ ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "
 ap.add_argument("--duration", type=int, default=60)
 ap.add_argument("-c", "--connections", type=int, default=64)
 ap.add_argument("--batch-bytes", default="", help="logging.batch_bytes for the proxy (e.g. 4MiB)")
-ap.add_argument("--queue-bytes", default="", help="logging.queue_bytes for the proxy (default 32MiB)")
+ap.add_argument("--queue-bytes", default="", help="logging.queue_bytes for the proxy (default 24MiB)")
 ap.add_argument("--spool-max-bytes", default="",
                 help="logging.spool_max_bytes for the proxy (default 1GiB; e.g. 4GiB)")
 a = ap.parse_args()

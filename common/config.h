@@ -100,8 +100,9 @@ struct LoggingConfig {
   std::vector<std::string> redact_headers = {"Authorization", "Proxy-Authorization", "X-Api-Key",
                                              "Api-Key",       "X-Goog-Api-Key",      "Cookie",
                                              "Set-Cookie"};
-  // Capture frames waiting to be shipped; when full, exchanges are marked truncated.
-  size_t queue_bytes = 32 * 1024 * 1024;
+  // All capture memory: frames waiting and batches being shipped; when full, exchanges are
+  // marked truncated.
+  size_t queue_bytes = 24 * 1024 * 1024;
   // Batches the log server did not take wait here (survives restarts); when full, truncated.
   std::string spool_dir = "spool";
   uint64_t spool_max_bytes = 1024ULL * 1024 * 1024;

@@ -21,7 +21,7 @@ bool CaptureQueue::push(std::string&& frame, bool force) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t cost = cost_of(frame);
-    if (bytes_ + cost > (force ? forced_max_bytes_ : max_bytes_)) return false;
+    if (bytes_ + outside_ + cost > (force ? forced_max_bytes_ : max_bytes_)) return false;
     bytes_ += cost;
     frames_.push_back(std::move(frame));
     if (bytes_ >= wake_at_bytes_) {
@@ -60,6 +60,7 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
              (taken.empty() || start + taken_bytes + frames_.front().size() <= max_bytes)) {
         std::string& f = frames_.front();
         bytes_ -= cost_of(f);
+        outside_ += cost_of(f);
         taken_bytes += f.size();
         taken.push_back(std::move(f));
         frames_.pop_front();
@@ -85,7 +86,16 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
 }
 
 bool CaptureQueue::wait(std::chrono::steady_clock::time_point deadline, bool for_high_water) {
-  return wait_until(deadline, for_high_water ? high_water_ : kNoWaiter) >= high_water_;
+  // outside_ changes only on the calling (shipper) thread: during the wait the mark is a
+  // number of queued bytes.
+  const size_t held = outside();
+  const size_t mark = held < high_water_ ? high_water_ - held : 0;
+  return wait_until(deadline, for_high_water ? mark : kNoWaiter) >= mark;
+}
+
+bool CaptureQueue::past_high_water() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_ + outside_ >= high_water_;
 }
 
 bool CaptureQueue::wait_for_bytes(std::chrono::steady_clock::time_point deadline, size_t n) {
@@ -120,6 +130,16 @@ void CaptureQueue::close() {
     closed_ = true;
   }
   cv_.notify_all();
+}
+
+void CaptureQueue::set_outside(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  outside_ = bytes;
+}
+
+size_t CaptureQueue::outside() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outside_;
 }
 
 size_t CaptureQueue::bytes() const {

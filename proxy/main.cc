@@ -97,6 +97,10 @@ std::string render_metrics(const lp::ProxyMetrics& metrics, const lp::ProxyServe
               load(cc.unrecorded));
   out.gauge("logging_proxy_capture_queue_bytes", "Capture frames waiting in memory, in bytes.",
             static_cast<int64_t>(queue.bytes()));
+  out.gauge("logging_proxy_capture_shipping_bytes",
+            "Capture memory the shipper holds: batches being cut, sent or re-sent, in bytes. "
+            "With the queue's, bounded by logging.queue_bytes.",
+            static_cast<int64_t>(queue.outside()));
   const lp::ShipperCounters& sc = shipper.counters();
   out.gauge("logging_proxy_spool_batches", "Capture batches waiting in the spool on disk.",
             static_cast<int64_t>(load(sc.spool_batches)));

@@ -288,6 +288,16 @@ void Shipper::run() {
   auto past_stop_deadline = [&] {
     return stopping_ && SteadyClock::now().time_since_epoch().count() >= stop_deadline_ns_;
   };
+  std::string cut;
+  // What this thread holds of the capture memory, which the queue's bound counts: the batch
+  // being cut (its buffer is reused), those in flight, those held for a refusing spool.
+  auto report_outside = [&] {
+    size_t bytes = cut.capacity();
+    for (const InFlight& f : in_flight) bytes += f.held.batch.capacity();
+    for (const Held& h : oldest) bytes += h.batch.capacity();
+    if (refused) bytes += refused->batch.capacity();
+    queue_.set_outside(bytes);
+  };
   auto start_send = [&](InFlight f, std::optional<uint64_t> after) {
     std::array<bool, kMaxBatchesInFlight> busy{};
     for (const InFlight& g : in_flight) busy[g.sender] = true;
@@ -295,6 +305,7 @@ void Shipper::run() {
     if (f.sender == busy.size()) std::abort();  // callers keep in_flight below the senders
     in_flight.push_back(std::move(f));
     begin_send(in_flight.back().sender, &in_flight.back().held.batch, after);
+    report_outside();  // a batch read back from the spool is new memory
   };
   auto on_outcome = [&](const Outcome& outcome) {
     auto it = std::find_if(in_flight.begin(), in_flight.end(),
@@ -346,7 +357,6 @@ void Shipper::run() {
     }
     return InFlight::spooled(std::move(*b));
   };
-  std::string cut;
   while (true) {
     warn_truncations();
     counters_.spool_batches.store(spool_.count(), std::memory_order_relaxed);
@@ -357,6 +367,7 @@ void Shipper::run() {
       on_outcome(*r);
     }
     counters_.batches_in_flight.store(in_flight.size(), std::memory_order_relaxed);
+    report_outside();  // what the outcomes just taken freed, before any decision reads it
     const auto now = SteadyClock::now();
     // Oldest first: held failed batches, the spool, a batch the spool refused; one at a time
     // but for spooled batches (next_spooled).
@@ -446,7 +457,7 @@ void Shipper::run() {
       } else {
         std::this_thread::sleep_until(until);
       }
-      return queue_.bytes() >= queue_.high_water();
+      return queue_.past_high_water();
     };
     if (refused) {
       idle(false);
@@ -469,7 +480,10 @@ void Shipper::run() {
     }
     if (!spool_behind(cut, seq_)) {
       refused = Held{std::move(cut), seq_, 0};
-    } else if (overflow) {
+      continue;
+    }
+    std::string().swap(cut);  // on disk now: its memory is room for the queue again
+    if (overflow) {
       counters_.batches_overflowed.fetch_add(1, std::memory_order_relaxed);
       if (!overflow_told_) {
         overflow_told_ = true;

@@ -18,7 +18,8 @@
 // kMaxBatchesInFlight at a time, each naming the one before it; the log server applies every
 // batch in seq order, each once. A spooled batch leaves the spool only once acknowledged. When the
 // spool is full too, frames stay in the queue, it fills, and new exchanges are marked truncated:
-// the client path never waits on any of this.
+// the client path never waits on any of this. Every batch the shipper holds in memory counts
+// against the queue's bound (CaptureQueue::set_outside), so logging.queue_bytes bounds it all.
 #pragma once
 
 #include <array>

@@ -137,8 +137,8 @@ TEST_CASE("admin: /metrics is valid Prometheus text and its counters move") {
                      [](double v) { return v >= 1; }) >= 1);
   CHECK(metric(admin, "logging_proxy_log_server_up") == 0);
 
-  // 4 MiB of request bodies into a 1 MiB queue that cannot drain (plus the one batch held for
-  // the next attempt, up to batch_bytes): truncations are counted.
+  // 4 MiB of request bodies into a 1 MiB queue that cannot drain (the batch held for the next
+  // attempt counts against it too): truncations are counted.
   const std::string body(64 * 1024, 'x');
   for (int i = 0; i < 64; ++i) {
     CHECK(http_exchange(proxy.port(), make_request("POST", "/mock/echo", proxy.port(), {}, body),
@@ -148,7 +148,14 @@ TEST_CASE("admin: /metrics is valid Prometheus text and its counters move") {
   expect_metric(admin, "logging_proxy_request_body_bytes_total", {}, 64.0 * 64 * 1024);
   auto full = scrape(admin);
   CHECK(prom_value(full, "logging_proxy_truncated_exchanges_total").value_or(0) >= 1);
-  CHECK(prom_value(full, "logging_proxy_capture_queue_bytes").value_or(0) > 512 * 1024);
+  const double queued = prom_value(full, "logging_proxy_capture_queue_bytes").value_or(0);
+  const std::optional<double> shipping = prom_value(full, "logging_proxy_capture_shipping_bytes");
+  CHECK(queued > 512 * 1024);
+  REQUIRE(shipping);
+  // Within the bound, but for the end frames of the truncated exchanges (the reserve; each well
+  // under 1 KiB).
+  CHECK(queued + *shipping <= 1024 * 1024 + 64 * 1024);
+  CHECK(*shipping > 0);
 }
 
 TEST_CASE("admin: spooling shows in /metrics, and healthz, readyz, 404 and 405 answers") {

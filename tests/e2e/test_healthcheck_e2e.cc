@@ -4,15 +4,12 @@
 // time it took is reported, not asserted beyond that generous bound.
 #include <doctest/doctest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <string>
 #include <vector>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/log_server_fixture.h"
+#include "tests/support/silent_listener.h"
 
 using namespace e2e;
 
@@ -85,21 +82,10 @@ TEST_CASE("healthcheck: a server answering /healthz with 404 is unhealthy") {
 }
 
 TEST_CASE("healthcheck: a listener that never answers times out within --timeout") {
-  // Connections complete in the kernel's backlog; nothing ever reads or answers them.
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(fd, 8) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  lp::test::SilentListener silent;
   TempDir dir;
   Outcome o = healthcheck(
-      {"--timeout", "500ms", "--config", config_for(dir, "127.0.0.1", ntohs(addr.sin_port))},
-      500ms);
-  ::close(fd);
+      {"--timeout", "500ms", "--config", config_for(dir, "127.0.0.1", silent.port())}, 500ms);
   CHECK(o.exit_code == 1);
   CHECK(o.output.find("timed out after 500 ms") != std::string::npos);
   CHECK(o.ms >= 450);  // it did wait for the answer

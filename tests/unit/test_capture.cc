@@ -135,7 +135,33 @@ TEST_CASE("CaptureQueue refuses frames beyond its bound except forced ones") {
   CHECK(q.pop_batch(&out, 1 << 20, now, std::chrono::milliseconds(0)) == 3);
   CHECK(out == "1234567890end");
   CHECK(q.bytes() == 0);
+  q.set_outside(0);  // the shipper let go of the batch
   CHECK(q.push("again"));
+}
+
+TEST_CASE("CaptureQueue's bound counts what the shipper holds outside it until it lets go") {
+  CaptureQueue q(100);
+  CHECK(q.push(std::string(40, 'a')));
+  CHECK(q.push(std::string(40, 'b')));
+  const size_t queued = q.bytes();
+  std::string out;
+  auto now = std::chrono::steady_clock::now();
+  CHECK(q.pop_batch(&out, 1 << 20, now, std::chrono::milliseconds(0)) == 2);
+  // Popped, the frames are in a batch the shipper holds: still counted, never in neither.
+  CHECK(q.bytes() == 0);
+  CHECK(q.outside() == queued);
+  CHECK_FALSE(q.push(std::string(40, 'c')));
+  CHECK(q.push(std::string(15, 'd')));  // what is left of the bound
+  // The shipper reports a batch it still sends, then that it let go.
+  q.set_outside(out.capacity());
+  CHECK_FALSE(q.push(std::string(40, 'e')));
+  q.set_outside(0);
+  CHECK(q.push(std::string(40, 'e')));
+  CHECK(q.outside() == 0);
+  // An end frame may still use the reserve while the shipper holds the whole bound.
+  q.set_outside(100);
+  CHECK_FALSE(q.push("x"));
+  CHECK(q.push("end", /*force=*/true));
 }
 
 TEST_CASE("CaptureQueue admits forced frames into a bounded reserve only") {
@@ -224,12 +250,13 @@ TEST_CASE("CaptureQueue: a batch gathers until it is full or old, woken once whe
 
 TEST_CASE("CaptureQueue: wait() ends at high water, on wake, on close, or at its deadline") {
   using namespace std::chrono_literals;
-  // Pushes of 100-byte frames before wait(), whether it watches high water, and a wake or
-  // close sent before it: wait() must return at once, or at its deadline, and say whether
-  // the queue holds high_water bytes.
+  // Pushes of 100-byte frames before wait(), the bytes the shipper holds outside the queue,
+  // whether it watches high water, and a wake or close sent before it: wait() must return at
+  // once, or at its deadline, and say whether the capture memory has reached high_water.
   struct Case {
     const char* name;
     int pushes;
+    size_t outside;
     bool for_high_water;
     bool wake;
     bool close;
@@ -237,20 +264,26 @@ TEST_CASE("CaptureQueue: wait() ends at high water, on wake, on close, or at its
     bool above;
   };
   const Case cases[] = {
-      {"below high water: waits out the deadline", 2, true, false, false, false, false},
-      {"at high water: at once", 5, true, false, false, true, true},
-      {"past high water but not watching: waits", 5, false, false, false, false, true},
-      {"a wake sent earlier is not lost", 0, true, true, false, true, false},
-      {"closed: at once", 0, true, false, true, true, false},
+      {"below high water: waits out the deadline", 2, 0, true, false, false, false, false},
+      {"at high water: at once", 5, 0, true, false, false, true, true},
+      {"at high water with what the shipper holds: at once", 2, 300, true, false, false, true,
+       true},
+      {"the shipper alone holds high water: at once", 0, 600, true, false, false, true, true},
+      {"below with what the shipper holds: waits", 1, 300, true, false, false, false, false},
+      {"past high water but not watching: waits", 5, 0, false, false, false, false, true},
+      {"a wake sent earlier is not lost", 0, 0, true, true, false, true, false},
+      {"closed: at once", 0, 0, true, false, true, true, false},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
     CaptureQueue q(1000, 500);
     for (int i = 0; i < c.pushes; ++i) REQUIRE(q.push(std::string(100, 'x')));
+    q.set_outside(c.outside);
     if (c.wake) q.wake();
     if (c.close) q.close();
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(q.wait(t0 + 100ms, c.for_high_water) == c.above);
+    CHECK(q.past_high_water() == c.above);
     const auto waited = std::chrono::steady_clock::now() - t0;
     if (c.returns_at_once) {
       CHECK(waited < 90ms);

@@ -171,7 +171,7 @@ TEST_CASE("capture keys: defaults and explicit values") {
   lp::Config d = lp::parse_config("", "c.yaml");
   CHECK(d.logging.redact);
   CHECK(d.logging.redact_headers.size() == 7);
-  CHECK(d.logging.queue_bytes == 32u << 20);
+  CHECK(d.logging.queue_bytes == 24u << 20);
   CHECK(d.logging.spool_dir == "spool");
   CHECK(d.logging.spool_max_bytes == 1ull << 30);
   CHECK(d.logging.batch_bytes == 1u << 20);
