@@ -28,6 +28,13 @@ std::string_view clip(std::string_view text) {
 }
 constexpr size_t kInitialBuffer = 4 * 1024;
 
+// A response whose head does not give its length (an event stream, NDJSON lines, any chunked
+// or close-delimited body) may wait long for its first byte; one with a Content-Length is
+// whole soon enough to go out with its body.
+bool may_be_a_stream(const ResponseHead& head) {
+  return is_event_stream(head.headers) || find_header(head.headers, "Content-Length") == nullptr;
+}
+
 // One spare buffer per event-loop thread: an exchange that starts takes its capacity (an
 // exchange running beside it on the same loop finds it empty and allocates), one that ends
 // gives its buffer back, so a loop's exchanges reuse capacity instead of allocating.
@@ -170,9 +177,10 @@ class CaptureObserver : public ExchangeObserver {
     append_captured_response_head(&buf_, head, redactor());
     wire::finish_data(&buf_, at, data_at);
     if (heads_bytes_ == at) heads_bytes_ = buf_.size();
-    if (is_event_stream(head.headers)) {
+    if (may_be_a_stream(head)) {
       // A stream's start goes out now, not with its first event (which may be minutes
-      // away): the log server shows it begun, and the wait holds no buffer.
+      // away: a local model loading): the log server shows it begun, and the wait holds no
+      // buffer.
       if (!push(/*force=*/false)) truncate();
     } else {
       maybe_flush(now);

@@ -14,8 +14,10 @@
 //                          SHA-256, never buffered. `headers` is in httplib's order (sorted by
 //                          name, repeats in arrival order) minus httplib's REMOTE_*/LOCAL_*, and
 //                          httplib 0.11.4 percent-decodes values: test with plain values.
-//   /sse?n=N&ms=D&first_ms=F[&hold=1]   N events `data: {"i":K,"t_us":SEND_TIME}` D ms apart,
-//                          the first after F ms; a client that goes away is recorded in /stats.
+//   /sse?n=N&ms=D&first_ms=F[&hold=1][&ndjson=1]   N events `data: {"i":K,"t_us":SEND_TIME}`
+//                          D ms apart, the first after F ms; a client that goes away is recorded
+//                          in /stats. With ndjson=1, lines `{"i":K,"t_us":SEND_TIME}` as
+//                          application/x-ndjson (Ollama's streams) instead.
 //                          With hold=1 the events after the first wait for /release (then
 //                          come D ms apart from it), so a test can hold many streams open.
 //   /release               lets every held /sse stream go on (once; later streams are not held).
@@ -392,6 +394,7 @@ struct SseState {
   int64_t start_us = 0, first_us = 0, gap_us = 0;
   long long sent = 0;
   bool hold = false;
+  bool ndjson = false;
   bool started = false;
   bool complete = false;
   int64_t gone_us = 0;
@@ -404,6 +407,7 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
   st->gap_us = std::max(0LL, param_ll(req, "ms", 100)) * 1000;
   st->first_us = std::max(0LL, param_ll(req, "first_ms", 0)) * 1000;
   st->hold = param_ll(req, "hold", 0) != 0;
+  st->ndjson = param_ll(req, "ndjson", 0) != 0;
   st->start_us = mono_us();
   {
     std::lock_guard<std::mutex> lk(g_stats.mu);
@@ -412,7 +416,7 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
   }
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
-      "text/event-stream",
+      st->ndjson ? "application/x-ndjson" : "text/event-stream",
       [st](size_t, httplib::DataSink& sink) {
         st->started = true;
         if (st->sent >= st->n) {
@@ -448,8 +452,9 @@ void handle_sse(const httplib::Request& req, httplib::Response& res) {
           sleep_us(std::min(due - now, interval_us));
         }
         const int64_t t = mono_us();
-        std::string event =
-            "data: {\"i\":" + std::to_string(st->sent) + ",\"t_us\":" + std::to_string(t) + "}\n\n";
+        const std::string line =
+            "{\"i\":" + std::to_string(st->sent) + ",\"t_us\":" + std::to_string(t) + "}\n";
+        const std::string event = st->ndjson ? line : "data: " + line + "\n";
         if (!sink.write(event.data(), event.size())) {
           st->gone_us = mono_us();
           return false;

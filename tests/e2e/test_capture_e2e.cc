@@ -1476,37 +1476,42 @@ TEST_CASE("capture: timings carry the proxy's overhead, connect time and per-chu
   CHECK(pooled >= 1);
 }
 
-TEST_CASE("capture: an event stream is on record with its status before its first event") {
+TEST_CASE("capture: a stream is on record with its status before its first event or line") {
   CaptureStack stack;
   auto& [dir, mock, data, spool, ls, proxy, port, api] = stack;
-  const std::string tag = run_tag("early");
-
-  // The first event is 60 s away; the head is sent at once. A user watching the log server
-  // sees the stream begun (200, in progress) while it waits, and the wait holds no capture
-  // buffer in the proxy.
-  RawConn conn(port);
-  REQUIRE(
-      conn.send_all(make_request("GET", "/mock/sse?n=1&ms=0&first_ms=60000&tag=" + tag, port, {})));
-  const std::optional<ResponseHead> head = conn.read_head(5000ms);
-  REQUIRE(head);
-  REQUIRE(head->status == 200);
-  auto [rows, seen] = await_rows(
-      api, "q=" + tag,
-      [](const std::vector<json>& r) {
-        return r.size() == 1 && r[0].value("status", 0) == 200 &&
-               r[0].value("outcome", "") == "in_progress";
-      },
-      10000ms);
-  CHECK_MESSAGE(seen, "no in-progress row with status 200: " << json(rows).dump());
-  conn.close();
-  // Hanging up ends the exchange: it is recorded once, as the client's abort.
-  auto [done, ended] = await_rows(
-      api, "q=" + tag,
-      [](const std::vector<json>& r) {
-        return r.size() == 1 && r[0].value("outcome", "") == "client_aborted";
-      },
-      10000ms);
-  CHECK_MESSAGE(ended, json(done).dump());
+  // An SSE stream, and Ollama's kind: NDJSON lines in a chunked body.
+  for (const std::string kind : {"sse", "ndjson"}) {
+    CAPTURE(kind);
+    const std::string tag = run_tag("early-" + kind);
+    // The first event is 60 s away; the head is sent at once. A user watching the log server
+    // sees the stream begun (200, in progress) while it waits, and the wait holds no capture
+    // buffer in the proxy.
+    RawConn conn(port);
+    REQUIRE(conn.send_all(make_request(
+        "GET",
+        "/mock/sse?n=1&ms=0&first_ms=60000&tag=" + tag + (kind == "ndjson" ? "&ndjson=1" : ""),
+        port, {})));
+    const std::optional<ResponseHead> head = conn.read_head(5000ms);
+    REQUIRE(head);
+    REQUIRE(head->status == 200);
+    auto [rows, seen] = await_rows(
+        api, "q=" + tag,
+        [](const std::vector<json>& r) {
+          return r.size() == 1 && r[0].value("status", 0) == 200 &&
+                 r[0].value("outcome", "") == "in_progress";
+        },
+        10000ms);
+    CHECK_MESSAGE(seen, "no in-progress row with status 200: " << json(rows).dump());
+    conn.close();
+    // Hanging up ends the exchange: it is recorded once, as the client's abort.
+    auto [done, ended] = await_rows(
+        api, "q=" + tag,
+        [](const std::vector<json>& r) {
+          return r.size() == 1 && r[0].value("outcome", "") == "client_aborted";
+        },
+        10000ms);
+    CHECK_MESSAGE(ended, json(done).dump());
+  }
 }
 
 TEST_CASE("the proxy's own answers (301, 404, 502, 504) never put a query credential on disk") {

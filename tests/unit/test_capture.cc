@@ -450,6 +450,7 @@ TEST_CASE("a short exchange is one push, its metas equal nlohmann's, with masked
   ResponseHead resp;
   resp.status = 200;
   resp.reason = "OK";
+  resp.headers = {{"Content-Length", "1024"}};
   obs->on_response_head(resp);
   obs->on_response_body(std::string(1024, 'r'), Clock::now());
   ExchangeSummary s;
@@ -542,6 +543,7 @@ TEST_CASE("frames are pushed early when big or old, and in order") {
   ResponseHead resp;
   resp.status = 200;
   resp.reason = "OK";
+  resp.headers = {{"Content-Length", "18"}};  // its length known: not a stream
   obs->on_response_head(resp);
   obs->on_response_body("data: 1\n\n", Clock::now());
   CHECK(q.bytes() == 0);
@@ -564,6 +566,49 @@ TEST_CASE("frames are pushed early when big or old, and in order") {
                                 T::kResponseBody, T::kResponseBody, T::kEnd});
   CHECK(decoded->frames[2].data == std::string(20000, 'x'));
   CHECK(decoded->frames[5].data == "data: 2\n\n");
+}
+
+TEST_CASE("a response that may be a stream has its start pushed at its head") {
+  const struct {
+    const char* name;
+    HeaderList headers;
+    bool pushed;
+  } rows[] = {
+      {"an event stream", {{"Content-Type", "text/event-stream; charset=utf-8"}}, true},
+      {"NDJSON, chunked",
+       {{"Content-Type", "application/x-ndjson"}, {"Transfer-Encoding", "chunked"}},
+       true},
+      {"JSON, chunked",
+       {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}},
+       true},
+      {"until the connection closes", {{"Content-Type", "application/json"}}, true},
+      {"an event stream with a length",
+       {{"Content-Type", "text/event-stream"}, {"Content-Length", "9"}},
+       true},
+      {"JSON with its length",
+       {{"Content-Type", "application/json"}, {"content-length", "20"}},
+       false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.name);
+    CaptureQueue q(1 << 20);
+    CaptureTee tee(q, Redactor(true, {}));
+    auto obs = tee.start(sample_info());
+    RequestHead head;
+    head.method = "POST";
+    head.target = "/v1/chat/completions";
+    obs->on_request_head(head);
+    ResponseHead resp;
+    resp.status = 200;
+    resp.reason = "OK";
+    resp.headers = row.headers;
+    obs->on_response_head(resp);
+    CHECK((q.bytes() > 0) == row.pushed);
+    obs->on_end(ExchangeSummary{});
+    const std::vector<wire::Frame> frames = drain(q);
+    REQUIRE(frames.size() == 4);  // begin, both heads and the end, in order either way
+    CHECK(frames[2].type == wire::FrameType::kResponseHead);
+  }
 }
 
 TEST_CASE(
