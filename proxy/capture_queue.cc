@@ -87,9 +87,12 @@ size_t CaptureQueue::pop_batch(std::string* out, size_t max_bytes,
 
 bool CaptureQueue::wait(std::chrono::steady_clock::time_point deadline, bool for_high_water) {
   // outside_ changes only on the calling (shipper) thread: during the wait the mark is a
-  // number of queued bytes.
+  // number of queued bytes. However much the shipper holds, the mark is at least a quarter of
+  // high_water queued: with nothing queued there is nothing to move to the spool (a wait that
+  // ended at once would spin), and a trickle of small cuts would cost an fsync each.
   const size_t held = outside();
-  const size_t mark = held < high_water_ ? high_water_ - held : 0;
+  const size_t floor = std::max<size_t>(high_water_ / 4, 1);
+  const size_t mark = std::max(held < high_water_ ? high_water_ - held : 0, floor);
   return wait_until(deadline, for_high_water ? mark : kNoWaiter) >= mark;
 }
 

@@ -47,9 +47,10 @@ class CaptureQueue {
                    std::chrono::steady_clock::time_point first_frame_deadline,
                    std::chrono::steady_clock::duration batch_age);
   // Waits until `deadline`, a wake(), close(), or (if `for_high_water`) the capture memory
-  // reaching high_water bytes. True if it has reached them on return.
+  // reaching high_water bytes with at least a quarter of high_water queued (what a cut for the
+  // spool can take). True if that holds on return.
   bool wait(std::chrono::steady_clock::time_point deadline, bool for_high_water);
-  bool past_high_water() const;
+  bool past_high_water() const;  // the capture memory alone, queued or not
   // The same for `n` bytes instead of the high-water mark (the shipper, for a full batch).
   bool wait_for_bytes(std::chrono::steady_clock::time_point deadline, size_t n);
   // Ends the shipper's current or next wait (pop_batch or wait) early; a wake with nobody
