@@ -29,6 +29,7 @@
 #include "log-server/metrics.h"
 #include "log-server/recovery.h"
 #include "log-server/retention.h"
+#include "tests/support/await.h"
 #include "tests/support/temp_dir.h"
 
 using namespace lp;
@@ -42,6 +43,7 @@ constexpr int64_t kUsPerDay = 86400LL * 1000000;
 constexpr int64_t kNow = 1758369600LL * 1000000;  // 2025-09-20T12:00:00Z
 constexpr int64_t k30d = 30 * kUsPerDay;
 
+using lp::test::await;
 using lp::test::TempDir;
 
 void write_bytes(const std::string& path, int64_t n) {
@@ -183,16 +185,6 @@ std::vector<std::string> ids_of(const std::vector<ExchangeRow>& rows) {
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r.id);
   return out;
-}
-
-template <typename F>
-bool await(F cond, std::chrono::milliseconds timeout = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);  // a poll: another thread's progress has no signal here
-  }
-  return true;
 }
 
 }  // namespace

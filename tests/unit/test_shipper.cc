@@ -6,27 +6,13 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <functional>
 #include <string>
-#include <thread>
 
+#include "tests/support/await.h"
 #include "tests/support/silent_listener.h"
 #include "tests/support/temp_dir.h"
 
-namespace {
-
 using namespace std::chrono_literals;
-
-bool await(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-}  // namespace
 
 TEST_CASE("shipper: the queue's bound counts the batches the shipper holds") {
   lp::test::TempDir dir("lp-shipper");
@@ -54,8 +40,7 @@ TEST_CASE("shipper: the queue's bound counts the batches the shipper holds") {
   };
   for (int i = 0; i < 40; ++i) REQUIRE(push());
   // A first batch is cut and sent; its POST is never answered.
-  REQUIRE(await([&] { return queue.outside() > 0; }, 5000ms));
-  CHECK(shipper.counters().batches_in_flight.load() + queue.outside() > 0);
+  REQUIRE(lp::test::await([&] { return queue.outside() > 0; }));
   for (int i = 0; i < 1000 && push(); ++i) {
   }
   // Nothing left memory (no answer, no spool): all admitted is still held, and within the bound.
