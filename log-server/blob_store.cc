@@ -24,32 +24,15 @@ constexpr size_t kSyncfsThreshold = 64;
 // Pieces gathered for one write; below IOV_MAX (1024).
 constexpr size_t kMaxGathered = 256;
 
-[[noreturn]] void fail(const std::string& op, const std::string& path) {
-  int err = errno;
-  throw DiskError(err, op + " " + path + ": " + std::strerror(err));
-}
-
-void fsync_path(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail("open", dir);
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    errno = err;
-    fail("fsync", dir);
-  }
-  ::close(fd);
-}
-
 // mkdir 0700; true when it was created now.
 bool make_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) == 0) return true;
-  if (errno != EEXIST) fail("mkdir", dir);
+  if (errno != EEXIST) throw_disk_error("mkdir", dir);
   struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) fail("stat", dir);
+  if (::stat(dir.c_str(), &st) != 0) throw_disk_error("stat", dir);
   if (!S_ISDIR(st.st_mode)) {
     errno = ENOTDIR;
-    fail("mkdir", dir);
+    throw_disk_error("mkdir", dir);
   }
   return false;
 }
@@ -71,7 +54,7 @@ bool matches_shape(std::string_view s, size_t pos, std::string_view shape) {
 // Entries of `dir` (not . and ..) that are directories (`want_dir`) or regular files.
 std::vector<std::string> list_dir(const std::string& dir, bool want_dir) {
   DIR* d = ::opendir(dir.c_str());
-  if (!d) fail("opendir", dir);
+  if (!d) throw_disk_error("opendir", dir);
   std::vector<std::string> names;
   errno = 0;
   while (struct dirent* e = ::readdir(d)) {
@@ -90,7 +73,7 @@ std::vector<std::string> list_dir(const std::string& dir, bool want_dir) {
   ::closedir(d);
   if (err != 0) {
     errno = err;
-    fail("readdir", dir);
+    throw_disk_error("readdir", dir);
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -143,6 +126,26 @@ bool is_blob_file_name(std::string_view day, std::string_view name) {
 
 DiskError::DiskError(int err, const std::string& what) : std::runtime_error(what), err_(err) {}
 
+void throw_disk_error(const std::string& op, const std::string& path) {
+  int err = errno;
+  throw DiskError(err, op + " " + path + ": " + std::strerror(err));
+}
+
+void fsync_directory(const std::string& dir, bool missing_ok) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (missing_ok && errno == ENOENT) return;
+    throw_disk_error("open", dir);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    throw_disk_error("fsync", dir);
+  }
+  ::close(fd);
+}
+
 bool DiskError::disk_full() const {
   return err_ == ENOSPC || err_ == EDQUOT;
 }
@@ -153,7 +156,7 @@ BlobStore::BlobStore(std::string data_dir) : root_(std::move(data_dir)) {
   // Create the parents as needed, then the directory itself.
   for (size_t pos = root_.find('/', 1); pos != std::string::npos; pos = root_.find('/', pos + 1)) {
     std::string parent = root_.substr(0, pos);
-    if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) fail("mkdir", parent);
+    if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) throw_disk_error("mkdir", parent);
   }
   make_dir(root_);
   if (const char* quota = std::getenv(kTestQuotaEnv); quota && *quota) {
@@ -173,7 +176,7 @@ BlobStore::Trim BlobStore::trim_to(const std::string& relative, int64_t size) {
   int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Trim::kMissing;
-    fail("open", p);
+    throw_disk_error("open", p);
   }
   struct stat st;
   Trim result = Trim::kOk;
@@ -181,14 +184,14 @@ BlobStore::Trim BlobStore::trim_to(const std::string& relative, int64_t size) {
     int err = errno;
     ::close(fd);
     errno = err;
-    fail("stat", p);
+    throw_disk_error("stat", p);
   }
   if (st.st_size > size) {
     if (::ftruncate(fd, size) != 0 || ::fdatasync(fd) != 0) {
       int err = errno;
       ::close(fd);
       errno = err;
-      fail("truncate", p);
+      throw_disk_error("truncate", p);
     }
     result = Trim::kTrimmed;
   } else if (st.st_size < size) {
@@ -224,7 +227,7 @@ std::vector<std::string> BlobStore::blob_files(const std::string& day) const {
 int64_t BlobStore::quarantine(const std::string& relative) {
   std::string from = path(relative);
   struct stat st;
-  if (::stat(from.c_str(), &st) != 0) fail("stat", from);
+  if (::stat(from.c_str(), &st) != 0) throw_disk_error("stat", from);
   std::string to_dir = path(kQuarantineDir);
   make_dir(to_dir);
   size_t slash = relative.rfind('/');
@@ -234,7 +237,7 @@ int64_t BlobStore::quarantine(const std::string& relative) {
   }
   std::string to = path(std::string(kQuarantineDir) + "/" + relative);
   // No fsync: if the rename is lost in a crash, the next start finds the orphan again.
-  if (::rename(from.c_str(), to.c_str()) != 0) fail("rename", from + " to " + to);
+  if (::rename(from.c_str(), to.c_str()) != 0) throw_disk_error("rename", from + " to " + to);
   return st.st_size;
 }
 
@@ -249,7 +252,7 @@ int BatchFiles::dir_fd(const std::string& relative_dir) {
   std::string p = store_.path(relative_dir);
   if (make_dir(p)) root_dirty_ = true;
   int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail("open", p);
+  if (fd < 0) throw_disk_error("open", p);
   dir_fds_.emplace(relative_dir, fd);
   return fd;
 }
@@ -274,7 +277,7 @@ bool BatchFiles::create(const std::string& relative) {
   int fd = create_fd(relative);
   if (fd < 0) {
     if (errno == EEXIST) return false;
-    fail("open", store_.path(relative));
+    throw_disk_error("open", store_.path(relative));
   }
   open_.emplace(relative, OpenFile{fd, 0});
   return true;
@@ -287,14 +290,14 @@ BatchFiles::OpenFile& BatchFiles::open(const std::string& relative, int64_t acke
   int fd = create_fd(relative);
   bool created = fd >= 0;
   if (!created && errno == EEXIST) fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) fail("open", p);
+  if (fd < 0) throw_disk_error("open", p);
   // Bytes past the acknowledged size were written by an attempt that never committed. A file
   // created just now is empty: sized right only if nothing was acknowledged for it.
   if ((!created || acked_size != 0) && ::ftruncate(fd, acked_size) != 0) {
     int err = errno;
     ::close(fd);
     errno = err;
-    fail("truncate", p);
+    throw_disk_error("truncate", p);
   }
   return open_.emplace(relative, OpenFile{fd, acked_size}).first->second;
 }
@@ -329,7 +332,7 @@ int64_t BatchFiles::append(const std::string& relative, int64_t acked_size, std:
   if (over_quota) {
     flush();
     errno = ENOSPC;
-    fail("write", store_.path(relative));
+    throw_disk_error("write", store_.path(relative));
   }
   return f.size + static_cast<int64_t>(gathered_bytes_);
 }
@@ -352,7 +355,7 @@ void BatchFiles::flush() {
     ssize_t n = ::pwritev(f.fd, iov.data() + first, static_cast<int>(iov.size() - first), f.size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail("write", store_.path(relative));
+      throw_disk_error("write", store_.path(relative));
     }
     f.size += n;
     bytes_written_ += static_cast<uint64_t>(n);
@@ -379,22 +382,22 @@ void BatchFiles::sync_all(const std::vector<BatchFiles*>& batches) {
     // fdatasync()s; it reports writeback errors since Linux 5.8.
     for (BatchFiles* b : batches) {
       if (b->open_.empty()) continue;
-      if (::syncfs(b->open_.begin()->second.fd) != 0) fail("syncfs", b->store_.root());
+      if (::syncfs(b->open_.begin()->second.fd) != 0) throw_disk_error("syncfs", b->store_.root());
       break;
     }
   } else {
     for (BatchFiles* b : batches) {
       for (auto& [relative, f] : b->open_) {
-        if (::fdatasync(f.fd) != 0) fail("fdatasync", b->store_.path(relative));
+        if (::fdatasync(f.fd) != 0) throw_disk_error("fdatasync", b->store_.path(relative));
       }
     }
   }
   for (BatchFiles* b : batches) {
     for (const std::string& dir : b->dirty_dirs_) {
-      if (::fsync(b->dir_fds_.at(dir)) != 0) fail("fsync", b->store_.path(dir));
+      if (::fsync(b->dir_fds_.at(dir)) != 0) throw_disk_error("fsync", b->store_.path(dir));
     }
     // Files in a directory created in this batch: the directory's own entry, too.
-    if (b->root_dirty_) fsync_path(b->store_.root());
+    if (b->root_dirty_) fsync_directory(b->store_.root());
   }
 }
 

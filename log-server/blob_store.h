@@ -27,6 +27,12 @@ class DiskError : public std::runtime_error {
   int err_;
 };
 
+// Throws DiskError for the current errno, naming the operation and the path.
+[[noreturn]] void throw_disk_error(const std::string& op, const std::string& path);
+// Makes the entries of directory `dir` durable (files created, renamed or unlinked in it). A
+// directory that is gone has nothing to sync when `missing_ok`. Throws DiskError.
+void fsync_directory(const std::string& dir, bool missing_ok = false);
+
 // Where startup recovery moves orphan files: {data_dir}/orphaned/{day}/{name}. It is not a day
 // directory name, so it is never scanned as one.
 inline constexpr const char* kQuarantineDir = "orphaned";

@@ -382,10 +382,7 @@ void Deriver::derive_rows(Database& db, const std::vector<ExchangeRow>& rows) {
     }
     db.exec("COMMIT");
   } catch (...) {
-    try {
-      db.exec("ROLLBACK");
-    } catch (...) {
-    }
+    db.rollback();
     throw;
   }
   if (!stored.empty()) derived_listener_(stored);

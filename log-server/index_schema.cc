@@ -260,7 +260,7 @@ std::unique_ptr<Database> open_index(const std::string& path, bool writer) {
       db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
       db->exec("COMMIT");
     } catch (...) {
-      db->exec("ROLLBACK");
+      db->rollback();
       throw;
     }
   } else {

@@ -11,11 +11,7 @@ void IndexWriter::commit() {
 }
 
 void IndexWriter::rollback() noexcept {
-  try {
-    db_.exec("ROLLBACK");
-  } catch (...) {
-    // No transaction was open (BEGIN failed), or SQLite already rolled it back.
-  }
+  db_.rollback();
 }
 
 bool IndexWriter::batch_applied(const std::string& proxy_id, uint64_t seq) {

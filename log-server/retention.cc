@@ -20,27 +20,6 @@ namespace {
 
 constexpr auto kDefaultInterval = std::chrono::seconds(60);
 
-[[noreturn]] void fail(const std::string& op, const std::string& path) {
-  int err = errno;
-  throw DiskError(err, op + " " + path + ": " + std::strerror(err));
-}
-
-// A directory's entries reach the disk (unlinks, rmdirs). ENOENT: it is gone, nothing to sync.
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return;
-    fail("open", dir);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    errno = err;
-    fail("fsync", dir);
-  }
-  ::close(fd);
-}
-
 // "2025-09-13/..." -> "2025-09-13" when `relative` is an exchange file name, else "". Only such
 // names are ever unlinked, whatever the index says.
 std::string day_of(const std::string& relative) {
@@ -99,13 +78,6 @@ void maybe_crash(int crash_at, int point) {
   ::_exit(128 + SIGKILL);  // not reached: SIGKILL to oneself is delivered before kill() returns
 }
 
-void rollback(Database& db) noexcept {
-  try {
-    db.exec("ROLLBACK");
-  } catch (...) {  // no transaction open (it failed at BEGIN or COMMIT ended it): nothing to undo
-  }
-}
-
 // Steps 2-4 of the protocol for `files`, which pending_deletions lists: unlink, sync the day
 // directories, remove those left empty, unlist. Returns the files unlinked.
 uint64_t remove_listed(Database& db, const BlobStore& store, const std::vector<std::string>& files,
@@ -120,7 +92,7 @@ uint64_t remove_listed(Database& db, const BlobStore& store, const std::vector<s
       if (::unlink(p.c_str()) == 0) {
         ++removed;
       } else if (errno != ENOENT) {  // gone already: a crash came after the unlink last time
-        fail("unlink", p);
+        throw_disk_error("unlink", p);
       }
     }
     if (i == 0) maybe_crash(crash_at, 3);
@@ -129,12 +101,12 @@ uint64_t remove_listed(Database& db, const BlobStore& store, const std::vector<s
   bool removed_dir = false;
   for (const std::string& day : days) {
     const std::string dir = store.path(day);
-    fsync_dir(dir);
+    fsync_directory(dir, /*missing_ok=*/true);
     // Fails (ENOTEMPTY) unless the directory is empty: rmdir itself is the check, so a file
     // ingest creates meanwhile is never at risk. A day directory left behind is harmless.
     if (::rmdir(dir.c_str()) == 0) removed_dir = true;
   }
-  if (removed_dir) fsync_dir(store.root());
+  if (removed_dir) fsync_directory(store.root(), /*missing_ok=*/true);
   maybe_crash(crash_at, 5);
   db.exec("BEGIN IMMEDIATE");
   try {
@@ -146,7 +118,7 @@ uint64_t remove_listed(Database& db, const BlobStore& store, const std::vector<s
     }
     db.exec("COMMIT");
   } catch (...) {
-    rollback(db);
+    db.rollback();
     throw;
   }
   return removed;
@@ -303,7 +275,7 @@ size_t Retention::delete_group(int64_t now_us, uint64_t& total, Cursor& cursor,
     metrics_.exchanges.fetch_sub(static_cast<int64_t>(victims.size()), std::memory_order_relaxed);
     return victims.size();
   } catch (...) {
-    rollback(db_);
+    db_.rollback();
     throw;
   }
 }

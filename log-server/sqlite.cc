@@ -146,6 +146,16 @@ void Database::exec(const std::string& sql) {
   }
 }
 
+void Database::rollback() noexcept {
+  if (sqlite3_get_autocommit(db_)) return;  // no transaction open
+  try {
+    exec("ROLLBACK");
+  } catch (...) {
+    // Ignored: if even ROLLBACK fails, SQLite rolls back when the connection closes, and the
+    // caller is already failing with the error that brought it here.
+  }
+}
+
 Statement& Database::cached(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) return *it->second;

@@ -92,6 +92,9 @@ class Database {
   Database& operator=(const Database&) = delete;
 
   void exec(const std::string& sql);
+  // Undoes the open transaction, if any (a failed BEGIN, a COMMIT, or an error SQLite answered
+  // by rolling back itself leave none); never throws, so it is safe in a catch block.
+  void rollback() noexcept;
   // A statement prepared once per connection and reused (the caller resets it, e.g. with
   // StatementScope).
   Statement& cached(const std::string& sql);

@@ -45,13 +45,6 @@ std::optional<int64_t> ceil_hour(int64_t us) {
   return h + kUsPerHour;
 }
 
-void rollback_quietly(Database& db) {
-  try {
-    db.exec("ROLLBACK");
-  } catch (...) {
-  }
-}
-
 }  // namespace
 
 std::string encode_sorted_values(const std::vector<int64_t>& sorted) {
@@ -339,7 +332,7 @@ StatsReadReport read_stats(IndexReader& reader, const ListQuery& q, StatsAccumul
     run_row_scans(reader, q, row_ranges(q.since_us, q.until_us, dirty), acc, report);
     db.exec("COMMIT");
   } catch (...) {
-    rollback_quietly(db);
+    db.rollback();
     throw;
   }
   return report;
@@ -407,7 +400,7 @@ RollupBuildResult build_stats_rollups(Database& db, int64_t now_us,
       db.exec("COMMIT");
       if (!h) break;
     } catch (...) {
-      rollback_quietly(db);
+      db.rollback();
       throw;
     }
     ++result.built;

@@ -362,3 +362,31 @@ TEST_CASE("index: writer connections use WAL, NORMAL sync and in-memory statemen
     CHECK(mode.text(0) == "wal");
   }
 }
+
+TEST_CASE("index: rollback undoes an open transaction and is a quiet no-op without one") {
+  IndexFixture f;
+  auto count = [&] {
+    Statement& s = f.rdb->cached("SELECT count(*) FROM exchanges");
+    StatementScope scope(s);
+    REQUIRE(s.step());
+    return s.int64(0);
+  };
+  f.wdb->rollback();  // nothing open: no throw
+  f.writer.begin();
+  f.insert(sample_row(test_id(1), kT0));
+  f.wdb->rollback();
+  CHECK(count() == 0);
+  f.wdb->rollback();  // rolled back already: no throw
+  f.writer.begin();
+  f.insert(sample_row(test_id(2), kT0));
+  f.writer.commit();
+  f.wdb->rollback();  // after COMMIT: nothing to undo, the row stays
+  CHECK(count() == 1);
+  // A statement that fails inside a transaction leaves it open: rollback ends it, so the next
+  // BEGIN succeeds (it throws while one is open).
+  f.writer.begin();
+  CHECK_THROWS(f.wdb->exec("BEGIN"));
+  f.wdb->rollback();
+  CHECK_NOTHROW(f.writer.begin());
+  f.wdb->rollback();
+}
