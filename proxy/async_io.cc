@@ -46,4 +46,18 @@ awaitable<ReadResult> read_plain(tcp::socket& socket, Watchdog& watchdog, size_t
   }
 }
 
+awaitable<IoResult> write_plain(tcp::socket& socket, Watchdog& watchdog, std::string_view data,
+                                Deadline deadline) {
+  error_code ec;
+  size_t done = socket.write_some(asio::buffer(data.data(), data.size()), ec);
+  if (ec == asio::error::would_block) {
+    done = 0;
+  } else if (ec || done == data.size()) {
+    co_return io_result(ec, false, ec ? 0 : done);
+  }
+  IoResult rest = co_await write_all(socket, watchdog, data.substr(done), deadline);
+  rest.bytes += done;
+  co_return rest;
+}
+
 }  // namespace lp

@@ -1,8 +1,9 @@
 // The two waits every data-plane socket needs, each under the socket's Watchdog deadline:
 // one read (wait for readability, then read what is there into the thread buffer) and
-// writing a whole buffer. Results are IoResult values; a wait cut by the watchdog reports
-// kTimeout, one cancelled by someone else (the client hang-up watch) kError with
-// "operation aborted" — callers that cancel know why they did.
+// writing a whole buffer (on a plain socket, a send first; waiting only for what remains). Results
+// are IoResult values; a wait cut by the watchdog reports kTimeout, one cancelled by someone else
+// (the client hang-up watch) kError with "operation aborted" — callers that cancel know why they
+// did.
 #pragma once
 
 #include <boost/asio/ssl/error.hpp>
@@ -44,6 +45,14 @@ awaitable<ReadResult> read_tls(TlsStream& stream, Watchdog& watchdog,
                        std::string_view(buffer.get(), ec ? 0 : n)};
 }
 
+// Writes all of `data` to a plain socket in non-blocking mode: one send first, and only what
+// the socket buffer did not take is written asynchronously. A request or response that fits
+// (the common case) then costs no suspension and no trip through the scheduler, which would
+// add a non-blocking epoll_wait between the posted completion and the coroutine's resumption.
+awaitable<IoResult> write_plain(tcp::socket& socket, Watchdog& watchdog, std::string_view data,
+                                Deadline deadline);
+
+// Writes all of `data` to any stream (TLS): asynchronously, under the deadline.
 template <typename AsyncWriteStream>
 awaitable<IoResult> write_all(AsyncWriteStream& stream, Watchdog& watchdog, std::string_view data,
                               Deadline deadline) {

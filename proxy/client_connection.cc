@@ -37,7 +37,7 @@ awaitable<ReadResult> ClientConnection::read_some(size_t max, Deadline deadline)
 
 awaitable<IoResult> ClientConnection::write_all(std::string_view data, Deadline deadline) {
   if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
-  return lp::write_all(socket_, watchdog_, data, deadline);
+  return write_plain(socket_, watchdog_, data, deadline);
 }
 
 awaitable<IoResult> ClientConnection::start_tls(SSL_CTX* ctx, Deadline deadline) {

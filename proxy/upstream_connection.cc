@@ -129,7 +129,7 @@ awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadlin
 
 awaitable<IoResult> UpstreamConnection::write_all(std::string_view data, Deadline deadline) {
   if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
-  return lp::write_all(socket_, watchdog_, data, deadline);
+  return write_plain(socket_, watchdog_, data, deadline);
 }
 
 bool UpstreamConnection::still_open() {
