@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include "common/thread_name.h"
+
 namespace lp {
 
 TerminationSignals::TerminationSignals(bool hangup) {
@@ -20,6 +22,7 @@ TerminationSignals::~TerminationSignals() {
 void TerminationSignals::start(std::function<void(const char* name)> on_signal,
                                std::function<void()> on_hangup) {
   thread_ = std::thread([this, on_signal = std::move(on_signal), on_hangup = std::move(on_hangup)] {
+    name_this_thread("signals");
     int sig = 0;
     while (true) {
       sigwait(&set_, &sig);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/thread_name.h"
 #include "log-server/reading/sse.h"
 #include "log-server/stats_rollup.h"
 
@@ -312,7 +313,10 @@ Deriver::~Deriver() {
 }
 
 void Deriver::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("ls-deriver");
+    run();
+  });
 }
 
 void Deriver::stop() {

@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "log-server/index_schema.h"
 
 namespace lp::logsrv {
@@ -343,7 +344,10 @@ bool RetentionThread::start() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = false;
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("ls-retention");
+    loop();
+  });
   return true;
 }
 

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <memory>
 
+#include "common/thread_name.h"
 #include "proxy/client_connection.h"
 #include "proxy/client_session.h"
 #include "proxy/listener.h"
@@ -73,7 +74,10 @@ void AdminServer::bind(const std::string& host, int port) {
 
 void AdminServer::start() {
   asio::co_spawn(io_, accept_loop(), asio::detached);
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("lp-admin");
+    io_.run();
+  });
 }
 
 void AdminServer::stop() {

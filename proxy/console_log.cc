@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/json_writer.h"
+#include "common/thread_name.h"
 #include "common/time_format.h"
 
 namespace lp {
@@ -54,7 +55,12 @@ class TimestampCache {
 
 ConsoleLog::ConsoleLog(bool enabled, Format format, size_t max_queued_lines)
     : enabled_(enabled), format_(format), max_queued_(max_queued_lines) {
-  if (enabled_) thread_ = std::thread([this] { run(); });
+  if (enabled_) {
+    thread_ = std::thread([this] {
+      name_this_thread("lp-console");
+      run();
+    });
+  }
 }
 
 ConsoleLog::~ConsoleLog() {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/thread_name.h"
 #include "proxy/client_session.h"
 #include "proxy/listener.h"
 
@@ -53,9 +54,12 @@ void ProxyServer::run() {
     running_ = true;
   }
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-  for (auto& loop : loops_) {
-    guards.push_back(asio::make_work_guard(loop->io));
-    loop->thread = std::thread([&io = loop->io] { io.run(); });
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    guards.push_back(asio::make_work_guard(loops_[i]->io));
+    loops_[i]->thread = std::thread([&io = loops_[i]->io, i] {
+      name_this_thread("lp-loop-" + std::to_string(i));
+      io.run();
+    });
   }
   asio::co_spawn(loops_[0]->io, accept_loop(),
                  [this](const std::exception_ptr& e) { log_escaped(e); });

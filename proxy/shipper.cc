@@ -9,6 +9,7 @@
 
 #include "common/capture_wire.h"
 #include "common/ids.h"
+#include "common/thread_name.h"
 #include "common/url.h"
 
 namespace lp {
@@ -74,9 +75,15 @@ Shipper::~Shipper() {
 
 void Shipper::start() {
   for (size_t i = 0; i < senders_.size(); ++i) {
-    senders_[i].thread = std::thread([this, i] { sender_run(i); });
+    senders_[i].thread = std::thread([this, i] {
+      name_this_thread("lp-send-" + std::to_string(i));
+      sender_run(i);
+    });
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("lp-ship");
+    run();
+  });
 }
 
 void Shipper::stop(std::chrono::milliseconds budget) {

@@ -456,6 +456,20 @@ long ChildProcess::threads() const {
   return status_field("Threads");
 }
 
+std::vector<std::string> ChildProcess::thread_names() const {
+  std::vector<std::string> out;
+  if (pid_ <= 0 || status_) return out;
+  std::error_code ec;
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+    std::ifstream in(t.path() / "comm");
+    std::string name;
+    if (std::getline(in, name)) out.push_back(name);  // a thread that ended has no comm
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // --- test certificate --------------------------------------------------------------------------
 
 namespace {

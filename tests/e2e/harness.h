@@ -154,6 +154,8 @@ class ChildProcess {
   long peak_rss_kb() const;  // VmHWM
   long rss_kb() const;       // VmRSS
   long threads() const;      // Threads
+  // Each thread's name (/proc/PID/task/TID/comm), sorted; empty once the process ended.
+  std::vector<std::string> thread_names() const;
 
  private:
   void reader_loop(int fd);

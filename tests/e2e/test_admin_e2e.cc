@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -211,6 +212,27 @@ TEST_CASE("admin: spooling shows in /metrics, and healthz, readyz, 404 and 405 a
   HttpResponse proxied = http_get(catch_all.port(), "/metrics");
   CHECK(proxied.status() == 404);
   CHECK(proxied.body.find("mock_upstream: no endpoint /metrics") != std::string::npos);
+}
+
+TEST_CASE("process: each of the proxy's threads is named for what it does") {
+  Proxy proxy(
+      "server: {host: \"127.0.0.1\", port: 0, admin_port: 0, threads: 2}\n"
+      "logging: {server_url: \"http://127.0.0.1:9\", spool_dir: spool}\n" +
+      routes_yaml({{"mock", "/mock/"}}, unused_port()));
+  admin_port_of(proxy.process());
+  // In thread_names()'s order; "logging-proxy" is the main thread, which keeps the process's name.
+  const std::vector<std::string> want = {"logging-proxy", "lp-admin",  "lp-console", "lp-loop-0",
+                                         "lp-loop-1",     "lp-send-0", "lp-send-1",  "lp-send-2",
+                                         "lp-ship",       "signals"};
+  std::vector<std::string> names;
+  // The capture threads start, and name themselves, beside the listeners: awaited, not raced.
+  await_cond(
+      [&] {
+        names = proxy.process().thread_names();
+        return names == want;
+      },
+      10000ms);
+  CHECK(names == want);
 }
 
 TEST_CASE("admin: off unless admin_port is set, and healthcheck exits 0, 1 and 2") {

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -430,6 +431,10 @@ TEST_CASE("log-server: runs at log_server.nice on every thread - a nicer start i
     const std::vector<int> nice = thread_nice_values(p.pid());
     CHECK(nice.size() > 4);  // main, signals, deriver, retention, the API's workers
     for (int n : nice) CHECK(n == row.want);
+    // Its own threads are named; the API's workers keep the process's name.
+    const std::vector<std::string> names = p.thread_names();
+    CHECK(std::count(names.begin(), names.end(), "ls-deriver") == 1);
+    CHECK(std::count(names.begin(), names.end(), "signals") == 1);
     CHECK(p.terminate(10000ms));
   }
 }
