@@ -1,20 +1,22 @@
 #!/bin/bash
-# Where the machine's CPU goes under S1 at 64 connections (1 KiB POST): for proxy-off,
+# Where the machine's CPU goes under S1 (1 KiB POST, 64 connections unless told): for proxy-off,
 # proxy-on (log server beside it) and proxy-down (log server unreachable, all spooled), the
 # share of the window each process took (all its threads; the load client, the mock upstream,
 # the proxy, the log server) and each kind of kernel thread (kworker, jbd2, ...), in % of one
 # core, and the req/s. Divide a share by the req/s for the CPU each request costs there: what
 # S1's ratios are made of on a machine whose cores all of them share. Run by hand:
 #   bench/cpu_split.sh [--build-dir build-bench] [--nice N] [--targets "off on down"]
+#                      [--connections 64]
 # Needs the Release tree bench/run.sh builds (-DLP_BUILD_BENCH=ON). Temp files under $TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR=build-bench NICE=10 TARGETS="off on down" SECS=5
+BUILD_DIR=build-bench NICE=10 TARGETS="off on down" SECS=5 CONNS=64
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build-dir) BUILD_DIR=$2; shift ;;
     --nice) NICE=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
+    --connections) CONNS=$2; shift ;;
     *) echo "cpu_split.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -28,10 +30,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$T"' EXIT
 
 # snapshot FILE LABEL=PID...: CPU ticks (utime+stime, all threads) per labelled process, per
 # other process or kernel thread by name (digits dropped: kworker/0:1 -> kworker), and the
-# machine's totals from /proc/stat (as @user, @system, @idle, ...).
+# machine's totals from /proc/stat (as @user, @system, @idle, ...). The proxy's and the log
+# server's threads are also counted by name (proxy:lp-loop, proxy:lp-ship, ...).
 snapshot() {
   python3 - "$@" <<'PY'
-import json, os, re, sys
+import json, os, re, sys, time
 labels = {pid: label for label, pid in (a.split("=") for a in sys.argv[2:])}
 out = {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -42,9 +45,14 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             comm = s[s.index("(") + 1 : s.rindex(")")]
             fields = s[s.rindex(")") + 2 :].split()
             name = labels.get(pid) or re.sub(r"[/:].*$", "", re.sub(r"\d+", "", comm)) or comm
-            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+            ticks = int(fields[11]) + int(fields[12])
+            out[name] = out.get(name, 0) + ticks
+            if labels.get(pid) in ("proxy", "log-server"):  # and by thread name, digits dropped
+                part = "  " + labels[pid] + ":" + re.sub(r"-?\d+$", "", comm)
+                out[part] = out.get(part, 0) + ticks
     except (FileNotFoundError, ProcessLookupError, ValueError):
         pass  # exited meanwhile
+out["@@t"] = time.clock_gettime(time.CLOCK_MONOTONIC)  # the window is between two of these
 with open("/proc/stat") as f:
     ticks = f.readline().split()[1:9]
 for n, v in zip("user nice system idle iowait irq softirq steal".split(), ticks):
@@ -52,15 +60,20 @@ for n, v in zip("user nice system idle iowait irq softirq steal".split(), ticks)
 json.dump(out, open(sys.argv[1], "w"))
 PY
 }
-report() {  # BEFORE AFTER SECONDS
+report() {  # BEFORE AFTER
   python3 - "$@" <<'PY'
 import json, os, sys
-a, b, secs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+secs = b.pop("@@t") - a.pop("@@t")  # measured: a snapshot itself can take most of a second
 hz = os.sysconf("SC_CLK_TCK")
-rows = sorted((((b[k] - a.get(k, 0)) * 100.0 / hz / secs), k) for k in b)
-for pct, k in reversed(rows):
-    if pct >= 1.0:
-        print(f"  {k:24s} {pct:6.1f} %")
+pct = {k: (b[k] - a.get(k, 0)) * 100.0 / hz / secs for k in b}
+for k in sorted((k for k in pct if not k.startswith(" ")), key=lambda k: -pct[k]):
+    if pct[k] >= 1.0:
+        print(f"  {k:24s} {pct[k]:6.1f} %")
+        # its threads by name, under it
+        for t in sorted((t for t in pct if t.startswith(f"  {k}:")), key=lambda t: -pct[t]):
+            if pct[t] >= 0.5:
+                print(f"  {t:24s} {pct[t]:6.1f} %")
 PY
 }
 url_of() {  # OUTFILE: waits (<= 15 s) for "listening on http://..."
@@ -94,17 +107,18 @@ for t in $TARGETS; do
   "$BIN/logging-proxy" --config "$T/$t.yaml" >"$T/$t.out" 2>&1 &
   P=$!
   U=$(url_of "$T/$t.out")
-  # The window is the middle SECS of the load, so every process is alive at both snapshots.
-  "$BIN/bench_load" --url "$U" --mode http --method POST --path /json --body-bytes 1024 -c 64 \
-    --duration $((SECS + 2)) >"$T/load.json" &
+  # The window is the middle SECS of the load, so every process is alive at both snapshots
+  # (a snapshot is a Python start on a saturated machine: it can take most of a second).
+  "$BIN/bench_load" --url "$U" --mode http --method POST --path /json --body-bytes 1024 -c "$CONNS" \
+    --duration $((SECS + 4)) >"$T/load.json" &
   L=$!
   sleep 1
   snapshot "$T/a.json" proxy=$P log-server=$LS_PID mock=$UP_PID client=$L
   sleep "$SECS"
   snapshot "$T/b.json" proxy=$P log-server=$LS_PID mock=$UP_PID client=$L
   wait $L
-  echo "== proxy-$t (log_server.nice $NICE): $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['rps']), 'req/s')" "$T/load.json")"
-  report "$T/a.json" "$T/b.json" "$SECS"
+  echo "== proxy-$t, $CONNS connections (log_server.nice $NICE): $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['rps']), 'req/s')" "$T/load.json")"
+  report "$T/a.json" "$T/b.json"
   kill $P
   wait $P 2>/dev/null || true
   # Before the next target: the log server idle again (it ingests what proxy-on shipped).
