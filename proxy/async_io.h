@@ -45,8 +45,10 @@ awaitable<ReadResult> read_tls(TlsStream& stream, Watchdog& watchdog,
                        std::string_view(buffer.get(), ec ? 0 : n)};
 }
 
-// Writes all of `data` to a plain socket in non-blocking mode: one send first, and only what
-// the socket buffer did not take is written asynchronously. A request or response that fits
+// Writes all of `data` to a plain socket: one send first, and only what the socket buffer did
+// not take is written asynchronously. `socket` must be in non-blocking mode (non_blocking(true),
+// as every data-plane socket is set when accepted or connected): otherwise asio's send waits
+// for room and blocks the loop. A request or response that fits
 // (the common case) then costs no suspension and no trip through the scheduler, which would
 // add a non-blocking epoll_wait between the posted completion and the coroutine's resumption.
 awaitable<IoResult> write_plain(tcp::socket& socket, Watchdog& watchdog, std::string_view data,

@@ -431,10 +431,20 @@ TEST_CASE("log-server: runs at log_server.nice on every thread - a nicer start i
     const std::vector<int> nice = thread_nice_values(p.pid());
     CHECK(nice.size() > 4);  // main, signals, deriver, retention, the API's workers
     for (int n : nice) CHECK(n == row.want);
-    // Its own threads are named; the API's workers keep the process's name.
-    const std::vector<std::string> names = p.thread_names();
-    CHECK(std::count(names.begin(), names.end(), "ls-deriver") == 1);
-    CHECK(std::count(names.begin(), names.end(), "signals") == 1);
+    // Its own threads are named; the API's workers keep the process's name. The signal thread
+    // starts after the "listening" line: awaited, not raced.
+    std::vector<std::string> names;
+    const auto named = [&](const char* name) {
+      return std::count(names.begin(), names.end(), name) == 1;
+    };
+    await_cond(
+        [&] {
+          names = p.thread_names();
+          return named("ls-deriver") && named("signals");
+        },
+        10000ms);
+    CHECK(named("ls-deriver"));
+    CHECK(named("signals"));
     CHECK(p.terminate(10000ms));
   }
 }
