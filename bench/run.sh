@@ -5,7 +5,11 @@
 # Everything listens on 127.0.0.1 only; every load is bounded in count and time.
 #
 #   bench/run.sh                full run (~8-12 min), results in bench/results/DATE.{json,md}
-#   bench/run.sh --quick        smoke run (~2-3 min), same table, smaller counts
+#   bench/run.sh --quick        short run (~2-3 min), same table, smaller counts
+#   bench/run.sh --smoke        the pipeline only (~1 min, tiny counts, no waiting for a quiet
+#                               machine), then bench/smoke_check.py: every scenario ran for every
+#                               target without an error or a lost event. No figure is judged.
+#                               The test suite runs it (ctest -R bench:smoke).
 #   bench/run.sh --profile      no scenarios: perf profile of proxy-on under S1 at 64
 #                               connections (perf record -g), summary in bench/results/
 #                               (--profile-target proxy-off|proxy-down profiles another one)
@@ -17,13 +21,24 @@
 #   --targets "direct nginx proxy-off proxy-on proxy-down"   subset (direct is always kept)
 #   --max-load X       wait while the 1-min load average is above X *and* the machine is busy
 #                      while the benchmark is idle (default 1.5; 30 s steps, 15 min per run)
+#   --cpus LIST        run the load client, the mock upstream, nginx and the proxies on these
+#                      CPUs only (taskset list, e.g. 0); default: all, as the scheduler likes
+#   --log-server-cpus LIST   the log server on these CPUs only (e.g. 1): "the log server on
+#                      other cores" measured on one machine (S2 at 1 connection fits on one
+#                      core; S1 at 64 connections does not)
+#   --busy-cpus LIST   a spin loop at nice 19 on each of these CPUs for the whole run: every
+#                      target then meets a busy neighbour core, not only proxy-on (whose log
+#                      server is busy ingesting while it is measured); a control for
+#                      --log-server-cpus
 #   --keep             keep the temp dir (configs, logs, raw samples)
 #   --no-install       do not apt-get anything
+#   --out DIR          where the results go (default: bench/results)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 MODE=full
+OUT_DIR="$BENCH/results"
 BUILD_DIR="$ROOT/build-bench"
 SCENARIOS="S1 S2 S3 S4 S5"
 TARGETS="direct nginx proxy-off proxy-on proxy-down"
@@ -31,19 +46,27 @@ MAX_LOAD=1.5
 KEEP=0
 INSTALL=1
 PROFILE_TARGET=proxy-on
+CPUS=""
+LS_CPUS=""
+BUSY_CPUS=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) MODE=quick ;;
+    --smoke) MODE=smoke ;;
+    --out) OUT_DIR=$(realpath -m "$2"); shift ;;
     --profile) MODE=profile ;;
     --profile-target) PROFILE_TARGET="$2"; shift ;;
     --build-dir) BUILD_DIR=$(realpath -m "$2"); shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
     --targets) TARGETS="$2"; shift ;;
     --max-load) MAX_LOAD="$2"; shift ;;
+    --cpus) CPUS="$2"; shift ;;
+    --log-server-cpus) LS_CPUS="$2"; shift ;;
+    --busy-cpus) BUSY_CPUS="$2"; shift ;;
     --keep) KEEP=1 ;;
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,6 +91,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 PY=/usr/bin/python3
 
 BIN="$BUILD_DIR/bin"
+for b in logging-proxy log-server mock_upstream_fast bench_load; do
+  # The smoke runs on a build it was given (the test suite's): never reconfigure that one.
+  if [[ $MODE == smoke && ! -x $BIN/$b ]]; then
+    echo "run.sh: --smoke needs $BIN/$b (build the tree first)" >&2
+    exit 2
+  fi
+done
 if [[ ! -x $BIN/logging-proxy || ! -x $BIN/log-server || ! -x $BIN/mock_upstream_fast ||
       ! -x $BIN/bench_load ]]; then
   log "building Release into $BUILD_DIR"
@@ -78,7 +108,14 @@ if [[ ! -x $BIN/logging-proxy || ! -x $BIN/log-server || ! -x $BIN/mock_upstream
 fi
 
 # ---------------------------------------------------------------- parameters per mode
-if [[ $MODE == quick ]]; then
+if [[ $MODE == smoke ]]; then
+  S1_ROUNDS=1; S1_SECS=0.5; S1_WARM=0
+  S2_ROUNDS=1; S2_REQS=100
+  S3_ROUNDS=1; S3_EVENTS=10; S3_MS=5; S3_MANY=20; S3_MANY_EVENTS=5
+  S4_GET=$((8 * 1024 * 1024)); S4_PUT=$((4 * 1024 * 1024))
+  S5_STREAMS=20; S5_EVENTS=2
+  S6_STREAMS=100; S6_EVENTS=10
+elif [[ $MODE == quick ]]; then
   S1_ROUNDS=1; S1_SECS=2; S1_WARM=0.5
   S2_ROUNDS=4; S2_REQS=300
   S3_ROUNDS=1; S3_EVENTS=100; S3_MS=20; S3_MANY=500; S3_MANY_EVENTS=50
@@ -117,6 +154,27 @@ free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# pin PID CPUS: every thread of PID (and the threads it starts later) on CPUS; a no-op
+# without CPUS.
+pin() {
+  [[ -n $2 ]] || return 0
+  taskset -a -p -c "$2" "$1" >/dev/null
+}
+# The load client runs through this: taskset on --cpus, or as it is.
+CLIENT=()
+[[ -n $CPUS ]] && CLIENT=(taskset -c "$CPUS")
+# A taskset list (0,2-3) as one CPU per line.
+cpu_list() {
+  "$PY" -c 'import sys
+for part in filter(None, sys.argv[1].split(",")):
+    lo, _, hi = part.partition("-")
+    print(*range(int(lo), int(hi or lo) + 1), sep="\n")' "$1"
+}
+for cpu in $(cpu_list "$BUSY_CPUS"); do
+  nice -n 19 taskset -c "$cpu" "$PY" -c 'while True: pass' &
+  STARTED+=("$!")
+done
+
 # start NAME OUTFILE CMD...: runs CMD in the background, waits (<= 15 s) for "listening on
 # http://..." in OUTFILE, sets PID[NAME] and URL[NAME].
 start() {
@@ -129,6 +187,7 @@ start() {
   for ((i = 0; i < 150; i++)); do
     if grep -q 'listening on http://' "$out" 2>/dev/null; then
       URL[$name]=$(grep -m1 -o 'http://[0-9.]*:[0-9]*' "$out")
+      if [[ $name == logserver ]]; then pin "$p" "$LS_CPUS"; else pin "$p" "$CPUS"; fi
       return 0
     fi
     kill -0 "$p" 2>/dev/null || break
@@ -194,6 +253,7 @@ if [[ " $TARGETS " == *" nginx "* ]]; then
     sleep 0.1
   done
   URL[nginx]="http://127.0.0.1:$NG_PORT"
+  for p in "${PID[nginx]}" $(pgrep -P "${PID[nginx]}"); do pin "$p" "$CPUS"; done
 fi
 
 # log server for proxy-on
@@ -289,6 +349,10 @@ SCEN_LOAD="" SCEN_BUSY=""
 WAITED=0  # one budget of 15 min for the whole run, not per check
 wait_for_quiet() {
   local l b
+  if [[ $MODE == smoke ]]; then  # figures are not judged: measure whatever the machine does
+    SCEN_LOAD=$(load1) SCEN_BUSY=-
+    return 0
+  fi
   while true; do
     l=$(load1)
     b=$(busy_cores)
@@ -342,9 +406,11 @@ measure() {
   local scen=$1 target=$2 round=$3; shift 3
   local raw="$RAW/$scen-$target-r$round"
   local out
-  out=$("$BIN/bench_load" --url "${URL[$target]}" $(watch_args "$target") --raw "$raw" \
+  out=$("${CLIENT[@]}" "$BIN/bench_load" --url "${URL[$target]}" $(watch_args "$target") --raw "$raw" \
     --tag scenario="$scen" --tag target="$target" --tag round="$round" \
-    --tag raw="$raw" --tag load1="$(load1)" --tag busy_before="$SCEN_BUSY" "$@")
+    --tag raw="$raw" --tag cpus="${CPUS:-all}" --tag log_server_cpus="${LS_CPUS:-all}" \
+    --tag busy_cpus="${BUSY_CPUS:-none}" \
+    --tag load1="$(load1)" --tag busy_before="$SCEN_BUSY" "$@")
   settle
   if [[ $scen == S4-* && $target == proxy-on ]]; then
     # The log server's peak from the window's start (bench_load reset it) until it had ingested
@@ -360,7 +426,7 @@ measure() {
 # ---------------------------------------------------------------- profile mode
 if [[ $MODE == profile ]]; then
   command -v perf >/dev/null || { echo "run.sh: perf missing" >&2; exit 2; }
-  mkdir -p "$BENCH/results"
+  mkdir -p "$OUT_DIR"
   STAMP=$(date -u +%Y-%m-%dT%H-%M-%SZ)-$PROFILE_TARGET
   P="${PID[$PROFILE_TARGET]}"
   wait_for_quiet
@@ -374,7 +440,7 @@ if [[ $MODE == profile ]]; then
     --tag scenario=profile --tag target="$PROFILE_TARGET" --tag load1="$SCEN_LOAD" \
     --tag busy_before="$SCEN_BUSY" >"$TMP/profile-load.json"
   wait "$PERF" || true
-  OUTP="$BENCH/results/profile-$STAMP"
+  OUTP="$OUT_DIR/profile-$STAMP"
   cp "$TMP/profile-load.json" "$OUTP.load.json"
   perf report -i "$TMP/perf.data" --no-children --sort comm,dso,sym --stdio -g none \
     --percent-limit 0.3 >"$OUTP.self.txt" 2>/dev/null
@@ -390,7 +456,7 @@ fi
 
 # ---------------------------------------------------------------- scenarios
 T0=$(date +%s)
-log "mode $MODE; targets: $TARGETS; upstream $UP, nginx ${URL[nginx]:-}, proxies" \
+log "mode $MODE; cpus ${CPUS:-all}, log server on ${LS_CPUS:-all}, busy ${BUSY_CPUS:-none}; targets: $TARGETS; upstream $UP, nginx ${URL[nginx]:-}, proxies" \
   "${URL[proxy-off]:-} ${URL[proxy-on]:-} ${URL[proxy-down]:-}"
 
 if [[ " $SCENARIOS " == *" S1 "* ]]; then
@@ -479,10 +545,14 @@ if [[ " $SCENARIOS " == *" S6 "* ]]; then
 fi
 
 # ---------------------------------------------------------------- report
-mkdir -p "$BENCH/results"
+mkdir -p "$OUT_DIR"
 STAMP=$(date -u +%Y-%m-%dT%H-%M-%SZ)
-[[ $MODE == quick ]] && STAMP="$STAMP-quick"
+[[ $MODE == quick || $MODE == smoke ]] && STAMP="$STAMP-$MODE"
 "$PY" "$BENCH/report.py" --results "$RESULTS" --mode "$MODE" --root "$ROOT" \
-  --duration $(($(date +%s) - T0)) --json "$BENCH/results/$STAMP.json" \
-  --markdown "$BENCH/results/$STAMP.md"
-log "wrote bench/results/$STAMP.json and .md"
+  --duration $(($(date +%s) - T0)) --json "$OUT_DIR/$STAMP.json" \
+  --markdown "$OUT_DIR/$STAMP.md"
+log "wrote $OUT_DIR/$STAMP.json and .md"
+if [[ $MODE == smoke ]]; then
+  "$PY" "$BENCH/smoke_check.py" --json "$OUT_DIR/$STAMP.json" --scenarios "$SCENARIOS" \
+    --targets "$TARGETS"
+fi

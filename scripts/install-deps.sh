@@ -12,8 +12,10 @@ runtime_pkgs=(libcpp-httplib0.11 libssl3 libyaml-cpp0.7 libsqlite3-0 zlib1g libb
 # The SDK client tests (tests/clients) also need Node.js >= 20 and npm, which are on the
 # machines already (Debian 12's own nodejs is 18, too old for the SDKs): scripts/test.sh checks.
 # chromium: the web UI's browser test (tests/ui, driven by playwright-core from npm).
+# nginx-light: the benchmark's peer, which the bench:smoke test runs (bench/run.sh --smoke).
+# util-linux: taskset, for bench/run.sh --cpus.
 test_pkgs=(curl openssl clang-format procps docker-compose clang libclang-rt-14-dev sqlite3
-  chromium)
+  chromium nginx-light util-linux)
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
