@@ -335,13 +335,14 @@ all_pids() {
 # ---------------------------------------------------------------- machine load
 load1() { cut -d' ' -f1 /proc/loadavg; }
 # Busy cores over 2 s (from /proc/stat) while the benchmark itself is idle: others' work.
+# With --busy-cpus, time at a nice value (the spin loops') is not counted.
 busy_cores() {
-  "$PY" - <<'EOF'
-import time
+  "$PY" - "${BUSY_CPUS:+skip-nice}" <<'EOF'
+import sys, time
 def busy():
     f = open('/proc/stat').readline().split()[1:]
     v = list(map(int, f))
-    idle = v[3] + v[4]
+    idle = v[3] + v[4] + (v[1] if sys.argv[1:] == ["skip-nice"] else 0)
     return sum(v[:8]) - idle
 a = busy(); time.sleep(2); b = busy()
 import os
