@@ -30,15 +30,18 @@ IoResult io_result(const error_code& ec, bool timed_out, size_t bytes) {
 }
 
 awaitable<ReadResult> read_plain(tcp::socket& socket, Watchdog& watchdog, size_t max,
-                                 Deadline deadline) {
+                                 Deadline deadline, bool wait_first) {
   const std::span<char> buf = thread_read_buffer();
   if (max > buf.size()) max = buf.size();
   while (true) {
-    error_code ec;
-    const size_t n = socket.read_some(asio::buffer(buf.data(), max), ec);
-    if (ec != asio::error::would_block) {
-      co_return ReadResult{io_result(ec, false, n), std::string_view(buf.data(), ec ? 0 : n)};
+    if (!wait_first) {
+      error_code ec;
+      const size_t n = socket.read_some(asio::buffer(buf.data(), max), ec);
+      if (ec != asio::error::would_block) {
+        co_return ReadResult{io_result(ec, false, n), std::string_view(buf.data(), ec ? 0 : n)};
+      }
     }
+    wait_first = false;
     watchdog.arm(deadline);
     auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, use_result);
     watchdog.disarm();

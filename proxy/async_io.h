@@ -21,9 +21,12 @@ namespace lp {
 IoResult io_result(const error_code& ec, bool timed_out, size_t bytes = 0);
 
 // Reads at most `max` bytes once from a plain socket in non-blocking mode. The buffer is
-// the thread's (asio_base.h): nothing is held while the socket is silent.
+// the thread's (asio_base.h): nothing is held while the socket is silent. `wait_first`: the
+// peer is answering what was just written to it, so a read now would almost surely find
+// nothing; the read waits for readability first and saves that failed read (waiting is
+// always correct: data already there makes the wait end at once).
 awaitable<ReadResult> read_plain(tcp::socket& socket, Watchdog& watchdog, size_t max,
-                                 Deadline deadline);
+                                 Deadline deadline, bool wait_first = false);
 
 // One TLS record's worth of plaintext: the most a TLS read returns.
 inline constexpr size_t kTlsReadSize = 16 * 1024;

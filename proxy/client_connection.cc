@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "proxy/async_io.h"
 
@@ -31,11 +32,13 @@ ClientConnection::ClientConnection(tcp::socket socket, std::string peer_ip)
 }
 
 awaitable<ReadResult> ClientConnection::read_some(size_t max, Deadline deadline) {
-  if (!tls_) return read_plain(socket_, watchdog_, max, deadline);
+  if (!tls_)
+    return read_plain(socket_, watchdog_, max, deadline, std::exchange(wrote_last_, false));
   return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 
 awaitable<IoResult> ClientConnection::write_all(std::string_view data, Deadline deadline) {
+  wrote_last_ = true;
   if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
   return write_plain(socket_, watchdog_, data, deadline);
 }

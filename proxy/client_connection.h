@@ -74,6 +74,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   bool watching_ = false;
   bool absorb_ = false;
   bool hung_up_ = false;
+  // The last call was write_all(): the client is answering it (its next request, the body
+  // after a 100 Continue), so the next plain read waits before it reads.
+  bool wrote_last_ = false;
 };
 
 }  // namespace lp

@@ -4,6 +4,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
+#include <utility>
 
 #include "proxy/async_io.h"
 #include "proxy/upstream_proxy_connect.h"
@@ -123,11 +124,13 @@ awaitable<bool> UpstreamConnection::handshake(Deadline deadline, std::string* er
 awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadline) {
   // A TLS stream that ends without close_notify is an ordinary end here
   // (SSL_OP_IGNORE_UNEXPECTED_EOF), as for plain sockets.
-  if (!tls_) return read_plain(socket_, watchdog_, max, deadline);
+  if (!tls_)
+    return read_plain(socket_, watchdog_, max, deadline, std::exchange(wrote_last_, false));
   return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 
 awaitable<IoResult> UpstreamConnection::write_all(std::string_view data, Deadline deadline) {
+  wrote_last_ = true;
   if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
   return write_plain(socket_, watchdog_, data, deadline);
 }

@@ -65,6 +65,9 @@ class UpstreamConnection {
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   std::unique_ptr<char[]> tls_buffer_;
   Watchdog watchdog_;
+  // The last call was write_all(): the upstream is answering it, so the next plain read
+  // waits before it reads (the response cannot have arrived in the same instant).
+  bool wrote_last_ = false;
 };
 
 }  // namespace lp
