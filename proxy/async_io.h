@@ -1,9 +1,9 @@
 // The two waits every data-plane socket needs, each under the socket's Watchdog deadline:
-// one read (wait for readability, then read what is there into the thread buffer) and
-// writing a whole buffer (on a plain socket, a send first; waiting only for what remains). Results
-// are IoResult values; a wait cut by the watchdog reports kTimeout, one cancelled by someone else
-// (the client hang-up watch) kError with "operation aborted" — callers that cancel know why they
-// did.
+// one read (on a plain socket, what is there at once, or after a wait for readability, into
+// the thread buffer) and writing a whole buffer (on a plain socket, a send first; waiting only
+// for what remains). Results are IoResult values; a wait cut by the watchdog reports kTimeout,
+// one cancelled by someone else (the client hang-up watch) kError with "operation aborted" —
+// callers that cancel know why they did.
 #pragma once
 
 #include <boost/asio/ssl/error.hpp>
