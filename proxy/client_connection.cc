@@ -32,8 +32,8 @@ ClientConnection::ClientConnection(tcp::socket socket, std::string peer_ip)
 }
 
 awaitable<ReadResult> ClientConnection::read_some(size_t max, Deadline deadline) {
-  if (!tls_)
-    return read_plain(socket_, watchdog_, max, deadline, std::exchange(wrote_last_, false));
+  const bool wait_first = std::exchange(wrote_last_, false);  // TLS reads ignore it
+  if (!tls_) return read_plain(socket_, watchdog_, max, deadline, wait_first);
   return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 

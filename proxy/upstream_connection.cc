@@ -124,8 +124,8 @@ awaitable<bool> UpstreamConnection::handshake(Deadline deadline, std::string* er
 awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadline) {
   // A TLS stream that ends without close_notify is an ordinary end here
   // (SSL_OP_IGNORE_UNEXPECTED_EOF), as for plain sockets.
-  if (!tls_)
-    return read_plain(socket_, watchdog_, max, deadline, std::exchange(wrote_last_, false));
+  const bool wait_first = std::exchange(wrote_last_, false);  // TLS reads ignore it
+  if (!tls_) return read_plain(socket_, watchdog_, max, deadline, wait_first);
   return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
 }
 
