@@ -35,7 +35,11 @@
 #   --keep             keep the temp dir (configs, logs, raw samples)
 #   --no-install       do not apt-get anything
 #   --out DIR          where the results go (default: bench/results)
-set -euo pipefail
+set -Eeuo pipefail
+# Any command that stops the run names itself: under set -e a failed assignment or test
+# would otherwise end the run without a word. (Failures inside $(...) are the caller's to
+# report: a pgrep that finds nothing there is no error.)
+trap 'rc=$?; ((BASH_SUBSHELL > 0)) || echo "run.sh: line $LINENO: $BASH_COMMAND: exit $rc" >&2' ERR
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
@@ -69,7 +73,7 @@ while [[ $# -gt 0 ]]; do
     --busy-cpus) BUSY_CPUS="$2"; shift ;;
     --keep) KEEP=1 ;;
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -Eeuo pipefail/{/^#/p}' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -145,7 +149,15 @@ declare -A PID URL
 STARTED=()
 
 cleanup() {
-  local p
+  local rc=$? p f
+  if [[ $rc -ne 0 && -d ${TMP:-} ]]; then
+    echo "run.sh: stopped with exit $rc; the last lines each process wrote:" >&2
+    for f in "$TMP"/*.out "$TMP"/nginx/error.log; do
+      [[ -s $f ]] || continue
+      echo "--- ${f#"$TMP"/}" >&2
+      tail -n 5 "$f" >&2
+    done
+  fi
   for p in "${STARTED[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
   for p in "${STARTED[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -183,7 +195,10 @@ done
 # http://..." in OUTFILE, sets PID[NAME] and URL[NAME].
 start() {
   local name=$1 out=$2; shift 2
-  "$@" >"$out" 2>&1 &
+  # Emptied before the process starts, not by its own redirection: a restarted proxy reuses
+  # its file, and the wait below must never read the previous process's address.
+  : >"$out"
+  "$@" >>"$out" 2>&1 &
   local p=$!
   STARTED+=("$p")
   PID[$name]=$p
