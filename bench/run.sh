@@ -269,8 +269,13 @@ if [[ " $TARGETS " == *" nginx "* ]]; then
   for ((i = 0; i < 100; i++)); do
     "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1',$NG_PORT),0.2)" \
       2>/dev/null && break
+    kill -0 "${PID[nginx]}" 2>/dev/null || i=100
     sleep 0.1
   done
+  if ((i >= 100)); then  # e.g. its port, free a moment ago, taken since
+    echo "run.sh: nginx did not start on port $NG_PORT (its error log follows)" >&2
+    exit 1
+  fi
   URL[nginx]="http://127.0.0.1:$NG_PORT"
   for p in "${PID[nginx]}" $(pgrep -P "${PID[nginx]}"); do pin "$p" "$CPUS"; done
 fi
