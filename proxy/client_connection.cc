@@ -24,6 +24,7 @@ ClientConnection::ClientConnection(tcp::socket socket, std::string peer_ip)
                   error_code ignored;
                   socket_.cancel(ignored);
                 }),
+      stream_(socket_, watchdog_),
       peer_ip_(std::move(peer_ip)) {
   error_code ignored;
   socket_.non_blocking(true, ignored);
@@ -31,33 +32,21 @@ ClientConnection::ClientConnection(tcp::socket socket, std::string peer_ip)
   socket_.set_option(tcp::no_delay(true), ignored);
 }
 
-awaitable<ReadResult> ClientConnection::read_some(size_t max, Deadline deadline) {
-  const bool wait_first = std::exchange(wrote_last_, false);  // TLS reads ignore it
-  if (!tls_) return read_plain(socket_, watchdog_, max, deadline, wait_first);
-  return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
-}
-
-awaitable<IoResult> ClientConnection::write_all(std::string_view data, Deadline deadline) {
-  wrote_last_ = true;
-  if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
-  return write_plain(socket_, watchdog_, data, deadline);
-}
-
 awaitable<IoResult> ClientConnection::start_tls(SSL_CTX* ctx, Deadline deadline) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) co_return IoResult{IoResult::Status::kError, 0, "SSL_new failed"};
-  tls_.emplace(socket_, ssl);  // the stream owns `ssl`
+  TlsStream& tls = stream_.start_tls(ssl);  // which owns `ssl`
   watchdog_.arm(deadline);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_result);
+  auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, use_result);
   watchdog_.disarm();
   co_return io_result(ec, watchdog_.fired());
 }
 
 std::string ClientConnection::tls_server_name() const {
-  if (!tls_) return {};
+  const TlsStream* tls = stream_.tls();
+  if (tls == nullptr) return {};
   const char* name =
-      SSL_get_servername(const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle(),
-                         TLSEXT_NAMETYPE_host_name);
+      SSL_get_servername(const_cast<TlsStream*>(tls)->native_handle(), TLSEXT_NAMETYPE_host_name);
   return name ? name : "";
 }
 
@@ -105,7 +94,7 @@ void ClientConnection::on_watch_event(uint64_t generation, const error_code& ec)
     if (on_gone) on_gone();
     return;
   }
-  if (!absorb_ || tls_ || buffer.size() >= kMaxAbsorbed) {
+  if (!absorb_ || tls() || buffer.size() >= kMaxAbsorbed) {
     watching_ = false;
     return;
   }

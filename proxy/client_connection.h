@@ -8,7 +8,6 @@
 // listener posts to that thread.
 #pragma once
 
-#include <boost/asio/ssl/stream.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +15,7 @@
 
 #include "proxy/asio_base.h"
 #include "proxy/io_result.h"
+#include "proxy/socket_stream.h"
 #include "proxy/watchdog.h"
 
 namespace lp {
@@ -30,17 +30,20 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const std::string& peer_ip() const { return peer_ip_; }
   tcp::socket& socket() { return socket_; }
 
-  // Reads once into the thread buffer, or after start_tls() into this connection's own
-  // buffer (see ReadResult for how long the bytes live).
-  awaitable<ReadResult> read_some(size_t max, Deadline deadline);
-  awaitable<IoResult> write_all(std::string_view data, Deadline deadline);
+  // One read, one whole write (SocketStream): decrypted and encrypted after start_tls().
+  awaitable<ReadResult> read_some(size_t max, Deadline deadline) {
+    return stream_.read_some(max, deadline);
+  }
+  awaitable<IoResult> write_all(std::string_view data, Deadline deadline) {
+    return stream_.write_all(data, deadline);
+  }
 
   // The forward proxy's interception, after its "200 Connection Established": a TLS handshake
   // as the server, with `ctx` (which must outlive this connection); from then on reads and
   // writes are decrypted and encrypted. `buffer` must be empty (bytes of the ClientHello that
   // arrived with the CONNECT would otherwise be lost: the caller refuses those).
   awaitable<IoResult> start_tls(SSL_CTX* ctx, Deadline deadline);
-  bool tls() const { return tls_.has_value(); }
+  bool tls() const { return stream_.tls() != nullptr; }
   // The server name the client's ClientHello asked for (SNI); empty without TLS or SNI.
   std::string tls_server_name() const;
 
@@ -66,17 +69,13 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   tcp::socket socket_;
   Watchdog watchdog_;
-  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
-  std::unique_ptr<char[]> tls_buffer_;
+  SocketStream stream_;  // over socket_, under watchdog_
   std::string peer_ip_;
   std::function<void()> on_gone_;
   uint64_t watch_generation_ = 0;
   bool watching_ = false;
   bool absorb_ = false;
   bool hung_up_ = false;
-  // The last call was write_all(): the client is answering it (its next request, the body
-  // after a 100 Continue), so the next plain read waits before it reads.
-  bool wrote_last_ = false;
 };
 
 }  // namespace lp

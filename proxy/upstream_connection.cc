@@ -6,15 +6,16 @@
 #include <cerrno>
 #include <utility>
 
-#include "proxy/async_io.h"
 #include "proxy/upstream_proxy_connect.h"
 
 namespace lp {
-namespace {}  // namespace
 
 UpstreamConnection::UpstreamConnection(const asio::any_io_executor& executor,
                                        const Endpoint& endpoint)
-    : endpoint_(endpoint), socket_(executor), watchdog_(executor, [this] { cancel(); }) {}
+    : endpoint_(endpoint),
+      socket_(executor),
+      watchdog_(executor, [this] { cancel(); }),
+      stream_(socket_, watchdog_) {}
 
 void UpstreamConnection::cancel() {
   error_code ignored;
@@ -105,34 +106,20 @@ awaitable<bool> UpstreamConnection::connect(const std::string& host, uint16_t po
 
 awaitable<bool> UpstreamConnection::handshake(Deadline deadline, std::string* error) {
   const TlsClientContext& tls = *endpoint_.tls;
-  tls_.emplace(socket_, tls.context());
-  if (!tls.prepare(tls_->native_handle(), endpoint_.host, error)) co_return false;
+  TlsStream& stream = stream_.start_tls(tls.context());
+  if (!tls.prepare(stream.native_handle(), endpoint_.host, error)) co_return false;
   watchdog_.arm(deadline);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_result);
+  auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, use_result);
   watchdog_.disarm();
   if (watchdog_.fired()) {
     *error = "TLS handshake with " + endpoint_.host + " timed out";
     co_return false;
   }
   if (ec) {
-    *error = tls.handshake_error(tls_->native_handle(), endpoint_.host, ec.message());
+    *error = tls.handshake_error(stream.native_handle(), endpoint_.host, ec.message());
     co_return false;
   }
   co_return true;
-}
-
-awaitable<ReadResult> UpstreamConnection::read_some(size_t max, Deadline deadline) {
-  // A TLS stream that ends without close_notify is an ordinary end here
-  // (SSL_OP_IGNORE_UNEXPECTED_EOF), as for plain sockets.
-  const bool wait_first = std::exchange(wrote_last_, false);  // TLS reads ignore it
-  if (!tls_) return read_plain(socket_, watchdog_, max, deadline, wait_first);
-  return read_tls(*tls_, watchdog_, tls_buffer_, max, deadline);
-}
-
-awaitable<IoResult> UpstreamConnection::write_all(std::string_view data, Deadline deadline) {
-  wrote_last_ = true;
-  if (tls_) return lp::write_all(*tls_, watchdog_, data, deadline);
-  return write_plain(socket_, watchdog_, data, deadline);
 }
 
 bool UpstreamConnection::still_open() {

@@ -3,13 +3,12 @@
 // it and is used only there; the per-thread UpstreamPool keeps it between exchanges.
 #pragma once
 
-#include <boost/asio/ssl/stream.hpp>
-#include <memory>
 #include <optional>
 #include <string>
 
 #include "proxy/asio_base.h"
 #include "proxy/io_result.h"
+#include "proxy/socket_stream.h"
 #include "proxy/tls_context.h"
 #include "proxy/upstream_proxy.h"
 #include "proxy/watchdog.h"
@@ -39,10 +38,13 @@ class UpstreamConnection {
   // Through an endpoint's proxy: the connect is to the proxy, then its handshake opens the
   // tunnel the TLS handshake runs in; errors of those steps name the proxy.
   awaitable<bool> open(Deadline deadline, std::string* error);
-  // Reads once: plain sockets into the thread buffer, TLS into this connection's own buffer
-  // (a TLS read may complete later than the bytes arrive, so it cannot borrow the thread's).
-  awaitable<ReadResult> read_some(size_t max, Deadline deadline);
-  awaitable<IoResult> write_all(std::string_view data, Deadline deadline);
+  // One read, one whole write (SocketStream): through TLS when the endpoint has it.
+  awaitable<ReadResult> read_some(size_t max, Deadline deadline) {
+    return stream_.read_some(max, deadline);
+  }
+  awaitable<IoResult> write_all(std::string_view data, Deadline deadline) {
+    return stream_.write_all(data, deadline);
+  }
   // Ends whatever waits on this connection (the client hung up).
   void cancel();
   // An idle keep-alive connection has nothing to read: readable means the server closed it
@@ -62,12 +64,8 @@ class UpstreamConnection {
   const Endpoint& endpoint_;
   tcp::socket socket_;
   std::optional<tcp::resolver> resolver_;  // while resolving
-  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
-  std::unique_ptr<char[]> tls_buffer_;
   Watchdog watchdog_;
-  // The last call was write_all(): the upstream is answering it, so the next plain read
-  // waits before it reads (the response cannot have arrived in the same instant).
-  bool wrote_last_ = false;
+  SocketStream stream_;  // over socket_, under watchdog_; TLS after handshake()
 };
 
 }  // namespace lp

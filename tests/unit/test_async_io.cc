@@ -2,7 +2,7 @@
 // finishes without suspending (inside the handler that started it), a larger one waits for
 // the rest and delivers every byte in order, and a peer that is gone is an error result, not
 // an exception; a read tries the socket at once unless told the peer is still answering, and
-// either way returns what arrived.
+// either way returns what arrived. SocketStream tells it so for the first read after a write.
 #include <doctest/doctest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "proxy/async_io.h"
+#include "proxy/socket_stream.h"
 
 namespace lp {
 namespace {
@@ -28,6 +29,9 @@ struct SocketPair {
     ours.connect(acceptor.local_endpoint());
     acceptor.accept(peer);
     ours.non_blocking(true);
+    // Without it a small write waits for the ACK of the one before (Nagle), which a silent
+    // `ours` delays: bytes a test has "sent" would not be there yet.
+    peer.set_option(tcp::no_delay(true));
   }
 };
 
@@ -153,6 +157,60 @@ TEST_CASE("read_plain: wait_first on a silent socket waits for the peer's answer
   while (!result) p.ctx.run_one();
   CHECK(result->ok());
   CHECK(bytes == "answer");
+}
+
+// SocketStream's read and write as coroutines of their own.
+awaitable<void> stream_read_into(SocketStream* stream, std::optional<IoResult>* out,
+                                 std::string* bytes) {
+  ReadResult r = co_await stream->read_some(4096, deadline_after(std::chrono::seconds(30)));
+  bytes->assign(r.data);
+  *out = std::move(r.io);
+}
+awaitable<void> stream_write_into(SocketStream* stream, const std::string* data,
+                                  std::optional<IoResult>* out) {
+  IoResult r = co_await stream->write_all(*data, deadline_after(std::chrono::seconds(30)));
+  *out = std::move(r);
+}
+
+TEST_CASE("SocketStream: the first plain read after a write waits first, a later one does not") {
+  SocketPair p;
+  Watchdog watchdog(p.ctx.get_executor(), [] {});
+  SocketStream stream(p.ours, watchdog);
+  // Each step: what the peer has sent before it, whether the stream writes first, and
+  // whether the read completes in the coroutine's first handler (no wait before it).
+  struct Step {
+    std::string peer_sends;
+    bool write_first;
+    bool read_at_once;
+  };
+  const Step steps[] = {{"one", false, true},    // nothing written yet: read at once
+                        {"two", true, false},    // right after a write: wait first
+                        {"three", false, true},  // the flag was taken by the previous read
+                        {"four", true, false}};
+  for (const Step& step : steps) {
+    CAPTURE(step.peer_sends);
+    if (step.write_first) {
+      const std::string request = "request";
+      std::optional<IoResult> wrote;
+      asio::co_spawn(p.ctx, stream_write_into(&stream, &request, &wrote), asio::detached);
+      while (!wrote) p.ctx.run_one();
+      REQUIRE(wrote->ok());
+      std::string got(request.size(), '\0');
+      asio::read(p.peer, asio::buffer(got));
+      CHECK(got == request);
+    }
+    asio::write(p.peer, asio::buffer(step.peer_sends));
+    p.ctx.poll();     // what is left of the last step (the write's completion) runs now
+    p.ctx.restart();  // poll() stops a context that ran out of work
+    std::optional<IoResult> result;
+    std::string bytes;
+    asio::co_spawn(p.ctx, stream_read_into(&stream, &result, &bytes), asio::detached);
+    CHECK(p.ctx.run_one() == 1);
+    CHECK(result.has_value() == step.read_at_once);
+    while (!result) p.ctx.run_one();
+    CHECK(result->ok());
+    CHECK(bytes == step.peer_sends);
+  }
 }
 
 }  // namespace
