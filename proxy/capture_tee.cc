@@ -153,7 +153,7 @@ class CaptureObserver : public ExchangeObserver {
 
   void on_request_head(const RequestHead& head) override {
     if (truncated_) return;
-    auto now = Clock::now();
+    auto now = tee_.now_();
     size_t at = open(wire::FrameType::kRequestHead, now);
     id_meta();
     size_t data_at = wire::finish_meta(&buf_, at);
@@ -164,13 +164,13 @@ class CaptureObserver : public ExchangeObserver {
   }
   void on_request_body(std::string_view bytes) override {
     if (truncated_) return;
-    auto now = Clock::now();
+    auto now = tee_.now_();
     body(wire::FrameType::kRequestBody, bytes, now, /*with_time=*/false);
     maybe_flush(now);
   }
   void on_response_head(const ResponseHead& head) override {
     if (truncated_) return;
-    auto now = Clock::now();
+    auto now = tee_.now_();
     size_t at = open(wire::FrameType::kResponseHead, now);
     id_meta(micros(now));
     size_t data_at = wire::finish_meta(&buf_, at);

@@ -32,8 +32,15 @@ class CaptureTee : public ExchangeObserverFactory {
   std::unique_ptr<ExchangeObserver> start(const ExchangeInfo& info) override;
   const CaptureCounters& counters() const { return counters_; }
 
+  // The clock observers read for a step that brings no time of its own (the heads, request
+  // bodies): Clock::now, or in a test a fixed one, so that whether held frames are old enough
+  // to push is the test's to decide, not the scheduler's. Set before the first start().
+  using NowFn = Clock::time_point (*)();
+  void set_clock(NowFn now) { now_ = now; }
+
  private:
   friend class CaptureObserver;
+  NowFn now_ = &Clock::now;
   CaptureQueue& queue_;
   const Redactor redactor_;
   CaptureCounters own_;

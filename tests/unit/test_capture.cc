@@ -346,6 +346,13 @@ std::vector<wire::Frame> drain(CaptureQueue& q) {
   return decoded->frames;
 }
 
+// The tees' clock in these tests: a step's frames are never "old" because the test thread was
+// descheduled between two calls (a test that wants them old says so with a later time).
+Clock::time_point frozen_now() {
+  static const Clock::time_point t = Clock::now();
+  return t;
+}
+
 ExchangeInfo sample_info() {
   ExchangeInfo info;
   info.id = "0123abcd-0000-4000-8000-000000000000";
@@ -355,13 +362,14 @@ ExchangeInfo sample_info() {
   info.destination = "http://127.0.0.1:1/echo";
   info.client_ip = "127.0.0.1";
   info.started_at = std::chrono::system_clock::now();
-  info.started = Clock::now();
+  info.started = frozen_now();
   return info;
 }
 
 TEST_CASE("the tee emits begin, heads, bodies and end in order") {
   CaptureQueue q(1 << 20);
   CaptureTee tee(q, Redactor(true, {"Authorization"}));
+  tee.set_clock(&frozen_now);
   auto obs = tee.start(sample_info());
   RequestHead head;
   head.method = "POST";
@@ -373,7 +381,7 @@ TEST_CASE("the tee emits begin, heads, bodies and end in order") {
   resp.status = 200;
   resp.reason = "OK";
   obs->on_response_head(resp);
-  obs->on_response_body("data: 1\n\n", Clock::now());
+  obs->on_response_body("data: 1\n\n", frozen_now());
   ExchangeSummary s;
   s.status = 200;
   s.request_body_bytes = 6;
@@ -403,6 +411,7 @@ TEST_CASE("hostile paths and errors never make a meta the wire refuses") {
     CAPTURE(redact);
     CaptureQueue q(64 << 20);
     CaptureTee tee(q, Redactor(redact, {"Authorization"}));
+    tee.set_clock(&frozen_now);
     ExchangeInfo info = sample_info();
     info.proxy_path = "/mock/" + std::string(200 * 1024, '\x01') + "?key=sk-0123456789abcdef";
     info.destination = "http://127.0.0.1:1/" + std::string(200 * 1024, '\x01');
@@ -442,6 +451,7 @@ void check_same_as_nlohmann(const std::string& frames) {
 TEST_CASE("a short exchange is one push, its metas equal nlohmann's, with masked paths") {
   CaptureQueue q(1 << 20);
   CaptureTee tee(q, Redactor(true, {"Authorization"}));
+  tee.set_clock(&frozen_now);
   ExchangeInfo info = sample_info();
   info.proxy_path = "/mock/echo?key=sk-1234567890abcdefwxyz&q=\"\\\x01\xff";
   info.destination = "http://127.0.0.1:1/echo?key=sk-1234567890abcdefwxyz&q=1";
@@ -459,7 +469,7 @@ TEST_CASE("a short exchange is one push, its metas equal nlohmann's, with masked
   resp.reason = "OK";
   resp.headers = {{"Content-Length", "1024"}};
   obs->on_response_head(resp);
-  obs->on_response_body(std::string(1024, 'r'), Clock::now());
+  obs->on_response_body(std::string(1024, 'r'), frozen_now());
   ExchangeSummary s;
   s.status = 200;
   s.outcome = Outcome::kUpstreamError;
@@ -510,6 +520,7 @@ TEST_CASE("a short exchange is one push, its metas equal nlohmann's, with masked
 TEST_CASE("a pooled connection has no upstream_connect_us and no chunks means no delays") {
   CaptureQueue q(1 << 20);
   CaptureTee tee(q, Redactor(true, {}));
+  tee.set_clock(&frozen_now);
   ExchangeInfo info = sample_info();
   auto obs = tee.start(info);
   ExchangeSummary s;
@@ -529,6 +540,7 @@ TEST_CASE("a pooled connection has no upstream_connect_us and no chunks means no
 TEST_CASE("frames are pushed early when big or old, and in order") {
   CaptureQueue q(1 << 20);
   CaptureTee tee(q, Redactor(true, {}));
+  tee.set_clock(&frozen_now);
   ExchangeInfo info = sample_info();
   auto obs = tee.start(info);
   std::string all;
@@ -552,10 +564,10 @@ TEST_CASE("frames are pushed early when big or old, and in order") {
   resp.reason = "OK";
   resp.headers = {{"Content-Length", "18"}};  // its length known: not a stream
   obs->on_response_head(resp);
-  obs->on_response_body("data: 1\n\n", Clock::now());
+  obs->on_response_body("data: 1\n\n", frozen_now());
   CHECK(q.bytes() == 0);
   // The next piece arrives when the oldest held frame is over 10 ms old: both go.
-  obs->on_response_body("data: 2\n\n", Clock::now() + std::chrono::milliseconds(20));
+  obs->on_response_body("data: 2\n\n", frozen_now() + std::chrono::milliseconds(20));
   CHECK(q.bytes() > 0);
   CHECK(pop() == 1);
   ExchangeSummary s;
@@ -601,6 +613,7 @@ TEST_CASE("a response that may be a stream has its start pushed at its head") {
     CAPTURE(name);
     CaptureQueue q(1 << 20);
     CaptureTee tee(q, Redactor(true, {}));
+    tee.set_clock(&frozen_now);
     auto obs = tee.start(sample_info());
     RequestHead head;
     head.method = "POST";
@@ -624,6 +637,7 @@ TEST_CASE(
   {
     CaptureQueue q(100);  // not even the begin frame fits
     CaptureTee tee(q, Redactor(true, {}));
+    tee.set_clock(&frozen_now);
     auto obs = tee.start(sample_info());
     obs->on_request_body(std::string(10000, 'x'));
     ExchangeSummary s;
@@ -640,6 +654,7 @@ TEST_CASE(
     CaptureQueue q(1 << 20);
     q.push(std::string((1 << 20) - 10, 'f'));  // full: the short exchange's one push is refused
     CaptureTee tee(q, Redactor(true, {}));
+    tee.set_clock(&frozen_now);
     auto obs = tee.start(sample_info());
     ExchangeSummary s;
     s.status = 200;
@@ -660,6 +675,7 @@ TEST_CASE(
 TEST_CASE("a full queue truncates the exchange but still delivers its end frame") {
   CaptureQueue q(600);  // room for the begin and head frames, not for the big body
   CaptureTee tee(q, Redactor(true, {}));
+  tee.set_clock(&frozen_now);
   auto obs = tee.start(sample_info());
   RequestHead head;
   head.method = "POST";
