@@ -288,14 +288,15 @@ TEST_CASE("CaptureQueue: wait() ends at high water, on wake, on close, or at its
     q.set_outside(c.outside);
     if (c.wake) q.wake();
     if (c.close) q.close();
+    // "At once" leaves room for a loaded machine to deschedule this thread (tens of ms).
     const auto t0 = std::chrono::steady_clock::now();
-    CHECK(q.wait(t0 + 100ms, c.for_high_water) == c.above);
+    CHECK(q.wait(t0 + 500ms, c.for_high_water) == c.above);
     CHECK(q.past_high_water() == c.past);
     const auto waited = std::chrono::steady_clock::now() - t0;
     if (c.returns_at_once) {
-      CHECK(waited < 90ms);
+      CHECK(waited < 400ms);
     } else {
-      CHECK(waited >= 90ms);
+      CHECK(waited >= 490ms);
     }
   }
 }
